@@ -1,0 +1,73 @@
+"""One admin site that shows each schema only the models that live in it.
+
+The public host's admin manages tenants, domains, beat schedules and platform
+operators; a tenant host's admin manages that tenant's own data. Without this,
+a tenant's admin would list (and, through the public schema on the search
+path, edit) the platform's shared tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import update_wrapper
+from typing import Any, TypeVar, cast
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.admin import AdminSite
+from django.contrib.admin.apps import AdminConfig
+from django.db.models import Model
+from django.http import Http404, HttpRequest, HttpResponseBase
+from django_tenants.utils import get_public_schema_name
+
+from apps.core.tenancy import current_schema
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+
+
+def model_lives_in_current_schema(model: type[Model]) -> bool:
+    app_config = apps.get_app_config(model._meta.app_label)
+    full_name = f"{type(app_config).__module__}.{type(app_config).__name__}"
+    installed = (
+        settings.SHARED_APPS
+        if current_schema() == get_public_schema_name()
+        else settings.TENANT_APPS
+    )
+    return app_config.name in installed or full_name in installed
+
+
+class PlatformAdminSite(AdminSite):
+    site_header = "Platform administration"
+    site_title = "Platform admin"
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None and not tenant.is_public:
+            context["site_header"] = f"{tenant.name}: administration"
+        return context
+
+    def _build_app_dict(self, request: HttpRequest, label: Any = None) -> dict[str, Any]:
+        registry = self._registry
+        self._registry = {m: a for m, a in registry.items() if model_lives_in_current_schema(m)}
+        try:
+            return super()._build_app_dict(request, label)
+        finally:
+            self._registry = registry
+
+    def admin_view(self, view: _View, cacheable: bool = False) -> _View:
+        wrapped = super().admin_view(view, cacheable)
+        model = getattr(getattr(view, "__self__", None), "model", None)
+        if model is None:
+            return wrapped
+
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if not model_lives_in_current_schema(model):
+                raise Http404("Not available on this host.")
+            return wrapped(request, *args, **kwargs)
+
+        return cast(_View, update_wrapper(guarded, wrapped))
+
+
+class PlatformAdminConfig(AdminConfig):
+    default_site = "apps.core.admin_site.PlatformAdminSite"

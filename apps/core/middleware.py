@@ -1,0 +1,118 @@
+"""Request context: request id, timing header and the one access-log line per request."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+import structlog
+from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject, empty
+
+from apps.core.context import request_id_var
+
+# A client may name its own request id (to follow a call across services) if it
+# is a sane token: no spaces, quotes or control characters that could forge log lines.
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
+
+access_logger = structlog.get_logger("platform.access")
+
+
+def new_request_id() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
+def _user_id(request: HttpRequest) -> int | str | None:
+    """The authenticated user's id, without forcing a lazy (session) lookup."""
+    user = request.__dict__.get("user")
+    if user is None:
+        return None
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:  # type: ignore[attr-defined]
+        return None
+    if getattr(user, "is_authenticated", False):
+        return user.pk
+    return None
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else new_request_id()
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            response = self.get_response(request)
+            duration_ms = (time.perf_counter() - started) * 1000
+            response["X-Request-ID"] = request_id
+            response["X-Response-Time"] = f"{duration_ms:.2f}ms"
+            tenant = getattr(request, "tenant", None)
+            access_logger.info(
+                "request",
+                tenant=getattr(tenant, "schema_name", None),
+                user=_user_id(request),
+                method=request.method,
+                path=request.path,
+                status=response.status_code,
+                duration_ms=round(duration_ms, 2),
+            )
+            return response
+        finally:
+            structlog.contextvars.clear_contextvars()
+            request_id_var.reset(token)
+
+
+def rate_limit_identity(request: HttpRequest) -> str:
+    """Who a request counts against: the authenticated user, else the client address."""
+    from apps.core.net import client_ip
+
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"ip:{client_ip(request)}"
+
+
+class RateLimitMiddleware:
+    """Counts every API request against the tenant's (or the global) gateway limit."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.prefixes = tuple(settings.RATE_LIMIT_PATH_PREFIXES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from apps.core import ratelimit
+        from apps.core.envelope import error_response
+
+        if not request.path.startswith(self.prefixes):
+            return self.get_response(request)
+        tenant = getattr(request, "tenant", None)
+        rate = ratelimit.rate_for(getattr(tenant, "settings", None))
+        if rate is None:
+            return self.get_response(request)
+        scope = getattr(tenant, "schema_name", "public")
+        result = ratelimit.hit(scope=scope, client=rate_limit_identity(request), rate=rate)
+        if result is None:
+            return self.get_response(request)
+        if result.allowed:
+            response = self.get_response(request)
+        else:
+            response = error_response(
+                429,
+                "RATE_LIMITED",
+                "Rate limit exceeded",
+                {"retry_after": result.reset},
+                request=request,
+            )
+            response["Retry-After"] = str(result.reset)
+        for name, value in result.headers().items():
+            response[name] = value
+        return response

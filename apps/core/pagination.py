@@ -1,0 +1,112 @@
+"""`?page=&page_size=` pagination into `{items, total, page, page_size, total_pages}`.
+
+Bad values are a 422 with the parameter named, never a silent fallback; a page
+past the end is an empty page with the real total.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from rest_framework.pagination import BasePagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.errors import ValidationError
+
+
+def _positive_int(raw: str | None, *, name: str, default: int, maximum: int | None) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError.for_field(name, "A whole number is required.") from None
+    if value < 1:
+        raise ValidationError.for_field(name, "Must be at least 1.")
+    if maximum is not None and value > maximum:
+        raise ValidationError.for_field(name, f"Must be at most {maximum}.")
+    return value
+
+
+class PagePagination(BasePagination):
+    page_query_param = "page"
+    page_size_query_param = "page_size"
+    # A page number this large is always a mistake (or a probe): bound it like page_size.
+    max_page = 1_000_000
+
+    def __init__(self) -> None:
+        self.page = 1
+        self.page_size: int = settings.API_PAGE_SIZE_DEFAULT
+        self.total = 0
+
+    def paginate_queryset(
+        self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: APIView | None = None
+    ) -> list[Any]:
+        params = request.query_params
+        self.page = _positive_int(
+            params.get(self.page_query_param), name="page", default=1, maximum=self.max_page
+        )
+        self.page_size = _positive_int(
+            params.get(self.page_size_query_param),
+            name="page_size",
+            default=settings.API_PAGE_SIZE_DEFAULT,
+            maximum=settings.API_PAGE_SIZE_MAX,
+        )
+        self.total = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)
+        offset = (self.page - 1) * self.page_size
+        if offset >= self.total:
+            return []
+        return list(queryset[offset : offset + self.page_size])
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response(
+            {
+                "items": data,
+                "total": self.total,
+                "page": self.page,
+                "page_size": self.page_size,
+                "total_pages": math.ceil(self.total / self.page_size) if self.total else 0,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": ["items", "total", "page", "page_size", "total_pages"],
+            "properties": {
+                "items": schema,
+                "total": {"type": "integer", "minimum": 0},
+                "page": {"type": "integer", "minimum": 1},
+                "page_size": {"type": "integer", "minimum": 1},
+                "total_pages": {"type": "integer", "minimum": 0},
+            },
+        }
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.page_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Page number, from 1.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Items per page.",
+                "schema": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": settings.API_PAGE_SIZE_MAX,
+                    "default": settings.API_PAGE_SIZE_DEFAULT,
+                },
+            },
+        ]

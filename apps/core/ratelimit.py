@@ -1,0 +1,133 @@
+"""The gateway rate limit: a fixed window per client, counted atomically in Redis.
+
+One round trip per request: a Lua script increments the window's counter and
+sets its expiry in the same atomic step (the seed's INCR-then-EXPIRE in two
+calls leaves a counter without expiry when the second call is lost).
+
+Why not django-ratelimit here: its `get_usage` costs two round trips
+(`cache.add` then `cache.incr`) on every request and reports no reset instant.
+The login / refresh / password-reset limits of the identity API use
+django-ratelimit, where those costs do not matter.
+
+When Redis cannot be reached the gateway limit fails open (the request is
+served and a warning logged): readiness reports the cache as down, and the
+per-account login limits decide for themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+logger = structlog.get_logger("apps.core.ratelimit")
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+_UNIT_SECONDS = {
+    "s": 1, "sec": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+}  # fmt: skip
+
+_INCR_WITH_EXPIRY = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+
+@dataclass(frozen=True)
+class Rate:
+    limit: int
+    window: int  # seconds
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.window}s"
+
+
+@dataclass(frozen=True)
+class RateLimitResult:
+    limit: int
+    remaining: int
+    reset: int  # seconds until the window ends
+    allowed: bool
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+
+
+class InvalidRate(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=256)
+def parse_rate(text: str) -> Rate:
+    """'600/m', '100/10s', '5000/hour' -> Rate. Raises InvalidRate."""
+    match = _RATE_RE.match(text.lower())
+    if not match or match.group(3) not in _UNIT_SECONDS:
+        raise InvalidRate(f"'{text}' is not a rate such as '600/m', '100/10s' or '5000/hour'.")
+    limit = int(match.group(1))
+    multiplier = int(match.group(2)) if match.group(2) else 1
+    window = multiplier * _UNIT_SECONDS[match.group(3)]
+    if limit < 1 or window < 1:
+        raise InvalidRate(f"'{text}' must allow at least one request in a window of at least 1s.")
+    return Rate(limit=limit, window=window)
+
+
+def rate_for(tenant_settings: dict[str, Any] | None) -> Rate | None:
+    """The tenant's own rate if it sets one, else the global API_RATE_LIMIT; None = unlimited."""
+    text = (tenant_settings or {}).get("rate_limit") or settings.API_RATE_LIMIT
+    if not text:
+        return None
+    try:
+        return parse_rate(str(text))
+    except InvalidRate:
+        # Settings are validated on write; a bad value that got in anyway must
+        # not take the tenant's API down, so fall back to the global rate.
+        logger.warning("invalid_tenant_rate_limit", value=text)
+        return parse_rate(settings.API_RATE_LIMIT) if settings.API_RATE_LIMIT else None
+
+
+_scripts: dict[int, Any] = {}
+
+
+def _script() -> Any:
+    client = get_redis_connection("default")
+    script = _scripts.get(id(client))
+    if script is None:
+        script = client.register_script(_INCR_WITH_EXPIRY)
+        _scripts[id(client)] = script
+    return script
+
+
+def hit(*, scope: str, client: str, rate: Rate, now: float | None = None) -> RateLimitResult | None:
+    """Count one request of `client` in `scope`; None when Redis is unavailable (fail open)."""
+    now = time.time() if now is None else now
+    window_index = int(now // rate.window)
+    key = f"{settings.RATE_LIMIT_KEY_PREFIX}:{scope}:{client}:{rate.window}:{window_index}"
+    try:
+        count = int(_script()(keys=[key], args=[rate.window + 1]))
+    except RedisError as exc:
+        logger.warning("rate_limit_unavailable", error=type(exc).__name__)
+        return None
+    reset = max(1, int((window_index + 1) * rate.window - now + 0.999))
+    return RateLimitResult(
+        limit=rate.limit,
+        remaining=max(0, rate.limit - count),
+        reset=reset,
+        allowed=count <= rate.limit,
+    )

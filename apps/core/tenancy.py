@@ -1,0 +1,40 @@
+"""Typed access to what django-tenants adds to the database connection.
+
+django-tenants' backend gives `connection` a schema name and tenant setters
+that Django's type stubs cannot know about; going through here keeps the
+rest of the code type-checked instead of sprinkling ignores.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, cast
+
+from django.db import connection
+from django_tenants.utils import get_public_schema_name
+
+
+class TenantConnection(Protocol):
+    schema_name: str
+    tenant: Any
+
+    def set_tenant(self, tenant: Any, include_public: bool = True) -> None: ...
+
+    def set_schema(self, schema_name: str, include_public: bool = True) -> None: ...
+
+    def set_schema_to_public(self) -> None: ...
+
+
+def tenant_connection() -> TenantConnection:
+    return cast(TenantConnection, connection)
+
+
+def current_schema() -> str:
+    return tenant_connection().schema_name
+
+
+def public_schema() -> str:
+    return str(get_public_schema_name())
+
+
+def in_public_schema() -> bool:
+    return current_schema() == public_schema()

@@ -1,0 +1,61 @@
+"""Resolve the tenant from the Host header and point the connection at its schema.
+
+Replaces django-tenants' TenantMainMiddleware: the lookup is cached (see
+`resolution`), an unknown or inactive tenant's host gets a 404 in the error
+envelope (never the public schema's pages or data), and on the public API host
+a tenant may be named with the `X-Tenant` header when TENANT_HEADER_ENABLED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
+
+from apps.core.envelope import error_response
+from apps.core.tenancy import tenant_connection
+from apps.tenants.models import Tenant
+from apps.tenants.resolution import public_tenant, tenant_for_host, tenant_for_slug
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    return error_response(404, "NOT_FOUND", "No tenant is served at this address", request=request)
+
+
+class TenantMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.public_hosts = frozenset(h.lower() for h in settings.PUBLIC_HOSTS)
+        self.header_hosts = frozenset(h.lower() for h in settings.TENANT_HEADER_HOSTS)
+        self.header_enabled: bool = settings.TENANT_HEADER_ENABLED
+        self.unscoped_prefixes = tuple(settings.TENANT_UNSCOPED_PATH_PREFIXES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        tenant_connection().set_schema_to_public()
+        if request.path.startswith(self.unscoped_prefixes):
+            # Health probes answer on any host (load balancers use IPs) and touch no tenant data.
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF  # type: ignore[attr-defined]
+            return self.get_response(request)
+
+        hostname, _port = split_domain_port(request.get_host())
+        tenant: Tenant | None
+        if hostname in self.public_hosts:
+            tenant = public_tenant()
+            header = request.META.get("HTTP_X_TENANT", "").strip().lower()
+            if header and self.header_enabled and hostname in self.header_hosts:
+                tenant = tenant_for_slug(header)
+        else:
+            tenant = tenant_for_host(hostname)
+
+        if tenant is None or not tenant.is_active:
+            return _not_found(request)
+
+        request.tenant = tenant  # type: ignore[attr-defined]
+        tenant_connection().set_tenant(tenant)
+        if tenant.is_public:
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF  # type: ignore[attr-defined]
+        structlog.contextvars.bind_contextvars(tenant=tenant.schema_name)
+        return self.get_response(request)

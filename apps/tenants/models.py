@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+from django_tenants.utils import get_public_schema_name
+
+
+class TenantQuerySet(models.QuerySet["Tenant"]):
+    def customers(self) -> TenantQuerySet:
+        """Real tenants: everything but the public schema's own row."""
+        return self.exclude(schema_name=get_public_schema_name())
+
+
+class Tenant(TenantMixin):
+    """A customer organisation: one PostgreSQL schema, reached at its domains.
+
+    Schemas are created by `tenant_create` (cloned from the template schema
+    inside the same transaction as this row), never by save().
+    """
+
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    # Annotated by hand: the base class comes from an untyped package, so the
+    # Django mypy plugin cannot infer these.
+    name: models.CharField[str, str] = models.CharField(max_length=200)
+    slug: models.SlugField[str, str] = models.SlugField(max_length=63, unique=True)
+    settings: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
+    is_active: models.BooleanField[bool, bool] = models.BooleanField(default=True)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
+    schema_name: str
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+    @property
+    def is_public(self) -> bool:
+        return bool(self.schema_name == get_public_schema_name())
+
+
+class Domain(DomainMixin):
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    domain: str
+    is_primary: bool
+    tenant: Tenant
+    tenant_id: int
+
+    class Meta:
+        ordering = ["domain"]

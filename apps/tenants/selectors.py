@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from apps.core.errors import NotFoundError
+from apps.tenants.models import Domain, Tenant
+
+
+def tenant_list(*, search: str | None = None, is_active: bool | None = None) -> QuerySet[Tenant]:
+    qs = Tenant.objects.customers().prefetch_related(
+        Prefetch("domains", queryset=Domain.objects.order_by("-is_primary", "domain"))
+    )
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(slug__icontains=search))
+    if is_active is not None:
+        qs = qs.filter(is_active=is_active)
+    return qs.order_by("name", "id")
+
+
+def tenant_get(*, tenant_id: int) -> Tenant:
+    tenant = tenant_list().filter(pk=tenant_id).first()
+    if tenant is None:
+        raise NotFoundError("Tenant not found")
+    return tenant
+
+
+def tenant_schema_names(*, active_only: bool = True) -> list[str]:
+    qs = Tenant.objects.customers()
+    if active_only:
+        qs = qs.filter(is_active=True)
+    return list(qs.order_by("id").values_list("schema_name", flat=True))

@@ -1,0 +1,285 @@
+"""Settings shared by every environment. Everything that differs comes from the environment.
+
+See the configuration table in README.md for each variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from apps.core.logging import logging_config
+from platform_site.env import env_bool, env_int, env_list, env_str, redis_db_url
+
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+PLATFORM_BASE_DOMAIN = env_str("PLATFORM_BASE_DOMAIN", "localhost").lower()
+# Hosts that serve the platform itself (operators, tenant provisioning) from the public schema.
+PUBLIC_HOSTS = env_list("PUBLIC_HOSTS", [PLATFORM_BASE_DOMAIN])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [PLATFORM_BASE_DOMAIN, f".{PLATFORM_BASE_DOMAIN}"])
+
+# ------------------------------------------------------------------ applications
+SHARED_APPS = [
+    "django_tenants",
+    "apps.core",
+    "apps.tenants",
+    "apps.accounts",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "apps.core.admin_site.PlatformAdminConfig",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "corsheaders",
+    "django_celery_beat",
+]
+# Each tenant's schema: its users and everything they own. Apps in both lists
+# have their tables in public (for platform operators) and in every tenant.
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "apps.core.admin_site.PlatformAdminConfig",
+    "apps.core",
+    "apps.accounts",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+# New tenant schemas are clones of this one (kept migrated by migrate_schemas).
+TENANT_TEMPLATE_SCHEMA = "tenant_template"
+GET_EXECUTOR_FUNCTION = "apps.tenants.migration.get_executor"
+# Issue `SET search_path` only when the schema changes, not before every query.
+TENANT_LIMIT_SET_CALLS = True
+TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 300)
+TENANT_CACHE_LOCAL_SECONDS = env_int("TENANT_CACHE_LOCAL_SECONDS", 5)
+TENANT_CACHE_MISS_SECONDS = 30
+# `X-Tenant: <slug>` on the public API host selects a tenant (for clients that cannot set Host).
+TENANT_HEADER_ENABLED = env_bool("TENANT_HEADER_ENABLED", False)
+TENANT_HEADER_HOSTS = env_list("TENANT_HEADER_HOSTS", PUBLIC_HOSTS)
+TENANT_UNSCOPED_PATH_PREFIXES = ["/health/"]
+
+MIDDLEWARE = [
+    "apps.core.middleware.RequestContextMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "apps.tenants.middleware.TenantMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.core.middleware.RateLimitMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "platform_site.urls"
+PUBLIC_SCHEMA_URLCONF = "platform_site.urls_public"
+WSGI_APPLICATION = "platform_site.wsgi.application"
+ASGI_APPLICATION = "platform_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# ------------------------------------------------------------------ database
+DATABASE_URL = env_str("DATABASE_URL")
+if not DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set. `python3 run.py` starts an embedded PostgreSQL and sets it for you."
+    )
+DATABASES = {
+    "default": {
+        **dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+        ),
+        "ENGINE": "apps.core.dbbackend",
+    }
+}
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ------------------------------------------------------------------ cache (Redis)
+REDIS_URL = env_str("REDIS_URL")
+if not REDIS_URL:
+    raise ImproperlyConfigured(
+        "REDIS_URL is not set. `python3 run.py` starts an embedded Redis and sets it for you."
+    )
+_REDIS_OPTIONS = {
+    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+    "SOCKET_CONNECT_TIMEOUT": 1,
+    "SOCKET_TIMEOUT": 1,
+}
+CACHES = {
+    # Tenant data: every key is prefixed with the current schema.
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "platform"),
+        "KEY_FUNCTION": "apps.core.cache.make_key",
+        "OPTIONS": _REDIS_OPTIONS,
+    },
+    # Platform data that belongs to no tenant (tenant lookup by host): unprefixed by schema.
+    "shared": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "platform") + ":shared",
+        "OPTIONS": _REDIS_OPTIONS,
+    },
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# ------------------------------------------------------------------ Celery
+# The broker: CELERY_BROKER_URL (RabbitMQ amqp:// or Redis), else the cache's
+# Redis server on the next database number, so a cache flush never drops queued tasks.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or redis_db_url(REDIS_URL, 1)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis broker: an unacknowledged task (worker killed) is redelivered after this long.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_TENANT_CACHE_SECONDS = 30
+CELERY_TIMEZONE = "UTC"
+
+# ------------------------------------------------------------------ auth
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["apps.accounts.backends.EmailBackend"]
+# The e-mail is unique among *live* users only (a partial unique index), which
+# Django's check cannot see; the backend looks users up among live users.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# ------------------------------------------------------------------ API
+API_VERSION = "1.0"
+API_PATH_PREFIXES = ["/api/", "/health/"]
+API_PAGE_SIZE_DEFAULT = 20
+API_PAGE_SIZE_MAX = 100
+# Gateway rate limit per client (user, else IP), per tenant; a tenant's settings
+# may set its own {"rate_limit": "..."}. Empty disables it.
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/m")
+RATE_LIMIT_PATH_PREFIXES = ["/api/"]
+RATE_LIMIT_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "platform") + ":rl"
+# How many reverse proxies append to X-Forwarded-For in front of the app. 0: use REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+HEALTH_CHECK_TIMEOUT = 2
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["apps.core.renderers.EnvelopeJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PagePagination",
+    "EXCEPTION_HANDLER": "apps.core.error_handling.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "UNICODE_JSON": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Platform API",
+    "DESCRIPTION": (
+        "Multi-tenant platform API. Every response is an envelope: "
+        "`{success, data, meta}` or `{success: false, error: {code, message, details}, meta}`."
+    ),
+    "VERSION": API_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    # 3.1: nullable fields as JSON Schema types, so responses validate with any JSON Schema tool.
+    "OAS_VERSION": "3.1.0",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.openapi.envelope_hook",
+    ],
+}
+
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID", "X-Response-Time", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+    "X-RateLimit-Reset", "Retry-After",
+]  # fmt: skip
+CORS_ALLOW_HEADERS = [
+    "accept", "authorization", "content-type", "x-request-id", "x-tenant", "x-csrftoken",
+]  # fmt: skip
+
+CSRF_FAILURE_VIEW = "apps.core.error_handling.csrf_failure"
+
+# ------------------------------------------------------------------ email
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"Platform <no-reply@{PLATFORM_BASE_DOMAIN}>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+LOCAL_DIR = Path(env_str("PLATFORM_LOCAL_DIR", str(BASE_DIR / ".local")))
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+else:
+    # No mail server configured: keep mail as files a developer can open.
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(LOCAL_DIR / "mail")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", EMAIL_BACKEND)
+
+# ------------------------------------------------------------------ i18n, static
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# ------------------------------------------------------------------ logging
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+LOGGING = logging_config(json=LOG_FORMAT != "console", level=LOG_LEVEL)

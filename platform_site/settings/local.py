@@ -1,0 +1,17 @@
+"""Development: `python3 run.py` (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)."""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "true")
+
+from platform_site.settings.base import *  # noqa: F403
+from platform_site.settings.base import PLATFORM_BASE_DOMAIN
+
+# A fixed development key: sessions survive restarts. Production refuses to start without its own.
+SECRET_KEY = SECRET_KEY or "django-insecure-development-only-0a7f3c9e1b5d4f2a8c6e0b9d7f5a3c1e"  # noqa: F405
+
+ALLOWED_HOSTS = [PLATFORM_BASE_DOMAIN, f".{PLATFORM_BASE_DOMAIN}", "127.0.0.1", "[::1]"]
+CORS_ALLOWED_ORIGINS = CORS_ALLOWED_ORIGINS or [  # noqa: F405
+    "http://localhost:3000",
+    "http://localhost:5173",
+]

@@ -1,0 +1,21 @@
+"""The test suite: real PostgreSQL and Redis (embedded by `python3 run.py test`, or from the env)."""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("CACHE_KEY_PREFIX", "platform-test")
+
+from platform_site.settings.base import *  # noqa: F403
+
+SECRET_KEY = "test-only-secret-key-that-is-long-enough-for-hs256-signing-0123456789"  # noqa: S105
+ALLOWED_HOSTS = ["localhost", ".localhost", "testserver"]
+
+# Hashing cost belongs in the benchmark, not in every test that creates a user.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# High enough that ordinary tests never meet it; the rate-limit tests set their own.
+API_RATE_LIMIT = "100000/m"
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# Tests start a real worker with `-A platform_site`; it must see the test tasks.
+CELERY_IMPORTS = ["tests.worker_tasks"]

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Run the platform, or its tests, on a machine that has nothing but Python 3.11+.
+
+    python3 run.py                 # web + worker + beat on http://localhost:8000
+    python3 run.py test [ARGS]     # the whole test suite (ARGS go to pytest)
+    python3 run.py check           # ruff, mypy and the migrations check
+    python3 run.py manage ARGS     # any manage.py command, with the services running
+
+The first run creates `.venv/` and installs the pinned dependencies (again
+whenever pyproject.toml changes). Unless DATABASE_URL / REDIS_URL are set, an
+embedded PostgreSQL and Redis are started with their data under `.local/`
+(PLATFORM_LOCAL_DIR), shared by everything this command starts, and stopped
+when it ends. This file uses only the standard library: it runs before the
+virtual environment exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".platform-installed"
+
+
+def say(message: str) -> None:
+    print(f"[run] {message}", flush=True)
+
+
+def _requirements_digest() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create and fill .venv when needed, then continue inside it."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is required (this is {sys.version.split()[0]}).")
+    if not PYTHON.exists():
+        say(f"creating the virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = _requirements_digest()
+    if not STAMP.exists() or STAMP.read_text().strip() != digest:
+        say("installing dependencies (first run, or pyproject.toml changed)")
+        subprocess.run(
+            [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+             "--editable", f"{ROOT}[dev]"],
+            check=True,
+        )  # fmt: skip
+        STAMP.write_text(digest)
+    if Path(sys.prefix).resolve() != VENV.resolve():
+        os.execv(str(PYTHON), [str(PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+def local_dir() -> Path:
+    return Path(os.environ.get("PLATFORM_LOCAL_DIR", ROOT / ".local")).resolve()
+
+
+def base_env(settings_module: str, extra: dict[str, str]) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    env.setdefault("DJANGO_SETTINGS_MODULE", settings_module)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PLATFORM_LOCAL_DIR"] = str(local_dir())
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([str(PYTHON), str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, check=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from platform_site.devservices import services_start
+
+    services = services_start(local_dir())
+    try:
+        env = base_env("platform_site.settings.local", services.env)
+        env["WEB_PORT"] = str(args.port)
+        env["WEB_HOST"] = args.host
+        say("migrating the public schema, the tenant template and every tenant")
+        manage(env, "migrate_schemas", "--noinput", "-v", "0")
+        manage(
+            env,
+            "platform_bootstrap",
+            *([] if args.no_demo else ["--demo"]),
+            "--port",
+            str(args.port),
+        )
+        say("starting web, worker and beat (Ctrl-C stops everything)")
+        flags = ["--no-colour", *(["--no-prefix"] if args.no_prefix else [])]
+        honcho = subprocess.Popen(
+            [str(BIN / "honcho"), "start", *flags, "-f", str(ROOT / "Procfile")], env=env, cwd=ROOT
+        )
+        return _wait_forwarding_signals(honcho)
+    finally:
+        services.stop()
+
+
+def _wait_forwarding_signals(process: subprocess.Popen[bytes]) -> int:
+    # Ctrl-C reaches honcho directly (same terminal process group); a SIGTERM
+    # sent to this process alone is passed on, so web/worker/beat stop first
+    # and the embedded servers after them.
+    def forward(signum: int, frame: object) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from platform_site.devservices import services_start
+
+    services = services_start(local_dir(), for_tests=True)
+    try:
+        env = base_env("platform_site.settings.test", services.env)
+        env["DJANGO_SETTINGS_MODULE"] = "platform_site.settings.test"
+        return subprocess.run(
+            [str(PYTHON), "-m", "pytest", *args.pytest_args], env=env, cwd=ROOT
+        ).returncode
+    finally:
+        services.stop()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    # Static checks import the settings but need no server: point at nothing.
+    env = base_env(
+        "platform_site.settings.test",
+        {
+            "DATABASE_URL": os.environ.get("DATABASE_URL", "postgresql://127.0.0.1:1/unused"),
+            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:1/0"),
+        },
+    )
+    env["DJANGO_SETTINGS_MODULE"] = "platform_site.settings.test"
+    steps = [
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+        ["mypy", "."],
+        # No database needed: the history-consistency check is skipped (with a warning) without one.
+        [
+            "python",
+            "-W",
+            "ignore::RuntimeWarning",
+            "manage.py",
+            "makemigrations",
+            "--check",
+            "--dry-run",
+        ],
+    ]
+    failed = 0
+    for step in steps:
+        say(" ".join(step))
+        result = subprocess.run([str(BIN / step[0]), *step[1:]], env=env, cwd=ROOT)
+        failed += result.returncode != 0
+    return 1 if failed else 0
+
+
+def cmd_manage(args: argparse.Namespace) -> int:
+    from platform_site.devservices import services_start
+
+    services = services_start(local_dir())
+    try:
+        env = base_env("platform_site.settings.local", services.env)
+        return subprocess.run(
+            [str(PYTHON), "manage.py", *args.manage_args], env=env, cwd=ROOT
+        ).returncode
+    finally:
+        services.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command")
+    up = sub.add_parser("up", help="run web, worker and beat (the default)")
+    up.add_argument("--port", type=int, default=int(os.environ.get("WEB_PORT", "8000")))
+    up.add_argument("--host", default=os.environ.get("WEB_HOST", "127.0.0.1"))
+    up.add_argument("--no-demo", action="store_true", help="do not create the demo tenant 'acme'")
+    up.add_argument("--no-prefix", action="store_true", help="log lines without honcho's prefixes")
+    test = sub.add_parser("test", help="run the test suite")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    sub.add_parser("check", help="ruff, mypy and the migrations check")
+    manage_parser = sub.add_parser("manage", help="run a manage.py command")
+    manage_parser.add_argument("manage_args", nargs=argparse.REMAINDER)
+
+    argv = sys.argv[1:] or ["up"]
+    if argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["up", *argv]
+    if argv[0] in ("test", "manage"):
+        # Everything after the command belongs to pytest / manage.py, options included.
+        args = parser.parse_args(argv[:1])
+        setattr(args, f"{'pytest' if argv[0] == 'test' else 'manage'}_args", argv[1:])
+    else:
+        args = parser.parse_args(argv)
+    ensure_venv()
+    sys.path.insert(0, str(ROOT))
+    commands = {"up": cmd_up, "test": cmd_test, "check": cmd_check, "manage": cmd_manage}
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
