@@ -14,6 +14,7 @@ This module imports nothing from Django: it runs before settings exist.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -72,7 +73,13 @@ def _postgres_start(local_dir: Path, services: Services) -> str:
         ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    services._stoppers.append(server.cleanup)
+
+    def stop() -> None:
+        server.cleanup()
+        # Done now: pgserver's own exit hook would only log into closed streams later.
+        atexit.unregister(server._cleanup)
+
+    services._stoppers.append(stop)
     services.started.append("postgresql")
     _log(f"PostgreSQL ready in {time.monotonic() - started:.1f}s (data in {data_dir})")
     return str(server.get_uri(DATABASE_NAME))
@@ -120,7 +127,7 @@ def _redis_start(local_dir: Path, services: Services, *, persistent: bool) -> st
             "--dir",
             str(data_dir),
             "--appendonly",
-            "yes",
+            "yes" if persistent else "no",
             "--save",
             "",
             "--daemonize",

@@ -59,14 +59,21 @@ def session_tenants(
         return {"a": _provision("alpha"), "b": _provision("beta")}
 
 
+def _fresh(fixture: TenantFixture) -> TenantFixture:
+    # A test's changes are rolled back in the database but not in this shared
+    # object, so every test starts from the committed row.
+    fixture.tenant.refresh_from_db()
+    return fixture
+
+
 @pytest.fixture
 def tenant_a(session_tenants: dict[str, TenantFixture], db: None) -> TenantFixture:
-    return session_tenants["a"]
+    return _fresh(session_tenants["a"])
 
 
 @pytest.fixture
 def tenant_b(session_tenants: dict[str, TenantFixture], db: None) -> TenantFixture:
-    return session_tenants["b"]
+    return _fresh(session_tenants["b"])
 
 
 @pytest.fixture(autouse=True)
@@ -104,6 +111,9 @@ def operator(db: None) -> User:
 
 
 @pytest.fixture
-def operator_api(api: APIClient, operator: User) -> APIClient:
-    api.force_login(operator)
-    return api
+def operator_api(client_ip: str, operator: User) -> APIClient:
+    # A client of its own: the test client shares one cookie jar across hosts
+    # (a browser would not), so an anonymous visit elsewhere must not end this session.
+    client = APIClient(REMOTE_ADDR=client_ip, raise_request_exception=False)
+    client.force_login(operator)
+    return client

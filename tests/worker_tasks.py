@@ -1,0 +1,19 @@
+"""Tasks that exist for the tests' real Celery worker (loaded through CELERY_IMPORTS in test settings)."""
+
+from __future__ import annotations
+
+from apps.core.models import OutboxEvent
+from apps.core.tasks import tenant_task
+from apps.core.tenancy import current_schema
+
+
+@tenant_task(name="tests.record_schema")
+def record_schema(marker: str) -> str:
+    """Leaves a row in whatever schema the worker ran the task in, and names that schema."""
+    OutboxEvent.objects.create(
+        event_type="test.worker_probe",
+        source="tests",
+        data={"marker": marker, "schema": current_schema()},
+        dispatched_at=None,
+    )
+    return current_schema()

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -110,3 +112,27 @@ class PagePagination(BasePagination):
                 },
             },
         ]
+
+
+_paginated_serializers: dict[str, serializers.Serializer[Any]] = {}
+
+
+def paginated(item_serializer: type[serializers.Serializer[Any]]) -> serializers.Serializer[Any]:
+    """The OpenAPI shape of a paginated list of `item_serializer` (for `extend_schema`).
+
+    Views built on APIView paginate by hand, so drf-spectacular cannot tell
+    their list is paginated; this declares the `{items, total, ...}` page.
+    """
+    name = f"Paginated{item_serializer.__name__.removesuffix('Output')}List"
+    if name not in _paginated_serializers:
+        _paginated_serializers[name] = inline_serializer(
+            name,
+            {
+                "items": item_serializer(many=True),
+                "total": serializers.IntegerField(min_value=0),
+                "page": serializers.IntegerField(min_value=1),
+                "page_size": serializers.IntegerField(min_value=1),
+                "total_pages": serializers.IntegerField(min_value=0),
+            },
+        )
+    return _paginated_serializers[name]

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.pagination import PagePagination
+from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
 from apps.tenants import selectors, services
 from apps.tenants.permissions import IsPlatformOperator
@@ -32,7 +32,7 @@ class TenantListCreateApi(APIView):
     @extend_schema(
         operation_id="tenants_list",
         parameters=[TenantFilterInput],
-        responses={200: TenantOutput(many=True)},
+        responses={200: paginated(TenantOutput)},
         tags=["tenants"],
     )
     def get(self, request: Request) -> Response:

@@ -19,3 +19,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 # Tests start a real worker with `-A platform_site`; it must see the test tasks.
 CELERY_IMPORTS = ["tests.worker_tasks"]
+# The worker tests read task results (success and failure) back.
+CELERY_RESULT_BACKEND = redis_db_url(REDIS_URL, 2)  # noqa: F405
+CELERY_TASK_IGNORE_RESULT = False

@@ -1,0 +1,169 @@
+"""The gateway rate limit: per client, per tenant, atomic in Redis, with headers on every API response."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from django_redis import get_redis_connection
+from django_tenants.utils import tenant_context
+from rest_framework.test import APIClient
+
+from apps.accounts.models import User
+from apps.core import ratelimit
+from apps.core.ratelimit import InvalidRate, Rate, parse_rate
+from apps.core.tenancy import tenant_connection
+from apps.tenants.services import tenant_update
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("600/m", Rate(600, 60)),
+        ("100/10s", Rate(100, 10)),
+        ("5000/hour", Rate(5000, 3600)),
+        (" 7 / 2 minutes ", Rate(7, 120)),
+        ("1/d", Rate(1, 86400)),
+    ],
+)
+def test_parse_rate(text: str, rate: Rate) -> None:
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["", "lots", "10/fortnight", "0/m", "-1/m", "10/0s", "m/10"])
+def test_parse_rate_rejects_nonsense(text: str) -> None:
+    with pytest.raises(InvalidRate):
+        parse_rate(text)
+
+
+def get(client: APIClient, host: str, **extra):
+    return client.get("/api/v1/info", HTTP_HOST=host, **extra)
+
+
+@pytest.mark.django_db
+def test_headers_count_down_then_429_with_retry_after(api: APIClient, tenant_a, settings) -> None:
+    settings.API_RATE_LIMIT = "3/m"
+    remaining = []
+    for _ in range(3):
+        response = get(api, tenant_a.host)
+        assert response.status_code == 200
+        assert response["X-RateLimit-Limit"] == "3"
+        assert 1 <= int(response["X-RateLimit-Reset"]) <= 60
+        remaining.append(int(response["X-RateLimit-Remaining"]))
+    assert remaining == [2, 1, 0]
+
+    blocked = get(api, tenant_a.host)
+    assert blocked.status_code == 429
+    body = blocked.json()
+    assert body["success"] is False and body["error"]["code"] == "RATE_LIMITED"
+    retry_after = int(blocked["Retry-After"])
+    assert 1 <= retry_after <= 60
+    assert body["error"]["details"]["retry_after"] == retry_after
+    assert blocked["X-RateLimit-Remaining"] == "0"
+
+
+@pytest.mark.django_db
+def test_error_responses_count_and_carry_headers(api: APIClient, tenant_a, settings) -> None:
+    settings.API_RATE_LIMIT = "2/m"
+    first = api.get("/api/v1/does-not-exist", HTTP_HOST=tenant_a.host)
+    assert first.status_code == 404 and first["X-RateLimit-Remaining"] == "1"
+    api.get("/api/v1/does-not-exist", HTTP_HOST=tenant_a.host)
+    assert api.get("/api/v1/does-not-exist", HTTP_HOST=tenant_a.host).status_code == 429
+
+
+@pytest.mark.django_db
+def test_forged_x_forwarded_for_buys_no_new_bucket(api: APIClient, tenant_a, settings) -> None:
+    settings.API_RATE_LIMIT = "2/m"
+    for n in range(2):
+        assert get(api, tenant_a.host, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code == 200
+    assert get(api, tenant_a.host, HTTP_X_FORWARDED_FOR="203.0.113.99").status_code == 429
+
+
+@pytest.mark.django_db
+def test_trusted_proxy_count_takes_the_address_the_proxy_saw(tenant_a, settings) -> None:
+    settings.API_RATE_LIMIT = "1/m"
+    settings.TRUSTED_PROXY_COUNT = 1
+    proxy = APIClient(REMOTE_ADDR="10.0.0.1")  # every request arrives from the proxy
+    a, b = f"198.51.100.{uuid.uuid4().int % 250}", "192.0.2.7"
+    # The client may prepend anything; the proxy appends what it saw (the rightmost entry).
+    assert get(proxy, tenant_a.host, HTTP_X_FORWARDED_FOR=f"1.1.1.1, {a}").status_code == 200
+    assert get(proxy, tenant_a.host, HTTP_X_FORWARDED_FOR=f"2.2.2.2, {a}").status_code == 429
+    assert get(proxy, tenant_a.host, HTTP_X_FORWARDED_FOR=b).status_code == 200
+
+
+@pytest.mark.django_db
+def test_authenticated_user_has_own_bucket(
+    api: APIClient, tenant_a, settings, client_ip: str
+) -> None:
+    settings.API_RATE_LIMIT = "1/m"
+    assert get(api, tenant_a.host).status_code == 200
+    assert get(api, tenant_a.host).status_code == 429
+    with tenant_context(tenant_a.tenant):
+        user = User.objects.create_user(
+            f"{uuid.uuid4().hex[:10]}@alpha.test", "a-long-enough-password"
+        )
+        api.force_login(user)
+    # Same address, but now the request counts against the user.
+    assert get(api, tenant_a.host).status_code == 200
+
+
+@pytest.mark.django_db
+def test_tenant_can_have_its_own_limit(api: APIClient, tenant_a, tenant_b, settings) -> None:
+    settings.API_RATE_LIMIT = "100/m"
+    tenant_update(tenant=tenant_a.tenant, tenant_settings={"rate_limit": "1/m"})
+    try:
+        assert get(api, tenant_a.host)["X-RateLimit-Limit"] == "1"
+        assert get(api, tenant_a.host).status_code == 429
+        # Same client, other tenant: its own bucket and the global limit.
+        response = get(api, tenant_b.host)
+        assert response.status_code == 200 and response["X-RateLimit-Limit"] == "100"
+    finally:
+        tenant_connection().set_schema_to_public()
+        tenant_update(tenant=tenant_a.tenant, tenant_settings={})
+
+
+@pytest.mark.django_db
+def test_empty_rate_disables_the_limit(api: APIClient, tenant_a, settings) -> None:
+    settings.API_RATE_LIMIT = ""
+    response = get(api, tenant_a.host)
+    assert response.status_code == 200 and "X-RateLimit-Limit" not in response
+
+
+@pytest.mark.django_db
+def test_non_api_paths_are_not_counted(api: APIClient, tenant_a, settings) -> None:
+    settings.API_RATE_LIMIT = "1/m"
+    for _ in range(3):
+        response = api.get("/health/live", HTTP_HOST=tenant_a.host)
+        assert response.status_code == 200 and "X-RateLimit-Limit" not in response
+
+
+def test_concurrent_hits_are_counted_exactly(db) -> None:
+    rate = Rate(limit=20, window=60)
+    client = f"ip:race-{uuid.uuid4().hex}"
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        for _ in range(5):
+            result = ratelimit.hit(scope="race", client=client, rate=rate)
+            assert result is not None
+            with lock:
+                results.append(result.allowed)
+
+    threads = [threading.Thread(target=hammer) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 50
+    assert results.count(True) == 20
+
+
+def test_every_counter_key_gets_an_expiry(db) -> None:
+    client = f"ip:ttl-{uuid.uuid4().hex}"
+    ratelimit.hit(scope="ttl", client=client, rate=Rate(limit=5, window=30))
+    redis = get_redis_connection("default")
+    keys = list(redis.scan_iter(match=f"*:ttl:{client}:*"))
+    assert len(keys) == 1
+    assert 0 < redis.ttl(keys[0]) <= 31
