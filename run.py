@@ -52,7 +52,7 @@ def ensure_venv() -> None:
         say("installing dependencies (first run, or pyproject.toml changed)")
         subprocess.run(
             [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
-             "--editable", f"{ROOT}[dev]"],
+             "--editable", f"{ROOT}[local,dev]"],
             check=True,
         )  # fmt: skip
         STAMP.write_text(digest)

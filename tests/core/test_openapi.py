@@ -132,3 +132,4 @@ def test_swagger_ui_is_served(api: APIClient, tenant_a) -> None:
     response = api.get("/api/docs/", HTTP_HOST=tenant_a.host)
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+    assert b"cdn.jsdelivr" not in response.content  # served from our own static files
