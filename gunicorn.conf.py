@@ -7,9 +7,14 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
-# Recycle workers now and then so a slow leak can never take a worker down.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
-max_requests_jitter = 500
+# Load the app once in the master and fork workers from it: workers share its
+# memory pages, and a restarted worker is ready at once instead of importing
+# everything again (about half a second of CPU each time).
+preload_app = True
+# Still recycle a worker now and then, so a slow leak can never take one down;
+# with preloading a recycle is only a fork.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
+max_requests_jitter = 5000
 # The app logs one structured line per request itself (apps.core.middleware).
 accesslog = None
 errorlog = "-"

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 
 import structlog
+from django.contrib.messages.middleware import MessageMiddleware
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
@@ -71,11 +72,15 @@ class RequestContextMiddleware:
 
 def rate_limit_identity(request: HttpRequest) -> str:
     """Who a request counts against: the authenticated user, else the client address."""
+    from django.conf import settings
+
     from apps.core.net import client_ip
 
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        return f"user:{user.pk}"
+    # Without a session cookie there is no session user: skip the lazy lookup.
+    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            return f"user:{user.pk}"
     return f"ip:{client_ip(request)}"
 
 
@@ -116,3 +121,17 @@ class RateLimitMiddleware:
         for name, value in result.headers().items():
             response[name] = value
         return response
+
+
+class AdminMessageMiddleware(MessageMiddleware):
+    """Django's messages (the admin's "saved" banners) everywhere but the API, which has none."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from django.conf import settings
+
+        super().__init__(get_response)
+        self.skipped = tuple(settings.API_PATH_PREFIXES)
+
+    def process_request(self, request: HttpRequest) -> None:
+        if not request.path.startswith(self.skipped):
+            super().process_request(request)

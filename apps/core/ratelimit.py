@@ -17,6 +17,7 @@ per-account login limits decide for themselves.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django_redis import get_redis_connection
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 logger = structlog.get_logger("apps.core.ratelimit")
 
@@ -102,16 +103,17 @@ def rate_for(tenant_settings: dict[str, Any] | None) -> Rate | None:
         return parse_rate(settings.API_RATE_LIMIT) if settings.API_RATE_LIMIT else None
 
 
-_scripts: dict[int, Any] = {}
+_script_sha = hashlib.sha1(_INCR_WITH_EXPIRY.encode()).hexdigest()  # noqa: S324  (Redis names scripts by SHA-1)
 
 
-def _script() -> Any:
+def _evalsha(key: str, expiry: int) -> int:
+    """One round trip; the script is loaded on the first NOSCRIPT (new or flushed server)."""
     client = get_redis_connection("default")
-    script = _scripts.get(id(client))
-    if script is None:
-        script = client.register_script(_INCR_WITH_EXPIRY)
-        _scripts[id(client)] = script
-    return script
+    try:
+        return int(client.evalsha(_script_sha, 1, key, expiry))
+    except NoScriptError:
+        client.script_load(_INCR_WITH_EXPIRY)
+        return int(client.evalsha(_script_sha, 1, key, expiry))
 
 
 def hit(*, scope: str, client: str, rate: Rate, now: float | None = None) -> RateLimitResult | None:
@@ -120,7 +122,7 @@ def hit(*, scope: str, client: str, rate: Rate, now: float | None = None) -> Rat
     window_index = int(now // rate.window)
     key = f"{settings.RATE_LIMIT_KEY_PREFIX}:{scope}:{client}:{rate.window}:{window_index}"
     try:
-        count = int(_script()(keys=[key], args=[rate.window + 1]))
+        count = _evalsha(key, rate.window + 1)
     except RedisError as exc:
         logger.warning("rate_limit_unavailable", error=type(exc).__name__)
         return None
