@@ -33,3 +33,12 @@ logconfig_dict["loggers"].update(
         "gunicorn.access": {"level": "WARNING", "handlers": ["console"], "propagate": False},
     }
 )
+
+
+def pre_fork(server: object, worker: object) -> None:
+    # Move everything the master loaded out of the garbage collector's reach:
+    # otherwise a collection in a worker writes to those objects and copies
+    # the shared pages into the worker.
+    import gc
+
+    gc.freeze()

@@ -5,6 +5,7 @@
     python3 run.py test [ARGS]     # the whole test suite (ARGS go to pytest)
     python3 run.py check           # ruff, mypy and the migrations check
     python3 run.py manage ARGS     # any manage.py command, with the services running
+    python3 run.py bench NAME      # a benchmark in bench/ (e.g. foundation), ratios printed
 
 The first run creates `.venv/` and installs the pinned dependencies (again
 whenever pyproject.toml changes). Unless DATABASE_URL / REDIS_URL are set, an
@@ -180,6 +181,18 @@ def cmd_manage(args: argparse.Namespace) -> int:
         services.stop()
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    # Benchmarks start (and stop) their own servers, embedded or from the env.
+    script = ROOT / "bench" / f"{args.bench_args[0] if args.bench_args else 'foundation'}.py"
+    if not script.exists():
+        say(f"no benchmark {script.name}; see bench/")
+        return 2
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [str(PYTHON), str(script), *args.bench_args[1:]], env=env, cwd=ROOT
+    ).returncode
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -195,19 +208,26 @@ def main() -> int:
     sub.add_parser("check", help="ruff, mypy and the migrations check")
     manage_parser = sub.add_parser("manage", help="run a manage.py command")
     manage_parser.add_argument("manage_args", nargs=argparse.REMAINDER)
+    sub.add_parser("bench", help="run a benchmark from bench/ (default: foundation)")
 
     argv = sys.argv[1:] or ["up"]
     if argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["up", *argv]
-    if argv[0] in ("test", "manage"):
-        # Everything after the command belongs to pytest / manage.py, options included.
+    if argv[0] in ("test", "manage", "bench"):
+        # Everything after the command belongs to pytest / manage.py / the benchmark.
         args = parser.parse_args(argv[:1])
-        setattr(args, f"{'pytest' if argv[0] == 'test' else 'manage'}_args", argv[1:])
+        setattr(args, f"{ {'test': 'pytest'}.get(argv[0], argv[0]) }_args", argv[1:])
     else:
         args = parser.parse_args(argv)
     ensure_venv()
     sys.path.insert(0, str(ROOT))
-    commands = {"up": cmd_up, "test": cmd_test, "check": cmd_check, "manage": cmd_manage}
+    commands = {
+        "up": cmd_up,
+        "test": cmd_test,
+        "check": cmd_check,
+        "manage": cmd_manage,
+        "bench": cmd_bench,
+    }
     return commands[args.command](args)
 
 
