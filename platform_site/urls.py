@@ -1,5 +1,8 @@
 """URLs of a tenant host (`<slug>.<PLATFORM_BASE_DOMAIN>`): the tenant's own API and admin."""
 
+from django.urls import include, path
+
+from apps.accounts.urls import auth_urlpatterns, users_urlpatterns
 from platform_site.urls_common import (
     api_not_found_pattern,
     common_patterns,
@@ -11,6 +14,8 @@ from platform_site.urls_common import (
 
 urlpatterns = [
     *common_patterns("platform_site.urls"),
+    path("api/v1/", include(auth_urlpatterns)),
+    path("api/v1/", include(users_urlpatterns)),
     api_not_found_pattern(),
 ]
 

@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from apps.accounts.urls import auth_urlpatterns
 from platform_site.urls_common import (
     api_not_found_pattern,
     common_patterns,
@@ -14,6 +15,8 @@ from platform_site.urls_common import (
 urlpatterns = [
     *common_patterns("platform_site.urls_public"),
     path("api/v1/", include("apps.tenants.urls")),
+    # Platform operators sign in on the public host with the same endpoints.
+    path("api/v1/", include(auth_urlpatterns)),
     api_not_found_pattern(),
 ]
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from django.conf import settings
+from django_redis import get_redis_connection
 from django_tenants.utils import tenant_context
 from rest_framework.test import APIClient
 
@@ -81,10 +83,23 @@ def _public_schema_between_tests() -> Iterator[None]:
     # A request through the middleware leaves the connection on its tenant's
     # schema; every test starts (and ends) on public, like a fresh request.
     tenant_connection().set_schema_to_public()
-    tenant_cache_clear_local()
+    _forget_cached_state()
     yield
     tenant_connection().set_schema_to_public()
+    _forget_cached_state()
+
+
+def _forget_cached_state() -> None:
+    # Redis is not rolled back with a test's transaction: cached tenants, cached
+    # auth state and rate-limit counters would outlive the rows they describe.
+    # Only keys under the test suite's own prefix are touched.
     tenant_cache_clear_local()
+    redis = get_redis_connection("default")
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    for pattern in (f"{prefix}:shared:*", f"*{prefix}*rl:*", f"{prefix}:auth:*"):
+        keys = list(redis.scan_iter(match=pattern, count=1000))
+        if keys:
+            redis.delete(*keys)
 
 
 @pytest.fixture

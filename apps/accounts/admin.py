@@ -1,10 +1,18 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from apps.accounts.models import User
+from apps.accounts.models import Session, User
+from apps.accounts.services.sessions import sessions_revoke
+from apps.accounts.services.users import user_delete, user_restore
+from apps.core.errors import ConflictError
 
 
 class UserCreationAdminForm(AdminUserCreationForm):
@@ -21,6 +29,9 @@ class UserChangeAdminForm(UserChangeForm):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """Soft-deleted users stay listed (filter "is deleted") and can be restored; users are
+    never hard-deleted here: the retention job purges them."""
+
     form = UserChangeAdminForm
     add_form = UserCreationAdminForm
     ordering = ["email"]
@@ -33,9 +44,11 @@ class UserAdmin(DjangoUserAdmin):
         "is_deleted",
         "created_at",
     ]
-    list_filter = ["is_active", "is_staff", "is_superuser", "is_deleted"]
+    list_filter = ["is_deleted", "is_active", "is_staff", "is_superuser"]
     search_fields = ["email", "username", "full_name"]
-    readonly_fields = ["created_at", "updated_at", "last_login", "deleted_at"]
+    readonly_fields = [
+        "created_at", "updated_at", "last_login", "deleted_at", "is_deleted", "tokens_valid_after",
+    ]  # fmt: skip
     fieldsets = (
         (None, {"fields": ("email", "username", "password")}),
         ("Profile", {"fields": ("full_name",)}),
@@ -45,7 +58,16 @@ class UserAdmin(DjangoUserAdmin):
         ),
         (
             "State",
-            {"fields": ("is_deleted", "deleted_at", "last_login", "created_at", "updated_at")},
+            {
+                "fields": (
+                    "is_deleted",
+                    "deleted_at",
+                    "tokens_valid_after",
+                    "last_login",
+                    "created_at",
+                    "updated_at",
+                )
+            },
         ),
     )
     add_fieldsets = (
@@ -57,3 +79,51 @@ class UserAdmin(DjangoUserAdmin):
             },
         ),
     )
+    actions = ["soft_delete", "restore"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Soft-delete the selected users (ends their sessions)")
+    def soft_delete(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        actor: User = request.user  # type: ignore[assignment]
+        for user in queryset.filter(is_deleted=False).exclude(pk=actor.pk):
+            user_delete(user=user, by=actor)
+
+    @admin.action(description="Restore the selected soft-deleted users")
+    def restore(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        restored = 0
+        for user in queryset.filter(is_deleted=True):
+            try:
+                user_restore(user=user)
+            except ConflictError as exc:
+                messages.error(request, f"{user.email}: {exc.message}")
+            else:
+                restored += 1
+        if restored:
+            messages.success(request, f"Restored {restored} user(s).")
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin[Session]):
+    list_display = [
+        "id", "user", "created_at", "last_used_at", "expires_at", "ip_address", "revoked_at",
+        "revoke_reason",
+    ]  # fmt: skip
+    list_filter = ["revoke_reason", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__email", "ip_address", "user_agent"]
+    list_select_related = ["user"]
+    readonly_fields = [f.name for f in Session._meta.fields]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected sessions (their tokens stop working)")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        with transaction.atomic():
+            ended = sessions_revoke(queryset, reason=Session.RevokeReason.REVOKED_BY_ADMIN)
+        messages.success(request, f"Revoked {ended} session(s).")

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce, Lower, Replace, StrIndex, Substr
 
 
 def normalize_email(email: str) -> str:
@@ -66,6 +70,36 @@ class User(AbstractBaseUser, PermissionsMixin):
     updated_at = models.DateTimeField(auto_now=True)
     is_deleted = models.BooleanField(default=False)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Access tokens issued before this instant are refused (logout-all, password
+    # change or reset, deactivation, deletion).
+    tokens_valid_after = models.DateTimeField(null=True, blank=True)
+    # Kept by PostgreSQL itself from the row, so it can never be stale: username
+    # (weight A), full name (B), the e-mail's local part split at dots (B), its
+    # domain split at dots (C) and the whole address (C), tokenised without
+    # stemming ('simple'), so prefix queries match names as typed.
+    search_vector = models.GeneratedField(
+        expression=(
+            SearchVector(Coalesce("username", Value("")), weight="A", config="simple")
+            + SearchVector(Coalesce("full_name", Value("")), weight="B", config="simple")
+            + SearchVector(
+                Replace(
+                    Substr("email", 1, StrIndex("email", Value("@")) - 1),
+                    Value("."),
+                    Value(" "),
+                ),
+                weight="B",
+                config="simple",
+            )
+            + SearchVector(
+                Replace(Substr("email", StrIndex("email", Value("@")) + 1), Value("."), Value(" ")),
+                weight="C",
+                config="simple",
+            )
+            + SearchVector("email", weight="C", config="simple")
+        ),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     objects: ClassVar[UserManager] = UserManager()
 
@@ -88,6 +122,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
         indexes = [
             models.Index(fields=["created_at"], name="accounts_user_created_idx"),
+            GinIndex(fields=["search_vector"], name="accounts_user_search_gin"),
         ]
 
     def __str__(self) -> str:
@@ -102,3 +137,85 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.username
+
+
+class SessionQuerySet(models.QuerySet["Session"]):
+    def live(self) -> SessionQuerySet:
+        from django.utils import timezone
+
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class Session(models.Model):
+    """A signed-in device: one refresh-token family.
+
+    Each login starts one. Refreshing rotates the family's token: only the
+    current one (`refresh_jti`) is accepted; the one it replaced
+    (`previous_refresh_jti`) is tolerated for a short grace period (two tabs
+    refreshing at once) without issuing anything; any other token of the family
+    is a replay and revokes the whole session.
+    """
+
+    class RevokeReason(models.TextChoices):
+        LOGOUT = "logout"
+        LOGOUT_ALL = "logout_all"
+        PASSWORD_CHANGED = "password_changed"  # noqa: S105  (a reason, not a secret)
+        PASSWORD_RESET = "password_reset"  # noqa: S105
+        REFRESH_REUSED = "refresh_reused"
+        USER_DEACTIVATED = "user_deactivated"
+        USER_DELETED = "user_deleted"
+        REVOKED_BY_USER = "revoked_by_user"
+        REVOKED_BY_ADMIN = "revoked_by_admin"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sessions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    refresh_jti = models.CharField(max_length=64)
+    previous_refresh_jti = models.CharField(max_length=64, blank=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True)
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_used_at"]
+        indexes = [
+            models.Index(fields=["user", "revoked_at"], name="accounts_session_user_idx"),
+            models.Index(fields=["expires_at"], name="accounts_session_expiry_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.id} of user {self.user_id}"
+
+    @property
+    def is_live(self) -> bool:
+        from django.utils import timezone
+
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class PasswordResetToken(models.Model):
+    """A single-use, expiring password reset: only the token's SHA-256 is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="password_resets"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    # The event that asked for it: a redelivered request does not mail a second link.
+    request_event_id = models.UUIDField(unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="accounts_pwreset_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"password reset for user {self.user_id}"

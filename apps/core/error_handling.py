@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from apps.core.envelope import error_body, error_response
-from apps.core.errors import PlatformError, RateLimitedError
+from apps.core.errors import PlatformError, RateLimitedError, ServiceUnavailableError
 
 logger = structlog.get_logger("apps.core.errors")
 
@@ -96,7 +96,7 @@ def classify(exc: BaseException) -> ErrorInfo | None:
     """Map a known exception to its envelope parts; None for an unexpected one."""
     if isinstance(exc, PlatformError):
         info = ErrorInfo(exc.status_code, exc.code, exc.message, dict(exc.details))
-        if isinstance(exc, RateLimitedError):
+        if isinstance(exc, RateLimitedError | ServiceUnavailableError):
             info.headers["Retry-After"] = str(exc.retry_after)
         return info
     if isinstance(exc, DjangoValidationError):

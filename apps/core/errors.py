@@ -82,3 +82,7 @@ class ServiceUnavailableError(PlatformError):
     code = "SERVICE_UNAVAILABLE"
     status_code = 503
     message = "A service the platform depends on is unavailable"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after

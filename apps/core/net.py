@@ -24,3 +24,8 @@ def client_ip(request: HttpRequest) -> str:
     if len(forwarded) >= proxies:
         return forwarded[-proxies]
     return remote
+
+
+def client_ip_for_ratelimit(request: HttpRequest) -> str:
+    """django-ratelimit's RATELIMIT_IP_META_KEY: the same client address as the gateway's."""
+    return client_ip(request) or "0.0.0.0"  # noqa: S104  (a placeholder, never bound)

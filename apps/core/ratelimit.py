@@ -20,6 +20,7 @@ import functools
 import hashlib
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,12 +39,21 @@ _UNIT_SECONDS = {
     "d": 86400, "day": 86400, "days": 86400,
 }  # fmt: skip
 
-_INCR_WITH_EXPIRY = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
+# KEYS[1]: the window's counter (ignored when ARGV[1] is '0': no limit);
+# KEYS[2..]: keys the caller wants read in the same round trip.
+_COUNT_AND_READ = """
+local out = {0}
+if ARGV[1] ~= '0' then
+  local count = redis.call('INCR', KEYS[1])
+  if count == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+  end
+  out[1] = count
 end
-return count
+for i = 2, #KEYS do
+  out[i] = redis.call('GET', KEYS[i])
+end
+return out
 """
 
 
@@ -103,33 +113,58 @@ def rate_for(tenant_settings: dict[str, Any] | None) -> Rate | None:
         return parse_rate(settings.API_RATE_LIMIT) if settings.API_RATE_LIMIT else None
 
 
-_script_sha = hashlib.sha1(_INCR_WITH_EXPIRY.encode()).hexdigest()  # noqa: S324  (Redis names scripts by SHA-1)
+_script_sha = hashlib.sha1(_COUNT_AND_READ.encode()).hexdigest()  # noqa: S324  (Redis names scripts by SHA-1)
 
 
-def _evalsha(key: str, expiry: int) -> int:
+def _run(keys: Sequence[str], expiry: int) -> list[Any]:
     """One round trip; the script is loaded on the first NOSCRIPT (new or flushed server)."""
     client = get_redis_connection("default")
     try:
-        return int(client.evalsha(_script_sha, 1, key, expiry))
+        return list(client.evalsha(_script_sha, len(keys), *keys, expiry))
     except NoScriptError:
-        client.script_load(_INCR_WITH_EXPIRY)
-        return int(client.evalsha(_script_sha, 1, key, expiry))
+        client.script_load(_COUNT_AND_READ)
+        return list(client.evalsha(_script_sha, len(keys), *keys, expiry))
 
 
-def hit(*, scope: str, client: str, rate: Rate, now: float | None = None) -> RateLimitResult | None:
-    """Count one request of `client` in `scope`; None when Redis is unavailable (fail open)."""
+@dataclass(frozen=True)
+class RoundTrip:
+    result: RateLimitResult | None  # None: no limit applies
+    values: list[bytes | None]  # the values of the keys asked for, in order
+
+
+def hit(
+    *,
+    scope: str,
+    client: str,
+    rate: Rate | None,
+    read_keys: Sequence[str] = (),
+    now: float | None = None,
+) -> RoundTrip | None:
+    """Count one request of `client` in `scope` and read `read_keys`, in one round trip.
+
+    None when Redis is unavailable: the limit fails open, and callers that
+    asked for keys fall back to their source of truth.
+    """
+    if rate is None and not read_keys:
+        return RoundTrip(result=None, values=[])
     now = time.time() if now is None else now
-    window_index = int(now // rate.window)
-    key = f"{settings.RATE_LIMIT_KEY_PREFIX}:{scope}:{client}:{rate.window}:{window_index}"
+    window = rate.window if rate else 1
+    window_index = int(now // window)
+    counter = f"{settings.RATE_LIMIT_KEY_PREFIX}:{scope}:{client}:{window}:{window_index}"
     try:
-        count = _evalsha(key, rate.window + 1)
+        reply = _run([counter, *read_keys], window + 1 if rate else 0)
     except RedisError as exc:
         logger.warning("rate_limit_unavailable", error=type(exc).__name__)
         return None
+    values: list[bytes | None] = list(reply[1:])
+    if rate is None:
+        return RoundTrip(result=None, values=values)
+    count = int(reply[0])
     reset = max(1, int((window_index + 1) * rate.window - now + 0.999))
-    return RateLimitResult(
+    result = RateLimitResult(
         limit=rate.limit,
         remaining=max(0, rate.limit - count),
         reset=reset,
         allowed=count <= rate.limit,
     )
+    return RoundTrip(result=result, values=values)

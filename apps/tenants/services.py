@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django_tenants.utils import get_public_schema_name, schema_exists, tenant_context
 
 from apps.accounts.models import User, normalize_email
-from apps.accounts.services import user_create
+from apps.accounts.services.users import user_create
 from apps.core.errors import ConflictError, ValidationError
 from apps.core.events import event_record
 from apps.core.tenancy import current_schema

@@ -5,6 +5,7 @@ See the configuration table in README.md for each variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -43,10 +44,13 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "corsheaders",
     "django_celery_beat",
+    "django_ratelimit",
+    "django.contrib.postgres",
 ]
 # Each tenant's schema: its users and everything they own. Apps in both lists
 # have their tables in public (for platform operators) and in every tenant.
 TENANT_APPS = [
+    "django.contrib.postgres",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -183,7 +187,10 @@ AUTHENTICATION_BACKENDS = ["apps.accounts.backends.EmailBackend"]
 # Django's check cannot see; the backend looks users up among live users.
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Argon2id at OWASP's minimum (19 MiB, t=2, p=1) instead of Django's default
+    # (100 MiB, p=8): the same protection per guess, and concurrent logins cannot
+    # take a worker's memory. Old hashes are upgraded at the next sign-in.
+    "apps.accounts.hashers.PlatformArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
@@ -198,6 +205,48 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# ------------------------------------------------------------------ tokens (JWT)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 14)),
+    "ALGORITHM": "HS256",
+    "AUDIENCE": env_str("JWT_AUDIENCE", "platform-api"),
+    "ISSUER": env_str("JWT_ISSUER", "platform"),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "TOKEN_TYPE_CLAIM": "type",
+    "JTI_CLAIM": "jti",
+    "LEEWAY": 5,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
+}
+if env_str("JWT_SIGNING_KEY"):
+    SIMPLE_JWT["SIGNING_KEY"] = env_str("JWT_SIGNING_KEY")  # else simplejwt signs with SECRET_KEY
+# A session (refresh family) ends this long after login, however often it is refreshed.
+SESSION_MAX_AGE = timedelta(days=env_int("SESSION_MAX_AGE_DAYS", 30))
+# The replaced refresh token may be presented again this long after a rotation
+# (two tabs refreshing at once) and is refused without revoking the session.
+REFRESH_REUSE_GRACE_SECONDS = 10
+PASSWORD_RESET_TIMEOUT_MINUTES = env_int("PASSWORD_RESET_TIMEOUT_MINUTES", 60)
+# Where the e-mailed link points: a page of your front end that posts the token
+# to /api/v1/auth/password/reset/confirm. {host} is the tenant's primary domain.
+PASSWORD_RESET_URL = env_str("PASSWORD_RESET_URL", "{scheme}://{host}/reset-password?token={token}")
+PLATFORM_URL_SCHEME = env_str("PLATFORM_URL_SCHEME", "https")
+# Soft-deleted users are purged after this many days (by the cleanup job).
+USER_RETENTION_DAYS = env_int("USER_RETENTION_DAYS", 30)
+
+# Brute-force limits (django-ratelimit, counted in Redis per tenant).
+AUTH_RATE_LIMITS = {
+    "login_ip": env_str("AUTH_RATE_LOGIN_IP", "30/m"),
+    "login_account": env_str("AUTH_RATE_LOGIN_ACCOUNT", "5/5m"),
+    "refresh_ip": env_str("AUTH_RATE_REFRESH_IP", "60/m"),
+    "refresh_account": env_str("AUTH_RATE_REFRESH_ACCOUNT", "30/m"),
+    "reset_ip": env_str("AUTH_RATE_RESET_IP", "10/h"),
+    "reset_account": env_str("AUTH_RATE_RESET_ACCOUNT", "3/h"),
+}
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_IP_META_KEY = "apps.core.net.client_ip_for_ratelimit"
+
 # ------------------------------------------------------------------ API
 API_VERSION = "1.0"
 API_PATH_PREFIXES = ["/api/", "/health/"]
@@ -208,6 +257,10 @@ API_PAGE_SIZE_MAX = 100
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/m")
 RATE_LIMIT_PATH_PREFIXES = ["/api/"]
 RATE_LIMIT_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "platform") + ":rl"
+# Who an API request counts against, tried in order (the first answer wins),
+# else the client address. The bearer identity also reads the token's
+# revocation state in the rate-limit round trip.
+GATEWAY_IDENTIFIERS = ["apps.accounts.authentication.bearer_identity"]
 # How many reverse proxies append to X-Forwarded-For in front of the app. 0: use REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 HEALTH_CHECK_TIMEOUT = 2
@@ -215,7 +268,10 @@ HEALTH_CHECK_TIMEOUT = 2
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["apps.core.renderers.EnvelopeJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.BearerAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PagePagination",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.negotiation.JSONFirstNegotiation",

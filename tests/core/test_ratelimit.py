@@ -146,10 +146,10 @@ def test_concurrent_hits_are_counted_exactly(db) -> None:
 
     def hammer() -> None:
         for _ in range(5):
-            result = ratelimit.hit(scope="race", client=client, rate=rate)
-            assert result is not None
+            trip = ratelimit.hit(scope="race", client=client, rate=rate)
+            assert trip is not None and trip.result is not None
             with lock:
-                results.append(result.allowed)
+                results.append(trip.result.allowed)
 
     threads = [threading.Thread(target=hammer) for _ in range(10)]
     for thread in threads:

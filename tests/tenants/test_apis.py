@@ -175,6 +175,7 @@ def test_list_costs_the_same_queries_at_any_page_size(
 ) -> None:
     from django.test.utils import CaptureQueriesContext
 
+    operator_api.get("/api/v1/tenants", HTTP_HOST=PUBLIC)  # warm: tenant lookup, session
     counts = []
     for size in (1, 100):
         with CaptureQueriesContext(connection) as ctx:

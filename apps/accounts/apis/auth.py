@@ -1,0 +1,205 @@
+"""POST /api/v1/auth/...: sign in, refresh, sign out, passwords, sessions. On every host."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts import limits
+from apps.accounts.models import User, normalize_email
+from apps.accounts.selectors import session_list
+from apps.accounts.serializers import (
+    LoginInput,
+    MessageOutput,
+    PasswordChangeInput,
+    PasswordResetConfirmInput,
+    PasswordResetInput,
+    RefreshInput,
+    RevokedOutput,
+    SessionOutput,
+    TokenPairOutput,
+)
+from apps.accounts.services import passwords, sessions
+from apps.accounts.services.sessions import ClientInfo
+from apps.accounts.tokens import Claims, InvalidToken, refresh_token_decode
+from apps.core.errors import UnauthorizedError
+from apps.core.serializers import validated
+
+RESET_REQUESTED = (
+    "If the address belongs to an account, a link to reset its password is on its way."
+)
+
+_tag = ["auth"]
+
+
+def _current_session_id(request: Request) -> str | None:
+    return request.auth.session_id if isinstance(request.auth, Claims) else None
+
+
+class LoginApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        operation_id="auth_login",
+        request=LoginInput,
+        responses={
+            200: TokenPairOutput,
+            401: OpenApiResponse(description="Invalid email or password"),
+        },
+        tags=_tag,
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(LoginInput, request.data)
+        account = normalize_email(data["email"])
+        limits.count_and_check(request._request, "login_ip", limits.ip_of(request._request))
+        limits.check(request._request, "login_account", account)
+        try:
+            pair = sessions.login(
+                email=account, password=data["password"], client=ClientInfo.of(request._request)
+            )
+        except UnauthorizedError:
+            # Failures count against the account: a guessing run locks it for a while.
+            limits.count(request._request, "login_account", account)
+            raise
+        return Response(pair.as_response())
+
+
+class RefreshApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        operation_id="auth_refresh",
+        request=RefreshInput,
+        responses={
+            200: TokenPairOutput,
+            401: OpenApiResponse(description="Invalid, used or revoked"),
+        },
+        tags=_tag,
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(RefreshInput, request.data)
+        limits.count_and_check(request._request, "refresh_ip", limits.ip_of(request._request))
+        try:
+            account = str(refresh_token_decode(data["refresh_token"]).user_id)
+        except InvalidToken:
+            account = None
+        if account is not None:
+            limits.count_and_check(request._request, "refresh_account", account)
+        pair = sessions.token_refresh(
+            refresh_token=data["refresh_token"], client=ClientInfo.of(request._request)
+        )
+        return Response(pair.as_response())
+
+
+class LogoutApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        operation_id="auth_logout", request=RefreshInput, responses={200: RevokedOutput}, tags=_tag
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(RefreshInput, request.data)
+        return Response({"revoked_sessions": sessions.logout(refresh_token=data["refresh_token"])})
+
+
+class LogoutAllApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="auth_logout_all", request=None, responses={200: RevokedOutput}, tags=_tag
+    )
+    def post(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        return Response({"revoked_sessions": sessions.logout_all(user=user)})
+
+
+class PasswordChangeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="auth_password_change",
+        request=PasswordChangeInput,
+        responses={200: TokenPairOutput},
+        description="Ends every session and access token, then signs this device in again.",
+        tags=_tag,
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(PasswordChangeInput, request.data)
+        user: User = request.user  # type: ignore[assignment]
+        pair = passwords.password_change(
+            user=user,
+            old_password=data["old_password"],
+            new_password=data["new_password"],
+            client=ClientInfo.of(request._request),
+        )
+        return Response(pair.as_response())
+
+
+class PasswordResetApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        operation_id="auth_password_reset",
+        request=PasswordResetInput,
+        responses={200: MessageOutput},
+        description="Always the same answer, whether or not the address has an account.",
+        tags=_tag,
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(PasswordResetInput, request.data)
+        email = normalize_email(data["email"])
+        limits.count_and_check(request._request, "reset_ip", limits.ip_of(request._request))
+        limits.count_and_check(request._request, "reset_account", email)
+        passwords.password_reset_request(email=email, client=ClientInfo.of(request._request))
+        return Response({"detail": RESET_REQUESTED})
+
+
+class PasswordResetConfirmApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        operation_id="auth_password_reset_confirm",
+        request=PasswordResetConfirmInput,
+        responses={200: MessageOutput},
+        tags=_tag,
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(PasswordResetConfirmInput, request.data)
+        limits.count_and_check(request._request, "reset_ip", limits.ip_of(request._request))
+        passwords.password_reset_confirm(
+            token=data["token"],
+            new_password=data["new_password"],
+            client=ClientInfo.of(request._request),
+        )
+        return Response({"detail": "Your password has been changed; sign in with it."})
+
+
+class SessionsApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="auth_sessions_list", responses={200: SessionOutput(many=True)}, tags=_tag
+    )
+    def get(self, request: Request) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        context = {"current_session_id": _current_session_id(request)}
+        return Response(SessionOutput(session_list(user=user), many=True, context=context).data)
+
+
+class SessionDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="auth_sessions_revoke", responses={204: None}, tags=_tag)
+    def delete(self, request: Request, session_id: str) -> Response:
+        user: User = request.user  # type: ignore[assignment]
+        sessions.session_revoke(user=user, session_id=session_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,149 @@
+"""/api/v1/users: the tenant's users. Until roles exist, staff manage everyone and every
+user sees and edits only themselves."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts import selectors
+from apps.accounts.models import User
+from apps.accounts.serializers import (
+    ProfileUpdateInput,
+    UserCreateInput,
+    UserFilterInput,
+    UserOutput,
+    UserUpdateInput,
+)
+from apps.accounts.services import users as user_services
+from apps.core.errors import ForbiddenError
+from apps.core.pagination import PagePagination, paginated
+from apps.core.serializers import validated
+
+_tag = ["users"]
+
+
+def _actor(request: Request) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def _require_manager(actor: User) -> None:
+    if not selectors.can_manage_users(actor):
+        raise ForbiddenError("Only staff may manage users.")
+
+
+class UsersApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="users_list",
+        parameters=[UserFilterInput],
+        responses={200: paginated(UserOutput)},
+        tags=_tag,
+    )
+    def get(self, request: Request) -> Response:
+        _require_manager(_actor(request))
+        filters = validated(UserFilterInput, request.query_params.dict())
+        queryset = selectors.user_list(
+            actor=_actor(request),
+            search=filters.get("search"),
+            is_active=filters.get("is_active"),
+            ordering=filters.get("ordering"),
+            deleted=filters["deleted"],
+        )
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(UserOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="users_create",
+        request=UserCreateInput,
+        responses={201: UserOutput, 409: OpenApiResponse(description="Email or username taken")},
+        tags=_tag,
+    )
+    def post(self, request: Request) -> Response:
+        _require_manager(_actor(request))
+        data = validated(UserCreateInput, request.data)
+        user = user_services.user_create(
+            email=data["email"],
+            username=data["username"],
+            password=data["password"],
+            full_name=data["full_name"],
+            is_staff=data["is_staff"],
+        )
+        return Response(UserOutput(user).data, status=status.HTTP_201_CREATED)
+
+
+class UserMeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="users_me", responses={200: UserOutput}, tags=_tag)
+    def get(self, request: Request) -> Response:
+        user = selectors.user_get(actor=_actor(request), user_id=_actor(request).pk)
+        return Response(UserOutput(user).data)
+
+    @extend_schema(
+        operation_id="users_me_update",
+        request=ProfileUpdateInput,
+        responses={200: UserOutput, 409: OpenApiResponse(description="Username taken")},
+        tags=_tag,
+    )
+    def patch(self, request: Request) -> Response:
+        data = validated(ProfileUpdateInput, request.data)
+        user = selectors.user_get(actor=_actor(request), user_id=_actor(request).pk)
+        user_services.user_update(user=user, changes=data, managed=False)
+        return Response(UserOutput(user).data)
+
+
+class UserDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="users_retrieve", responses={200: UserOutput}, tags=_tag)
+    def get(self, request: Request, user_id: int) -> Response:
+        return Response(UserOutput(selectors.user_get(actor=_actor(request), user_id=user_id)).data)
+
+    @extend_schema(
+        operation_id="users_update",
+        request=UserUpdateInput,
+        responses={200: UserOutput, 409: OpenApiResponse(description="Email or username taken")},
+        description="Staff may change every field; anyone else only their own username and full name.",
+        tags=_tag,
+    )
+    def patch(self, request: Request, user_id: int) -> Response:
+        actor = _actor(request)
+        manages = selectors.can_manage_users(actor)
+        data = validated(UserUpdateInput if manages else ProfileUpdateInput, request.data)
+        user = selectors.user_get(actor=actor, user_id=user_id)
+        user_services.user_update(user=user, changes=data, managed=manages)
+        return Response(UserOutput(user).data)
+
+    @extend_schema(operation_id="users_delete", responses={204: None}, tags=_tag)
+    def delete(self, request: Request, user_id: int) -> Response:
+        actor = _actor(request)
+        _require_manager(actor)
+        user = selectors.user_get(actor=actor, user_id=user_id)
+        user_services.user_delete(user=user, by=actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserRestoreApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="users_restore",
+        request=None,
+        responses={
+            200: UserOutput,
+            409: OpenApiResponse(description="Email or username taken since"),
+        },
+        tags=_tag,
+    )
+    def post(self, request: Request, user_id: int) -> Response:
+        actor = _actor(request)
+        _require_manager(actor)
+        user = selectors.user_get(actor=actor, user_id=user_id, include_deleted=True)
+        return Response(UserOutput(user_services.user_restore(user=user)).data)

@@ -1,0 +1,14 @@
+"""Consumers of domain events: they only enqueue tasks (the outbox relay resends on failure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.core.events import event_receiver
+
+
+@event_receiver("auth.password_reset_requested")
+def on_password_reset_requested(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
+    from apps.accounts.tasks import password_reset_send_task
+
+    password_reset_send_task.delay(event["event_id"], event["data"]["email"])

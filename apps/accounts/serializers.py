@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from apps.accounts.models import Session, User
+from apps.core.serializers import InputSerializer
+
+
+class UserOutput(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = [
+            "id", "email", "username", "full_name", "is_active", "is_staff", "is_superuser",
+            "last_login", "created_at", "updated_at", "is_deleted", "deleted_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class UserCreateInput(InputSerializer):
+    email = serializers.EmailField(max_length=254)
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    password_confirm = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    full_name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    is_staff = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["password"] != attrs["password_confirm"]:
+            raise serializers.ValidationError({"password_confirm": ["The two passwords differ."]})
+        return attrs
+
+
+class UserUpdateInput(InputSerializer):
+    email = serializers.EmailField(max_length=254, required=False)
+    username = serializers.CharField(max_length=150, required=False)
+    full_name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    is_active = serializers.BooleanField(required=False)
+    is_staff = serializers.BooleanField(required=False)
+
+
+class ProfileUpdateInput(InputSerializer):
+    username = serializers.CharField(max_length=150, required=False)
+    full_name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+
+
+class UserFilterInput(InputSerializer):
+    search = serializers.CharField(required=False, max_length=200, allow_blank=True)
+    is_active = serializers.BooleanField(required=False, allow_null=True, default=None)
+    ordering = serializers.CharField(required=False, max_length=40)
+    deleted = serializers.BooleanField(required=False, default=False)
+    page = serializers.CharField(required=False)
+    page_size = serializers.CharField(required=False)
+
+
+class LoginInput(InputSerializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+
+
+class RefreshInput(InputSerializer):
+    refresh_token = serializers.CharField(max_length=4096)
+
+
+class PasswordChangeInput(InputSerializer):
+    old_password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+
+
+class PasswordResetInput(InputSerializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetConfirmInput(InputSerializer):
+    token = serializers.CharField(max_length=200)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+
+
+class TokenPairOutput(serializers.Serializer[Any]):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    token_type = serializers.CharField(help_text='Always "bearer".')
+    expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
+
+
+class RevokedOutput(serializers.Serializer[Any]):
+    revoked_sessions = serializers.IntegerField()
+
+
+class MessageOutput(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+
+
+class SessionOutput(serializers.ModelSerializer[Session]):
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Session
+        fields = [
+            "id",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "ip_address",
+            "user_agent",
+            "current",
+        ]
+        read_only_fields = fields
+
+    def get_current(self, session: Session) -> bool:
+        return str(session.pk) == self.context.get("current_session_id")

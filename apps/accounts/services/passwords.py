@@ -1,0 +1,153 @@
+"""Changing and resetting passwords; both end every session of the user."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+import structlog
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from apps.accounts.models import PasswordResetToken, Session, User, normalize_email
+from apps.accounts.services.sessions import ClientInfo, session_start_for, user_tokens_revoke
+from apps.accounts.tokens import TokenPair
+from apps.core.errors import ValidationError
+from apps.core.events import event_record
+from apps.core.tenancy import current_schema
+
+logger = structlog.get_logger("apps.accounts.passwords")
+
+RESET_LINK_INVALID = "This reset link is invalid or has expired."
+
+
+def _password_errors(password: str, user: User) -> list[str]:
+    try:
+        validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        return list(exc.messages)
+    return []
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def password_change(
+    *, user: User, old_password: str, new_password: str, client: ClientInfo
+) -> TokenPair:
+    """Set a new password, end every session and every access token, and sign this device in
+    again (the returned pair)."""
+    if not user.check_password(old_password):
+        raise ValidationError(details={"old_password": ["The current password is not correct."]})
+    if problems := _password_errors(new_password, user):
+        raise ValidationError(details={"new_password": problems})
+    user.set_password(new_password)
+    user.save(update_fields=["password", "updated_at"])
+    user_tokens_revoke(user=user, reason=Session.RevokeReason.PASSWORD_CHANGED)
+    event_record(
+        type="auth.password_changed",
+        source="accounts",
+        data={"user_id": user.pk, "how": "change"},
+        metadata={"security": True, "ip_address": client.ip_address},
+    )
+    return session_start_for(user=user, client=client)
+
+
+@transaction.atomic
+def password_reset_request(*, email: str, client: ClientInfo) -> None:
+    """Record the request; a worker mails the link if the address is a user's.
+
+    The caller's answer and its timing are the same whether or not the address
+    exists: nothing here looks the user up.
+    """
+    event_record(
+        type="auth.password_reset_requested",
+        source="accounts",
+        data={"email": normalize_email(email)},
+        metadata={"security": True, "ip_address": client.ip_address},
+    )
+
+
+def password_reset_send(*, request_event_id: str, email: str) -> bool:
+    """Create a single-use reset token and mail its link, once per request event.
+
+    Returns whether a mail was sent. The token is created and mailed in one
+    transaction: if sending fails, no token exists and the task retries.
+    """
+    user = User.objects.live().filter(email=normalize_email(email), is_active=True).first()
+    if user is None:
+        return False
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            PasswordResetToken.objects.create(
+                user=user,
+                token_hash=_token_hash(token),
+                request_event_id=request_event_id,
+                expires_at=now + timedelta(minutes=settings.PASSWORD_RESET_TIMEOUT_MINUTES),
+            )
+            _reset_mail(user, token).send()
+    except IntegrityError:
+        return False  # this request was handled already
+    return True
+
+
+def _reset_mail(user: User, token: str) -> EmailMultiAlternatives:
+    from apps.tenants.models import Domain
+
+    schema = current_schema()
+    domain = Domain.objects.filter(tenant__schema_name=schema).order_by("-is_primary", "id").first()
+    host = domain.domain if domain else settings.PLATFORM_BASE_DOMAIN
+    context = {
+        "user": user,
+        "link": settings.PASSWORD_RESET_URL.format(
+            scheme=settings.PLATFORM_URL_SCHEME, host=host, token=token
+        ),
+        "minutes": settings.PASSWORD_RESET_TIMEOUT_MINUTES,
+    }
+    mail = EmailMultiAlternatives(
+        subject=render_to_string("accounts/password_reset_subject.txt", context).strip(),
+        body=render_to_string("accounts/password_reset_email.txt", context),
+        to=[user.email],
+    )
+    mail.attach_alternative(
+        render_to_string("accounts/password_reset_email.html", context), "text/html"
+    )
+    return mail
+
+
+@transaction.atomic
+def password_reset_confirm(*, token: str, new_password: str, client: ClientInfo) -> None:
+    reset = (
+        PasswordResetToken.objects.select_for_update()
+        .select_related("user")
+        .filter(token_hash=_token_hash(token), used_at__isnull=True, expires_at__gt=timezone.now())
+        .first()
+    )
+    if reset is None or reset.user.is_deleted or not reset.user.is_active:
+        raise ValidationError(details={"token": [RESET_LINK_INVALID]})
+    user = reset.user
+    if problems := _password_errors(new_password, user):
+        raise ValidationError(details={"new_password": problems})
+    user.set_password(new_password)
+    user.save(update_fields=["password", "updated_at"])
+    # Every outstanding link of this user dies with this one.
+    PasswordResetToken.objects.filter(user=user, used_at__isnull=True).update(
+        used_at=timezone.now()
+    )
+    user_tokens_revoke(user=user, reason=Session.RevokeReason.PASSWORD_RESET)
+    event_record(
+        type="auth.password_changed",
+        source="accounts",
+        data={"user_id": user.pk, "how": "reset"},
+        metadata={"security": True, "ip_address": client.ip_address},
+    )

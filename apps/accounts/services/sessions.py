@@ -1,0 +1,201 @@
+"""Signing in and out: sessions (refresh-token families), rotation, revocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.accounts.authentication import session_state_mark_ended
+from apps.accounts.models import Session, User, normalize_email
+from apps.accounts.tokens import InvalidToken, TokenPair, refresh_token_decode, token_pair_issue
+from apps.core.errors import NotFoundError, UnauthorizedError
+from apps.core.events import event_record
+from apps.core.net import client_ip
+
+logger = structlog.get_logger("apps.accounts.sessions")
+
+INVALID_CREDENTIALS = "Invalid email or password"
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    ip_address: str | None
+    user_agent: str
+
+    @classmethod
+    def of(cls, request: HttpRequest) -> ClientInfo:
+        return cls(
+            ip_address=client_ip(request) or None,
+            user_agent=str(request.META.get("HTTP_USER_AGENT", ""))[:512],
+        )
+
+
+def _session_start(*, user: User, client: ClientInfo, now: datetime) -> TokenPair:
+    session = Session(
+        user=user,
+        last_used_at=now,
+        expires_at=now + settings.SESSION_MAX_AGE,
+        ip_address=client.ip_address,
+        user_agent=client.user_agent,
+    )
+    pair = token_pair_issue(user=user, session=session, now=now)
+    session.refresh_jti = pair.refresh_jti
+    session.save()
+    return pair
+
+
+@transaction.atomic
+def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
+    """Start a session. Unknown address, wrong password, inactive or deleted user: the same
+    401, after the same work (one password hash either way)."""
+    user = User.objects.live().filter(email=normalize_email(email)).first()
+    if user is None:
+        make_password(password)  # as long as checking a real password takes
+        raise UnauthorizedError(INVALID_CREDENTIALS)
+    # check_password also re-hashes a password stored with outdated parameters.
+    if not user.check_password(password) or not user.is_active:
+        raise UnauthorizedError(INVALID_CREDENTIALS)
+    now = timezone.now()
+    pair = _session_start(user=user, client=client, now=now)
+    user.last_login = now
+    user.save(update_fields=["last_login"])
+    return pair
+
+
+def sessions_revoke(sessions: QuerySet[Session], *, reason: str) -> int:
+    """End the live sessions of `sessions`; their access tokens fail from the next request."""
+    now = timezone.now()
+    ids = [str(pk) for pk in sessions.filter(revoked_at__isnull=True).values_list("pk", flat=True)]
+    if not ids:
+        return 0
+    Session.objects.filter(pk__in=ids).update(revoked_at=now, revoke_reason=reason)
+    # Marked ended in the cache at once (should this transaction roll back, the
+    # worst outcome is signing in again) and again after commit, in case a
+    # request re-cached the session as live in between.
+    session_state_mark_ended(ids)
+    transaction.on_commit(lambda: session_state_mark_ended(ids))
+    return len(ids)
+
+
+def user_tokens_revoke(*, user: User, reason: str) -> int:
+    """End every session of `user` and refuse every access token issued until now."""
+    user.tokens_valid_after = timezone.now()
+    user.save(update_fields=["tokens_valid_after", "updated_at"])
+    return sessions_revoke(Session.objects.filter(user=user), reason=reason)
+
+
+def token_refresh(*, refresh_token: str, client: ClientInfo) -> TokenPair:
+    """Rotate the session's refresh token. Replaying an already rotated token ends the session
+    (after a short grace period for two tabs refreshing at once, which is simply refused)."""
+    try:
+        claims = refresh_token_decode(refresh_token)
+    except InvalidToken as exc:
+        raise UnauthorizedError(f"Invalid refresh token: {exc}") from None
+    now = timezone.now()
+    reused = False
+    with transaction.atomic():
+        # The row lock serialises concurrent refreshes of one session: one rotates,
+        # the others then see a token that is no longer current.
+        session = (
+            Session.objects.select_for_update()
+            .select_related("user")
+            .filter(pk=claims.session_id, user_id=claims.user_id)
+            .first()
+        )
+        if session is None or not session.is_live:
+            raise UnauthorizedError("Session has ended")
+        user = session.user
+        if not user.is_active or user.is_deleted:
+            raise UnauthorizedError("User not found or inactive")
+        if claims.jti != session.refresh_jti:
+            grace = timedelta(seconds=settings.REFRESH_REUSE_GRACE_SECONDS)
+            if (
+                claims.jti == session.previous_refresh_jti
+                and session.rotated_at is not None
+                and now - session.rotated_at <= grace
+            ):
+                raise UnauthorizedError("Refresh token already used")
+            sessions_revoke(
+                Session.objects.filter(pk=session.pk), reason=Session.RevokeReason.REFRESH_REUSED
+            )
+            event_record(
+                type="auth.refresh_token_reused",
+                source="accounts",
+                data={"user_id": user.pk, "session_id": str(session.pk)},
+                metadata={"security": True, "ip_address": client.ip_address},
+            )
+            logger.warning(
+                "refresh_token_reused",
+                user_id=user.pk,
+                session_id=str(session.pk),
+                ip=client.ip_address,
+            )
+            reused = True
+        else:
+            pair = token_pair_issue(user=user, session=session, now=now)
+            session.previous_refresh_jti = session.refresh_jti
+            session.refresh_jti = pair.refresh_jti
+            session.rotated_at = now
+            session.last_used_at = now
+            session.ip_address = client.ip_address
+            session.user_agent = client.user_agent
+            session.save(
+                update_fields=[
+                    "previous_refresh_jti", "refresh_jti", "rotated_at", "last_used_at",
+                    "ip_address", "user_agent",
+                ]
+            )  # fmt: skip
+    if reused:
+        # Raised after the block, so the revocation above is committed.
+        raise UnauthorizedError("Refresh token reuse detected; the session has been ended")
+    return pair
+
+
+@transaction.atomic
+def logout(*, refresh_token: str) -> int:
+    """End the session the refresh token belongs to (any token of its family will do)."""
+    try:
+        claims = refresh_token_decode(refresh_token)
+    except InvalidToken as exc:
+        raise UnauthorizedError(f"Invalid refresh token: {exc}") from None
+    sessions = Session.objects.filter(pk=claims.session_id, user_id=claims.user_id)
+    return sessions_revoke(sessions, reason=Session.RevokeReason.LOGOUT)
+
+
+@transaction.atomic
+def logout_all(*, user: User) -> int:
+    return user_tokens_revoke(user=user, reason=Session.RevokeReason.LOGOUT_ALL)
+
+
+@transaction.atomic
+def session_revoke(*, user: User, session_id: str) -> None:
+    sessions = Session.objects.live().filter(pk=session_id, user=user)
+    if not sessions_revoke(sessions, reason=Session.RevokeReason.REVOKED_BY_USER):
+        raise NotFoundError("Session not found")
+
+
+def session_start_for(*, user: User, client: ClientInfo) -> TokenPair:
+    """A new session for a user who just proved who they are (after a password change)."""
+    return _session_start(user=user, client=client, now=timezone.now())
+
+
+def auth_records_cleanup(*, now: datetime | None = None, keep_days: int = 7) -> dict[str, int]:
+    """Delete sessions that ended (expired or revoked) more than `keep_days` ago and
+    password reset tokens that were used or expired. Run daily by the jobs issue's schedule."""
+    from apps.accounts.models import PasswordResetToken
+
+    now = now or timezone.now()
+    horizon = now - timedelta(days=keep_days)
+    sessions, _ = Session.objects.filter(expires_at__lt=horizon).delete()
+    revoked, _ = Session.objects.filter(revoked_at__lt=horizon).delete()
+    resets, _ = PasswordResetToken.objects.filter(expires_at__lt=now).delete()
+    used, _ = PasswordResetToken.objects.filter(used_at__isnull=False).delete()
+    return {"sessions": sessions + revoked, "password_reset_tokens": resets + used}

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import Session, User, normalize_email
+from apps.core.errors import ConflictError, ValidationError
+from apps.core.events import event_record
+
+EMAIL_TAKEN = "Email already registered"
+USERNAME_TAKEN = "Username already taken"
+
+
+def username_from_email(email: str) -> str:
+    local = normalize_email(email).split("@", 1)[0]
+    return re.sub(r"[^\w.@+-]", "", local)[:150] or "user"
+
+
+def _identity_errors(*, email: str | None, username: str | None) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if email is not None:
+        try:
+            validate_email(email)
+        except DjangoValidationError as exc:
+            errors["email"] = list(exc.messages)
+    if username is not None:
+        try:
+            if not username:
+                raise DjangoValidationError("This field is required.")
+            User._meta.get_field("username").run_validators(username)
+        except DjangoValidationError as exc:
+            errors["username"] = list(exc.messages)
+    return errors
+
+
+def _ensure_free(*, user: User, email: str | None, username: str | None) -> None:
+    """409 when another live user already has the address or the name."""
+    others = User.objects.live().exclude(pk=user.pk)
+    if email is not None and others.filter(email=email).exists():
+        raise ConflictError(EMAIL_TAKEN, details={"email": [EMAIL_TAKEN]})
+    if username is not None and others.filter(username__iexact=username).exists():
+        raise ConflictError(USERNAME_TAKEN, details={"username": [USERNAME_TAKEN]})
+
+
+def user_create(
+    *,
+    email: str,
+    password: str,
+    username: str | None = None,
+    full_name: str = "",
+    is_staff: bool = False,
+    is_superuser: bool = False,
+) -> User:
+    """Create a user in the current schema, with every check the API promises.
+
+    Raises ValidationError (422) for bad input and ConflictError (409) when the
+    e-mail or username belongs to a live user of this schema.
+    """
+    email = normalize_email(email)
+    username = (username or username_from_email(email)).strip()
+    errors = _identity_errors(email=email, username=username)
+    if len(full_name) > 255:
+        errors["full_name"] = ["At most 255 characters."]
+    candidate = User(email=email, username=username, full_name=full_name)
+    try:
+        validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        errors["password"] = list(exc.messages)
+    if errors:
+        raise ValidationError(details=errors)
+
+    _ensure_free(user=candidate, email=email, username=username)
+
+    candidate.is_staff = is_staff
+    candidate.is_superuser = is_superuser
+    candidate.set_password(password)
+    try:
+        with transaction.atomic():
+            candidate.save()
+            event_record(
+                type="user.created",
+                source="accounts",
+                data={"user_id": candidate.pk, "email": candidate.email},
+            )
+    except IntegrityError as exc:
+        # Lost a race with a concurrent sign-up of the same address or name.
+        field = "username" if "username" in str(exc) else "email"
+        message = USERNAME_TAKEN if field == "username" else EMAIL_TAKEN
+        raise ConflictError(message, details={field: [message]}) from None
+    return candidate
+
+
+_PROFILE_FIELDS = ("username", "full_name")
+_MANAGED_FIELDS = ("email", "username", "full_name", "is_active", "is_staff")
+
+
+def user_update(*, user: User, changes: dict[str, Any], managed: bool) -> User:
+    """Change a user. `managed`: by someone who manages users (any of _MANAGED_FIELDS);
+    otherwise a person editing their own profile (_PROFILE_FIELDS only).
+
+    Deactivating a user ends every session and access token they have.
+    """
+    allowed = _MANAGED_FIELDS if managed else _PROFILE_FIELDS
+    refused = sorted(set(changes) - set(allowed))
+    if refused:
+        raise ValidationError(
+            details={name: ["This field cannot be changed here."] for name in refused}
+        )
+    if "email" in changes:
+        changes["email"] = normalize_email(str(changes["email"]))
+    if "username" in changes:
+        changes["username"] = str(changes["username"]).strip()
+    if "full_name" in changes and len(str(changes["full_name"])) > 255:
+        raise ValidationError(details={"full_name": ["At most 255 characters."]})
+    errors = _identity_errors(email=changes.get("email"), username=changes.get("username"))
+    if errors:
+        raise ValidationError(details=errors)
+    changed = {field: value for field, value in changes.items() if getattr(user, field) != value}
+    if not changed:
+        return user
+    _ensure_free(user=user, email=changed.get("email"), username=changed.get("username"))
+
+    from apps.accounts.services.sessions import user_tokens_revoke
+
+    try:
+        with transaction.atomic():
+            for field, value in changed.items():
+                setattr(user, field, value)
+            user.save(update_fields=[*changed, "updated_at"])
+            if changed.get("is_active") is False:
+                user_tokens_revoke(user=user, reason=Session.RevokeReason.USER_DEACTIVATED)
+            event_record(
+                type="user.updated",
+                source="accounts",
+                data={"user_id": user.pk, "updated_fields": sorted(changed)},
+            )
+    except IntegrityError:
+        raise ConflictError("Email or username already taken") from None
+    return user
+
+
+@transaction.atomic
+def user_delete(*, user: User, by: User) -> None:
+    """Soft delete: the user cannot sign in, every session ends, the row stays until purged."""
+    if user.pk == by.pk:
+        raise ValidationError("You cannot delete your own account here.")
+    if user.is_deleted:
+        return
+    from apps.accounts.services.sessions import user_tokens_revoke
+
+    user.is_deleted = True
+    user.deleted_at = timezone.now()
+    user.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
+    user_tokens_revoke(user=user, reason=Session.RevokeReason.USER_DELETED)
+    event_record(type="user.deleted", source="accounts", data={"user_id": user.pk})
+
+
+def user_restore(*, user: User) -> User:
+    """Undo a soft delete, unless a live user has taken the address or name since (409)."""
+    if not user.is_deleted:
+        return user
+    _ensure_free(user=user, email=user.email, username=user.username)
+    try:
+        with transaction.atomic():
+            user.is_deleted = False
+            user.deleted_at = None
+            user.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
+            event_record(type="user.restored", source="accounts", data={"user_id": user.pk})
+    except IntegrityError:
+        raise ConflictError("Email or username already taken") from None
+    return user
+
+
+def users_purge(*, older_than_days: int, now: datetime | None = None) -> int:
+    """Delete users soft-deleted more than `older_than_days` ago (the retention period)."""
+    horizon = (now or timezone.now()) - timedelta(days=older_than_days)
+    deleted, _ = User.objects.filter(is_deleted=True, deleted_at__lt=horizon).delete()
+    return deleted
