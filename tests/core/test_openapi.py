@@ -133,3 +133,35 @@ def test_swagger_ui_is_served(api: APIClient, tenant_a) -> None:
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
     assert b"cdn.jsdelivr" not in response.content  # served from our own static files
+
+
+@pytest.mark.django_db
+def test_identity_responses_validate_against_the_schema(api: APIClient, tenant_a) -> None:
+    from django_tenants.utils import tenant_context
+
+    from tests.accounts.factories import PASSWORD, make_user
+
+    doc = fetch_schema(api, tenant_a.host)
+    with tenant_context(tenant_a.tenant):
+        make_user(email="schema@alpha.test", is_staff=True)
+    host = {"HTTP_HOST": tenant_a.host}
+    login = api.post(
+        "/api/v1/auth/login",
+        {"email": "schema@alpha.test", "password": PASSWORD},
+        format="json",
+        **host,
+    )
+    validate(doc, "/api/v1/auth/login", "post", login)
+    failed = api.post(
+        "/api/v1/auth/login",
+        {"email": "schema@alpha.test", "password": "nope"},
+        format="json",
+        **host,
+    )
+    validate(doc, "/api/v1/auth/login", "post", failed)
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {login.json()['data']['access_token']}", **host}
+    validate(doc, "/api/v1/users", "get", api.get("/api/v1/users", **bearer))
+    validate(doc, "/api/v1/users/me", "get", api.get("/api/v1/users/me", **bearer))
+    validate(doc, "/api/v1/auth/sessions", "get", api.get("/api/v1/auth/sessions", **bearer))
+    validate(doc, "/api/v1/users/me", "get", api.get("/api/v1/users/me", **host))
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

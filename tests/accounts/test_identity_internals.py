@@ -1,0 +1,204 @@
+"""Hash parameters, the one-round-trip gateway, cleanup, the admin, and bad input everywhere."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.hashers import check_password, make_password
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+from redis.client import Redis
+
+from apps.accounts.hashers import PlatformArgon2PasswordHasher
+from apps.accounts.models import PasswordResetToken, Session, User
+from apps.accounts.services.sessions import auth_records_cleanup
+from apps.accounts.services.users import users_purge
+from tests.accounts.factories import PASSWORD, make_user
+
+PRODUCTION_HASHERS = [
+    "apps.accounts.hashers.PlatformArgon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+
+def test_argon2_parameters_meet_owasp_minimum(settings) -> None:
+    settings.PASSWORD_HASHERS = PRODUCTION_HASHERS
+    encoded = make_password("correct horse battery staple")
+    assert encoded.startswith("argon2$argon2id$")
+    assert "m=19456,t=2,p=1" in encoded
+    assert check_password("correct horse battery staple", encoded)
+    hasher = PlatformArgon2PasswordHasher()
+    assert hasher.memory_cost >= 19 * 1024 and hasher.time_cost >= 2
+
+
+@pytest.mark.django_db
+def test_hashes_with_other_parameters_are_upgraded_at_sign_in(api_a, tenant_a, settings) -> None:
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+
+    settings.PASSWORD_HASHERS = PRODUCTION_HASHERS
+    heavy = Argon2PasswordHasher().encode(PASSWORD, Argon2PasswordHasher().salt())
+    assert "m=102400" in heavy
+    with tenant_context(tenant_a.tenant):
+        user = make_user(email="legacy@alpha.test")
+        User.objects.filter(pk=user.pk).update(password=heavy)
+    api_a.login("legacy@alpha.test")
+    with tenant_context(tenant_a.tenant):
+        assert "m=19456,t=2,p=1" in User.objects.get(pk=user.pk).password
+
+
+@pytest.mark.django_db
+def test_an_authenticated_request_costs_one_redis_command_and_no_query(
+    api_a, member_a, monkeypatch
+) -> None:
+    pair = api_a.login("member@alpha.test")
+    api_a.call("get", "/api/v1/info", token=pair["access_token"])  # warm: tenant, user, session
+    commands: list[str] = []
+    original = Redis.execute_command
+
+    def counting(self, *args, **kwargs):
+        commands.append(str(args[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Redis, "execute_command", counting)
+    with CaptureQueriesContext(connection) as queries:
+        response = api_a.call("get", "/api/v1/info", token=pair["access_token"])
+    assert response.status_code == 200
+    assert commands == ["EVALSHA"]
+    assert queries.captured_queries == []
+
+
+@pytest.mark.django_db
+def test_cleanup_removes_ended_sessions_and_spent_reset_tokens(member_a, tenant_a) -> None:
+    now = timezone.now()
+    with tenant_context(tenant_a.tenant):
+
+        def session(**fields) -> Session:
+            defaults = {
+                "user": member_a,
+                "last_used_at": now,
+                "expires_at": now + timedelta(days=1),
+                "refresh_jti": "x",
+            }
+            return Session.objects.create(**{**defaults, **fields})
+
+        live = session()
+        recently_revoked = session(revoked_at=now - timedelta(days=1))
+        old_revoked = session(revoked_at=now - timedelta(days=30))
+        long_expired = session(expires_at=now - timedelta(days=30))
+        PasswordResetToken.objects.create(
+            user=member_a, token_hash="a" * 64, expires_at=now - timedelta(minutes=1)
+        )
+        PasswordResetToken.objects.create(
+            user=member_a, token_hash="b" * 64, expires_at=now + timedelta(minutes=30)
+        )
+        result = auth_records_cleanup(now=now)
+        remaining = set(Session.objects.values_list("pk", flat=True))
+        assert remaining == {live.pk, recently_revoked.pk}
+        assert old_revoked.pk not in remaining and long_expired.pk not in remaining
+        assert result == {"sessions": 2, "password_reset_tokens": 1}
+        assert list(PasswordResetToken.objects.values_list("token_hash", flat=True)) == ["b" * 64]
+
+
+@pytest.mark.django_db
+def test_purge_deletes_only_users_deleted_before_the_retention(tenant_a) -> None:
+    now = timezone.now()
+    with tenant_context(tenant_a.tenant):
+        old = make_user(
+            email="old@alpha.test", is_deleted=True, deleted_at=now - timedelta(days=40)
+        )
+        recent = make_user(
+            email="recent@alpha.test", is_deleted=True, deleted_at=now - timedelta(days=2)
+        )
+        live = make_user(email="live@alpha.test")
+        assert users_purge(older_than_days=30, now=now) >= 1
+        left = set(User.objects.values_list("pk", flat=True))
+    assert old.pk not in left and {recent.pk, live.pk} <= left
+
+
+# ------------------------------------------------------------------ the admin
+
+
+def _tenant_admin_client(tenant_fixture) -> Client:
+    client = Client()
+    with tenant_context(tenant_fixture.tenant):
+        client.force_login(tenant_fixture.admin())
+    return client
+
+
+@pytest.mark.django_db
+def test_admin_revokes_sessions(api_a, member_a, tenant_a) -> None:
+    pair = api_a.login("member@alpha.test")
+    with tenant_context(tenant_a.tenant):
+        session_id = Session.objects.get(user=member_a).pk
+    client = _tenant_admin_client(tenant_a)
+    response = client.post(
+        "/admin/accounts/session/",
+        {"action": "revoke", "_selected_action": [str(session_id)]},
+        HTTP_HOST=tenant_a.host,
+    )
+    assert response.status_code == 302
+    assert api_a.call("get", "/api/v1/users/me", token=pair["access_token"]).status_code == 401
+
+
+@pytest.mark.django_db
+def test_admin_lists_soft_deleted_users_and_restores_them(member_a, tenant_a) -> None:
+    client = _tenant_admin_client(tenant_a)
+    with tenant_context(tenant_a.tenant):
+        User.objects.filter(pk=member_a.pk).update(is_deleted=True, deleted_at=timezone.now())
+    listing = client.get("/admin/accounts/user/?is_deleted__exact=1", HTTP_HOST=tenant_a.host)
+    assert b"member@alpha.test" in listing.content
+    assert b'value="delete_selected"' not in listing.content  # no hard delete here
+    response = client.post(
+        "/admin/accounts/user/",
+        {"action": "restore", "_selected_action": [str(member_a.pk)]},
+        HTTP_HOST=tenant_a.host,
+    )
+    assert response.status_code == 302
+    with tenant_context(tenant_a.tenant):
+        assert not User.objects.get(pk=member_a.pk).is_deleted
+
+
+# ------------------------------------------------------------------ bad input, everywhere in the envelope
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "payload", "status"),
+    [
+        ("/api/v1/auth/login", {}, 422),
+        ("/api/v1/auth/login", {"email": "not-an-email", "password": "x"}, 422),
+        ("/api/v1/auth/login", {"email": "a@b.test", "password": "x", "remember": True}, 422),
+        ("/api/v1/auth/refresh", {"refresh_token": "garbage"}, 401),
+        ("/api/v1/auth/refresh", {}, 422),
+        ("/api/v1/auth/logout", {"refresh_token": "garbage"}, 401),
+        ("/api/v1/auth/password/reset", {"email": "nope"}, 422),
+        (
+            "/api/v1/auth/password/reset/confirm",
+            {"token": "made-up", "new_password": "a-long-passphrase-9"},
+            422,
+        ),
+        ("/api/v1/auth/logout-all", {}, 401),
+        ("/api/v1/auth/password/change", {"old_password": "a", "new_password": "b"}, 401),
+    ],
+)
+def test_auth_endpoints_answer_bad_input_in_the_envelope(api_a, path, payload, status) -> None:
+    response = api_a.call("post", path, payload)
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["success"] is False and body["error"]["code"] in {
+        "VALIDATION_ERROR",
+        "UNAUTHORIZED",
+    }
+
+
+@pytest.mark.django_db
+def test_missing_user_and_session_are_404(api_a, staff_a) -> None:
+    token = api_a.login("staff@alpha.test")["access_token"]
+    assert api_a.call("get", "/api/v1/users/987654", token=token).status_code == 404
+    assert api_a.call("post", "/api/v1/users/987654/restore", token=token).status_code == 404
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert api_a.call("delete", f"/api/v1/auth/sessions/{missing}", token=token).status_code == 404
