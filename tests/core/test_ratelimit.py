@@ -167,3 +167,17 @@ def test_every_counter_key_gets_an_expiry(db) -> None:
     keys = list(redis.scan_iter(match=f"*:ttl:{client}:*"))
     assert len(keys) == 1
     assert 0 < redis.ttl(keys[0]) <= 31
+
+
+@pytest.mark.django_db
+def test_a_garbage_forwarded_address_falls_back_to_the_peer(tenant_a, settings) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    client = APIClient(REMOTE_ADDR="10.0.0.9")
+    response = client.post(
+        "/api/v1/auth/login",
+        {"email": "x@alpha.test", "password": "wrong-password"},
+        format="json",
+        HTTP_HOST=tenant_a.host,
+        HTTP_X_FORWARDED_FOR="not-an-ip",
+    )
+    assert response.status_code == 401  # not a 500 from an unparsable address

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,8 +33,13 @@ class ClientInfo:
 
     @classmethod
     def of(cls, request: HttpRequest) -> ClientInfo:
+        address = client_ip(request)
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            address = ""  # e.g. a Unix socket: no address to record
         return cls(
-            ip_address=client_ip(request) or None,
+            ip_address=address or None,
             user_agent=str(request.META.get("HTTP_USER_AGENT", ""))[:512],
         )
 
