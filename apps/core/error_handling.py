@@ -23,33 +23,10 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from apps.core.envelope import error_body, error_response
+from apps.core.envelope import GENERIC_500_MESSAGE, code_for_status, error_body, error_response
 from apps.core.errors import PlatformError, RateLimitedError, ServiceUnavailableError
 
 logger = structlog.get_logger("apps.core.errors")
-
-GENERIC_500_MESSAGE = "An unexpected error occurred"
-
-_CODE_BY_STATUS: dict[int, tuple[str, str]] = {
-    400: ("BAD_REQUEST", "The request could not be understood"),
-    401: ("UNAUTHORIZED", "Authentication required"),
-    403: ("FORBIDDEN", "Permission denied"),
-    404: ("NOT_FOUND", "Resource not found"),
-    405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
-    406: ("NOT_ACCEPTABLE", "The requested response format is not available"),
-    409: ("CONFLICT", "Resource conflict"),
-    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
-    422: ("VALIDATION_ERROR", "Validation failed"),
-    429: ("RATE_LIMITED", "Rate limit exceeded"),
-    500: ("INTERNAL_ERROR", GENERIC_500_MESSAGE),
-    503: ("SERVICE_UNAVAILABLE", "A service the platform depends on is unavailable"),
-}
-
-
-def code_for_status(status: int) -> tuple[str, str]:
-    if status in _CODE_BY_STATUS:
-        return _CODE_BY_STATUS[status]
-    return ("INTERNAL_ERROR", GENERIC_500_MESSAGE) if status >= 500 else ("BAD_REQUEST", "Error")
 
 
 @dataclass

@@ -5,8 +5,7 @@ from typing import Any
 
 from rest_framework.renderers import JSONRenderer
 
-from apps.core.envelope import error_body, success_body
-from apps.core.error_handling import code_for_status
+from apps.core.envelope import code_for_status, error_body, success_body
 
 
 class EnvelopeJSONRenderer(JSONRenderer):
