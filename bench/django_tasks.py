@@ -196,9 +196,10 @@ def _query_text(query: Any) -> str:
     return " ".join(str(text).split())
 
 
-def _environ(path: str, host: str) -> dict[str, Any]:
-    """The WSGI environ gunicorn builds for `GET path` with this Host header."""
-    return {
+def _environ(path: str, host: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The WSGI environ gunicorn builds for `GET path` with this Host header (`extra`
+    adds or replaces keys: a query string, an Authorization header...)."""
+    environ = {
         "REQUEST_METHOD": "GET",
         "SCRIPT_NAME": "",
         "PATH_INFO": path,
@@ -221,16 +222,20 @@ def _environ(path: str, host: str) -> dict[str, Any]:
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
+    environ.update(extra or {})
+    return environ
 
 
-def _request(app: Callable[..., Any], path: str, host: str) -> int:
+def _request(
+    app: Callable[..., Any], path: str, host: str, extra: dict[str, Any] | None = None
+) -> int:
     status: list[str] = []
 
     def start_response(line: str, headers: Any, exc_info: Any = None) -> Callable[..., Any]:
         status.append(line)
         return lambda data: None
 
-    result = app(_environ(path, host), start_response)
+    result = app(_environ(path, host, extra), start_response)
     try:
         b"".join(result)
     finally:

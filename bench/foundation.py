@@ -286,14 +286,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get(port: int, path: str, host: str, timeout: float = 5.0) -> int:
-    """One blocking request; the status code, or 0 when no HTTP answer came."""
+def http_exchange(
+    port: int,
+    path: str,
+    host: str,
+    timeout: float = 5.0,
+    *,
+    method: str = "GET",
+    headers: loadgen.Headers = (),
+    body: bytes = b"",
+) -> tuple[int, bytes]:
+    """One blocking request; the status code (0 when no HTTP answer came) and the body."""
+    request = loadgen.build_request(path, host, method=method, headers=headers, body=body)
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(loadgen.build_request(path, host))
+        sock.sendall(request)
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-    return int(data[9:12]) if data.startswith(b"HTTP/1.") else 0
+    if not data.startswith(b"HTTP/1."):
+        return 0, b""
+    return int(data[9:12]), data.partition(b"\r\n\r\n")[2]
+
+
+def http_get(
+    port: int,
+    path: str,
+    host: str,
+    timeout: float = 5.0,
+    *,
+    method: str = "GET",
+    headers: loadgen.Headers = (),
+    body: bytes = b"",
+) -> int:
+    """One blocking request; the status code, or 0 when no HTTP answer came."""
+    status, _ = http_exchange(port, path, host, timeout, method=method, headers=headers, body=body)
+    return status
 
 
 class Server:
@@ -419,6 +446,20 @@ class Endpoint:
     server: Server
     path: str
     host: str
+    method: str = "GET"
+    headers: loadgen.Headers = ()  # extra request headers, e.g. Authorization
+    body: bytes = b""
+
+    def request(self) -> int:
+        """One blocking request to this endpoint; its status code."""
+        return http_get(
+            self.server.port,
+            self.path,
+            self.host,
+            method=self.method,
+            headers=self.headers,
+            body=self.body,
+        )
 
 
 def load(endpoint: Endpoint, plan: Plan, seconds: float) -> dict[str, Any]:
@@ -432,6 +473,9 @@ def load(endpoint: Endpoint, plan: Plan, seconds: float) -> dict[str, Any]:
         duration=seconds,
         connections=plan.connections,
         processes=plan.processes,
+        method=endpoint.method,
+        headers=endpoint.headers,
+        body=endpoint.body,
     )
     cpu = server.cpu_seconds() - cpu_before
     summary = result.summary()
@@ -483,7 +527,7 @@ def redis_monitor(environment: Environment, endpoint: Endpoint, requests: int) -
     ready.wait(5)
     time.sleep(0.2)  # MONITOR is on once the server has replied to it
     for _ in range(requests):
-        http_get(endpoint.server.port, endpoint.path, endpoint.host)
+        endpoint.request()
     other = redis.Redis.from_url(environment.redis_url)
     other.echo(sentinel)
     watcher.join(10)
@@ -518,7 +562,7 @@ def settled_memory(endpoints: list[Endpoint]) -> list[dict[str, float]]:
     before would otherwise not have loaded everything yet)."""
     for endpoint in endpoints:
         for _ in range(100):
-            http_get(endpoint.server.port, endpoint.path, endpoint.host)
+            endpoint.request()
     return endpoints[0].server.memory()
 
 

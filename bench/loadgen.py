@@ -27,9 +27,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 _READ_SIZE = 65536
@@ -82,11 +84,27 @@ class LoadResult:
         }
 
 
-def build_request(path: str, host_header: str) -> bytes:
-    return (
-        f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: bench-loadgen\r\n"
-        "Accept: application/json\r\nConnection: close\r\n\r\n"
-    ).encode("ascii")
+Headers = tuple[tuple[str, str], ...]
+
+
+def build_request(
+    path: str,
+    host_header: str,
+    *,
+    method: str = "GET",
+    headers: Headers = (),
+    body: bytes = b"",
+) -> bytes:
+    """The request bytes, built once: `GET path` by default; extra headers (e.g.
+    `Authorization`) and a body (sent with its Content-Length) when given."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    if body or method not in ("GET", "HEAD"):
+        extra += f"Content-Length: {len(body)}\r\n"
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: bench-loadgen\r\n"
+        f"Accept: application/json\r\n{extra}Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
 
 
 class _Conn:
@@ -203,14 +221,22 @@ def run(
     connections: int = 8,
     processes: int = 1,
     keep_latencies: bool = True,
+    method: str = "GET",
+    headers: Headers = (),
+    body: bytes = b"",
 ) -> LoadResult:
-    """Load http://url_host:port/path for `duration` seconds; wrk when installed, else Python."""
+    """Load http://url_host:port/path for `duration` seconds; wrk when installed, else Python.
+
+    Every request is the same `method` with the same extra `headers` and `body`."""
     if shutil.which("wrk"):
-        return _run_wrk(url_host, port, path, host_header, duration, connections, processes)
+        return _run_wrk(
+            url_host, port, path, host_header, duration, connections, processes,
+            method=method, headers=headers, body=body,
+        )  # fmt: skip
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     start_at = time.time() + 0.3  # once every process has started
-    request = build_request(path, host_header)
+    request = build_request(path, host_header, method=method, headers=headers, body=body)
     workers = [
         context.Process(
             target=_worker,
@@ -257,24 +283,33 @@ def _run_wrk(
     duration: float,
     connections: int,
     threads: int,
+    *,
+    method: str = "GET",
+    headers: Headers = (),
+    body: bytes = b"",
 ) -> LoadResult:
     wrk = shutil.which("wrk") or "wrk"
-    output = subprocess.run(
-        [
-            wrk,
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{max(1, round(duration))}s",
-            "-H",
-            f"Host: {host_header}",
-            "-H",
-            "Connection: close",
-            f"http://{url_host}:{port}{path}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    command = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "-H",
+        f"Host: {host_header}",
+        "-H",
+        "Connection: close",
+    ]
+    for name, value in headers:
+        command += ["-H", f"{name}: {value}"]
+    with tempfile.TemporaryDirectory() as folder:
+        if method != "GET" or body:
+            script = Path(folder) / "request.lua"
+            script.write_text(
+                f"wrk.method = {json.dumps(method)}\nwrk.body = {json.dumps(body.decode())}\n"
+            )
+            command += ["-s", str(script)]
+        command.append(f"http://{url_host}:{port}{path}")
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     total = 0
     non_2xx = 0
     errors = 0
@@ -373,6 +408,9 @@ def main() -> int:
     parser.add_argument("-d", "--duration", type=float, default=5.0)
     parser.add_argument("-c", "--connections", type=int, default=8)
     parser.add_argument("-p", "--processes", type=int, default=1)
+    parser.add_argument("-H", "--header", action="append", default=[], help="'Name: value'")
+    parser.add_argument("-X", "--method", default="GET")
+    parser.add_argument("--data", default="", help="request body (sent with its length)")
     parser.add_argument("--self-test", action="store_true")
     args = parser.parse_args()
     if args.self_test:
@@ -389,6 +427,12 @@ def main() -> int:
             duration=args.duration,
             connections=args.connections,
             processes=args.processes,
+            method=args.method,
+            headers=tuple(
+                (name.strip(), value.strip())
+                for name, _, value in (header.partition(":") for header in args.header)
+            ),
+            body=args.data.encode(),
         )
     json.dump(result.summary(), sys.stdout, indent=2)
     print()

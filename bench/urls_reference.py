@@ -3,7 +3,9 @@
 `/bench/bare`: Django alone (a `JsonResponse`); `/bench/drf`: DRF alone, a
 plain `APIView` with DRF's own `JSONRenderer` (no tenancy, no envelope, no
 middleware, no authentication or permission classes). Together with
-`/api/v1/info` they show where the time per request goes.
+`/api/v1/info` they show where the time per request goes. `/bench/users`: the
+users-list baseline of `identity.py`, a plain DRF `ListAPIView`
+(`bench.reference_identity`, whose docstring says exactly what it includes).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bench.reference_identity import urlpatterns as identity_urlpatterns
 from bench.urls_bare import urlpatterns as bare_urlpatterns
 
 
@@ -34,4 +37,8 @@ class DrfInfo(APIView):
         )
 
 
-urlpatterns = [*bare_urlpatterns, path("bench/drf", DrfInfo.as_view(), name="bench-drf")]
+urlpatterns = [
+    *bare_urlpatterns,
+    path("bench/drf", DrfInfo.as_view(), name="bench-drf"),
+    *identity_urlpatterns,
+]

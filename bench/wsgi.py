@@ -1,8 +1,8 @@
 """The WSGI application the benchmark's platform server runs: the platform, plus two references.
 
 `/bench/...` paths go to a Django `WSGIHandler` whose middleware chain is empty
-and whose URLconf is `bench.urls_reference` (a bare `JsonResponse` view and a
-plain DRF view); every other path goes to the platform's own WSGI application,
+and whose URLconf is `bench.urls_reference` (a bare `JsonResponse` view, a
+plain DRF view and the identity benchmark's plain DRF users list); every other path goes to the platform's own WSGI application,
 unchanged, with its full middleware stack (request context and access log,
 CORS, tenant resolution, security, WhiteNoise, sessions, CSRF, auth, rate
 limit, ...). Both run in the same gunicorn workers, so a baseline and the
