@@ -44,6 +44,9 @@ USER_STATE_SECONDS = 300
 SESSION_LIVE = b"1"
 SESSION_ENDED = b"0"
 
+# What a request needs of its user, and everything GET /users/me shows, so that
+# answer needs no query. Never the password hash: a user rebuilt from the cache
+# cannot be saved whole (User.save refuses), only with update_fields.
 _USER_FIELDS = (
     "email",
     "username",
@@ -53,6 +56,7 @@ _USER_FIELDS = (
     "is_superuser",
     "is_deleted",
 )
+_USER_TIME_FIELDS = ("tokens_valid_after", "last_login", "created_at", "updated_at", "deleted_at")
 
 
 @dataclass(frozen=True)
@@ -87,22 +91,24 @@ def session_state_seconds() -> int:
 def _user_blob(user: User) -> bytes:
     data: dict[str, Any] = {field: getattr(user, field) for field in _USER_FIELDS}
     data["id"] = user.pk
-    data["tokens_valid_after"] = (
-        user.tokens_valid_after.timestamp() if user.tokens_valid_after else None
-    )
+    for field in _USER_TIME_FIELDS:
+        moment = getattr(user, field)
+        data[field] = moment.timestamp() if moment else None
     return json.dumps(data).encode()
 
 
 def _user_from_blob(blob: bytes) -> User | None:
     try:
         data = json.loads(blob)
-        valid_after = data.pop("tokens_valid_after")
+        for field in _USER_TIME_FIELDS:
+            moment = data[field]
+            data[field] = datetime.fromtimestamp(moment, tz=UTC) if moment is not None else None
         user = User(**data)
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError, OSError):
         return None
-    user.tokens_valid_after = datetime.fromtimestamp(valid_after, tz=UTC) if valid_after else None
     user._state.adding = False
     user._state.db = "default"
+    user.from_auth_cache = True
     return user
 
 
@@ -134,7 +140,7 @@ def session_state_mark_ended(session_ids: list[str]) -> None:
 
 
 def _load_user(user_id: int, *, cache: bool) -> User | None:
-    user = User.objects.filter(pk=user_id).only("id", "tokens_valid_after", *_USER_FIELDS).first()
+    user = User.objects.filter(pk=user_id).only("id", *_USER_TIME_FIELDS, *_USER_FIELDS).first()
     if user is not None and cache:
         _redis_set(user_state_key(user_id), _user_blob(user), USER_STATE_SECONDS)
     return user

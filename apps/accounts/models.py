@@ -102,6 +102,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
 
     objects: ClassVar[UserManager] = UserManager()
+    # True on a user rebuilt from the authentication cache (authentication.py): it
+    # has no password hash, so it may only be saved with update_fields.
+    from_auth_cache: bool = False
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -131,6 +134,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     def clean(self) -> None:
         super().clean()
         self.email = normalize_email(self.email)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.from_auth_cache and kwargs.get("update_fields") is None:
+            raise ValueError(
+                "This user was rebuilt from the authentication cache and lacks its password "
+                "hash; save it with update_fields, or load it from the database."
+            )
+        super().save(*args, **kwargs)
 
     def get_full_name(self) -> str:
         return self.full_name or self.username

@@ -8,14 +8,21 @@ from apps.accounts.models import Session, User
 from apps.core.serializers import InputSerializer
 
 
-class UserOutput(serializers.ModelSerializer[User]):
-    class Meta:
-        model = User
-        fields = [
-            "id", "email", "username", "full_name", "is_active", "is_staff", "is_superuser",
-            "last_login", "created_at", "updated_at", "is_deleted", "deleted_at",
-        ]  # fmt: skip
-        read_only_fields = fields
+class UserOutput(serializers.Serializer[User]):
+    # Declared rather than a ModelSerializer: that one introspects the model on every
+    # instantiation, which cost more than the rest of GET /users/me.
+    id = serializers.IntegerField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    full_name = serializers.CharField(read_only=True)
+    is_active = serializers.BooleanField(read_only=True)
+    is_staff = serializers.BooleanField(read_only=True)
+    is_superuser = serializers.BooleanField(read_only=True)
+    last_login = serializers.DateTimeField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    is_deleted = serializers.BooleanField(read_only=True)
+    deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
 class UserCreateInput(InputSerializer):

@@ -18,5 +18,7 @@ def user_changed(sender: type[User], instance: User, **kwargs: Any) -> None:
     # Now, so this process never serves the old state again; after commit, so a
     # request that cached the pre-commit row meanwhile is corrected.
     user_id = instance.pk
-    user_state_forget(user_id)
+    if kwargs.get("update_fields") != frozenset({"last_login"}):
+        # Sign-in's own save skips this: a moment of the old last_login is harmless.
+        user_state_forget(user_id)
     transaction.on_commit(lambda: user_state_forget(user_id))

@@ -202,3 +202,55 @@ def test_missing_user_and_session_are_404(api_a, staff_a) -> None:
     assert api_a.call("post", "/api/v1/users/987654/restore", token=token).status_code == 404
     missing = "00000000-0000-0000-0000-000000000000"
     assert api_a.call("delete", f"/api/v1/auth/sessions/{missing}", token=token).status_code == 404
+
+
+@pytest.mark.django_db
+def test_me_is_served_from_the_auth_cache_and_is_never_stale(api_a, member_a, tenant_a) -> None:
+    pair = api_a.login("member@alpha.test")
+    token = pair["access_token"]
+    first = api_a.call("get", "/api/v1/users/me", token=token)  # fills the cache
+    with CaptureQueriesContext(connection) as queries:
+        cached = api_a.call("get", "/api/v1/users/me", token=token)
+    assert queries.captured_queries == []
+    assert cached.json()["data"] == first.json()["data"]
+    with tenant_context(tenant_a.tenant):
+        fresh = User.objects.get(pk=member_a.pk)
+        assert cached.json()["data"]["last_login"] is not None
+        assert cached.json()["data"]["created_at"].startswith(str(fresh.created_at.date()))
+        # A change made anywhere (here: the ORM, as the admin or a shell would) shows at once.
+        fresh.full_name = "Renamed Elsewhere"
+        fresh.save()
+    assert api_a.call("get", "/api/v1/users/me", token=token).json()["data"]["full_name"] == (
+        "Renamed Elsewhere"
+    )
+
+
+@pytest.mark.django_db
+def test_password_change_works_for_a_user_served_from_the_cache(api_a, member_a) -> None:
+    pair = api_a.login("member@alpha.test")
+    for _ in range(2):  # the second request authenticates from the cached state
+        api_a.call("get", "/api/v1/users/me", token=pair["access_token"])
+    response = api_a.call(
+        "post",
+        "/api/v1/auth/password/change",
+        {"old_password": PASSWORD, "new_password": "a-brand-new-passphrase-7"},
+        token=pair["access_token"],
+    )
+    assert response.status_code == 200, response.content
+    api_a.login("member@alpha.test", "a-brand-new-passphrase-7")
+
+
+@pytest.mark.django_db
+def test_a_user_rebuilt_from_the_cache_cannot_be_saved_whole(member_a, tenant_a) -> None:
+    from apps.accounts.authentication import _user_blob, _user_from_blob
+
+    with tenant_context(tenant_a.tenant):
+        cached = _user_from_blob(_user_blob(User.objects.get(pk=member_a.pk)))
+        assert cached is not None and cached.from_auth_cache
+        with pytest.raises(ValueError, match="authentication cache"):
+            cached.save()
+        cached.full_name = "Only This"
+        cached.save(update_fields=["full_name"])
+        stored = User.objects.get(pk=member_a.pk)
+        assert stored.full_name == "Only This"
+        assert stored.check_password(PASSWORD)

@@ -45,6 +45,9 @@ def password_change(
 ) -> TokenPair:
     """Set a new password, end every session and every access token, and sign this device in
     again (the returned pair)."""
+    # The request's user may come from the auth cache, without its hash; lock the row
+    # so two changes at once cannot both pass the old-password check.
+    user = User.objects.select_for_update().get(pk=user.pk)
     if not user.check_password(old_password):
         raise ValidationError(details={"old_password": ["The current password is not correct."]})
     if problems := _password_errors(new_password, user):
