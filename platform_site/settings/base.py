@@ -57,6 +57,9 @@ TENANT_APPS = [
     "apps.core.admin_site.PlatformAdminConfig",
     "apps.core",
     "apps.accounts",
+    "apps.organizations",
+    "apps.rbac",
+    "apps.audit",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

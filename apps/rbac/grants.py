@@ -1,0 +1,231 @@
+"""A user's effective permissions ("grants"), computed from their roles and cached.
+
+`Grants` maps each permission a user holds to where they hold it: everywhere
+(an unscoped assignment) or in a set of organization subtrees (the paths of
+the organizations their scoped assignments name). Owners hold the whole
+catalogue, including permissions added after the role was made.
+
+Cache: one Redis entry per user, `{prefix}:rbac:{schema}:p:{user_id}`, holding
+the grants with the tenant's RBAC generation they were computed at; the
+generation lives in `{prefix}:rbac:{schema}:gen`. Any change to a role, an
+assignment or the organization tree bumps the generation (now, and again after
+commit), so every cached entry of the tenant is stale at once and the next
+request recomputes (one query). The gateway reads both keys in its single
+Redis round trip (`gateway_keys`), so a request that checks a permission costs
+no extra round trip on a warm cache. Without Redis the grants come from the
+database on every request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+from apps.core.errors import ForbiddenError
+from apps.core.tenancy import current_schema
+from apps.rbac.catalogue import ALL_CODENAMES, OWNER
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+    from apps.organizations.models import Organization
+
+logger = structlog.get_logger("apps.rbac.grants")
+
+GRANTS_SECONDS = 600
+EVERYWHERE = None  # the scope of an unscoped grant
+
+
+@dataclass(frozen=True)
+class Grants:
+    # codename -> None (everywhere) or the organization paths it is held under.
+    by_permission: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
+
+    def has(self, codename: str) -> bool:
+        """Held anywhere at all (what a view checks before looking at the object)."""
+        return codename in self.by_permission
+
+    def everywhere(self, codename: str) -> bool:
+        return codename in self.by_permission and self.by_permission[codename] is None
+
+    def scope(self, codename: str) -> tuple[str, ...] | None:
+        """None when held everywhere; else the subtree paths (empty: not held)."""
+        if codename not in self.by_permission:
+            return ()
+        return self.by_permission[codename]
+
+    def allows(self, codename: str, organization: Organization | str | None) -> bool:
+        """Held for `organization` (a node or its path): everywhere, or under one of its
+        ancestors-or-self. With no organization, only an unscoped grant allows."""
+        if codename not in self.by_permission:
+            return False
+        paths = self.by_permission[codename]
+        if paths is None:
+            return True
+        if organization is None:
+            return False
+        path = organization if isinstance(organization, str) else organization.path
+        return any(path.startswith(scope) for scope in paths)
+
+    def covers(self, codename: str, scope_path: str | None) -> bool:
+        """Held at least as widely as `scope_path` (None: everywhere). Used for granting."""
+        return (
+            self.allows(codename, scope_path)
+            if scope_path is not None
+            else self.everywhere(codename)
+        )
+
+    def as_json(self) -> dict[str, list[str] | None]:
+        return {
+            codename: None if paths is None else list(paths)
+            for codename, paths in sorted(self.by_permission.items())
+        }
+
+
+NO_GRANTS = Grants()
+
+
+# ------------------------------------------------------------------ computing
+
+
+def grants_compute(user_id: int) -> Grants:
+    """From the database: one query over the user's assignments."""
+    from apps.rbac.models import RoleAssignment
+
+    rows = RoleAssignment.objects.filter(user_id=user_id).values_list(
+        "role__system_key", "role__permissions", "organization__path"
+    )
+    merged: dict[str, set[str] | None] = {}
+    for system_key, permissions, path in rows:
+        codenames = ALL_CODENAMES if system_key == OWNER else set(permissions) & ALL_CODENAMES
+        for codename in codenames:
+            if path is None:
+                merged[codename] = None
+            elif codename not in merged:
+                merged[codename] = {path}
+            elif (paths := merged[codename]) is not None:
+                paths.add(path)
+    return Grants({c: None if p is None else _outermost(p) for c, p in merged.items()})
+
+
+def _outermost(paths: set[str]) -> tuple[str, ...]:
+    """Drop paths inside another one: /1/ already covers /1/5/."""
+    kept: list[str] = []
+    for path in sorted(paths, key=len):
+        if not any(path.startswith(outer) for outer in kept):
+            kept.append(path)
+    return tuple(sorted(kept))
+
+
+# ------------------------------------------------------------------ the cache
+
+
+def _prefix() -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'platform')}:rbac:{current_schema()}"
+
+
+def generation_key() -> str:
+    return f"{_prefix()}:gen"
+
+
+def grants_key(user_id: int | str) -> str:
+    return f"{_prefix()}:p:{user_id}"
+
+
+def gateway_keys(user_id: int | str) -> tuple[str, str]:
+    """What the gateway reads for a bearer request, in its one round trip."""
+    return (generation_key(), grants_key(user_id))
+
+
+def _decode(generation: bytes | None, blob: bytes | None) -> Grants | None:
+    if blob is None:
+        return None
+    try:
+        data = json.loads(blob)
+        if str(data["gen"]) != (generation or b"0").decode():
+            return None
+        return Grants({c: None if p is None else tuple(p) for c, p in data["grants"].items()})
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _store(user_id: int, generation: bytes | None, grants: Grants) -> None:
+    blob = json.dumps({"gen": (generation or b"0").decode(), "grants": grants.as_json()})
+    try:
+        get_redis_connection("default").set(grants_key(user_id), blob, ex=GRANTS_SECONDS)
+    except RedisError:
+        logger.warning("rbac_cache_unavailable")
+
+
+def grants_for_user(user_id: int, values: list[bytes | None] | None = None) -> Grants:
+    """The user's grants: from the gateway's values, else one MGET, else the database."""
+    if values is None:
+        try:
+            values = list(get_redis_connection("default").mget(gateway_keys(user_id)))
+        except RedisError:
+            return grants_compute(user_id)
+    generation, blob = values[0], values[1]
+    cached = _decode(generation, blob)
+    if cached is not None:
+        return cached
+    grants = grants_compute(user_id)
+    _store(user_id, generation, grants)
+    return grants
+
+
+def grants_changed() -> None:
+    """Call after any change to roles, assignments or the organization tree (every
+    service does; signals catch the admin and the shell too)."""
+
+    def bump() -> None:
+        try:
+            get_redis_connection("default").incr(generation_key())
+        except RedisError:
+            # Entries expire within GRANTS_SECONDS; say so loudly.
+            logger.error("rbac_invalidation_failed", schema=current_schema())
+
+    bump()
+    transaction.on_commit(bump)
+
+
+# ------------------------------------------------------------------ per request
+
+
+def request_grants(request: Any) -> Grants:
+    """The grants of the request's user, computed once per request."""
+    django_request: HttpRequest = getattr(request, "_request", request)
+    found = django_request.__dict__.get("_rbac_grants")
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    user = getattr(django_request, "user", None)
+    if user is None or not user.is_authenticated:
+        return NO_GRANTS
+    values = django_request.__dict__.get("_rbac_values")
+    grants = grants_for_user(user.pk, values)
+    django_request._rbac_grants = grants  # type: ignore[attr-defined]
+    return grants
+
+
+def user_grants(user: User) -> Grants:
+    """For code that has a user but no request (services, tasks, the admin)."""
+    from apps.core.context import current_request
+
+    request = current_request()
+    if request is not None and getattr(request, "user", None) is not None:
+        if getattr(request.user, "pk", None) == user.pk:
+            return request_grants(request)
+    return grants_for_user(user.pk)
+
+
+def require(user: User, codename: str, organization: Organization | str | None = None) -> None:
+    """403 unless `user` holds `codename` for `organization` (everywhere when None)."""
+    if not user_grants(user).allows(codename, organization):
+        raise ForbiddenError(f"You need the permission {codename} here.")
