@@ -12,7 +12,7 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
-from apps.core.context import request_id_var
+from apps.core.context import request_id_var, request_var
 
 # A client may name its own request id (to follow a call across services) if it
 # is a sane token: no spaces, quotes or control characters that could forge log lines.
@@ -47,6 +47,7 @@ class RequestContextMiddleware:
         request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
+        request_token = request_var.set(request)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
@@ -68,6 +69,7 @@ class RequestContextMiddleware:
         finally:
             structlog.contextvars.clear_contextvars()
             request_id_var.reset(token)
+            request_var.reset(request_token)
 
 
 class RateLimitMiddleware:
