@@ -16,6 +16,9 @@ urlpatterns = [
     *common_patterns("platform_site.urls"),
     path("api/v1/", include(auth_urlpatterns)),
     path("api/v1/", include(users_urlpatterns)),
+    path("api/v1/", include("apps.rbac.urls")),
+    path("api/v1/", include("apps.organizations.urls")),
+    path("api/v1/", include("apps.audit.urls")),
     api_not_found_pattern(),
 ]
 
