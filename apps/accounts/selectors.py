@@ -6,18 +6,13 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import F, QuerySet
 
 from apps.accounts.models import Session, User
-from apps.core.errors import NotFoundError, ValidationError
+from apps.core.errors import ForbiddenError, NotFoundError, ValidationError
 
 ORDERINGS = frozenset(
     f"{sign}{field}"
     for field in ("created_at", "email", "username", "full_name", "last_login")
     for sign in ("", "-")
 )
-
-
-def can_manage_users(actor: User) -> bool:
-    """Until roles exist: the tenant's staff manage users; everyone else only themselves."""
-    return bool(actor.is_authenticated and (actor.is_staff or actor.is_superuser))
 
 
 def search_query(text: str) -> SearchQuery | None:
@@ -59,15 +54,33 @@ def user_list(
     return qs.order_by(ordering or "id", "id")
 
 
-def user_get(*, actor: User, user_id: int, include_deleted: bool = False) -> User:
-    """A user `actor` may see: themselves, or anyone if they manage users. Otherwise 404,
-    so ids of other people cannot be probed."""
-    if not can_manage_users(actor) and user_id != actor.pk:
-        raise NotFoundError("User not found")
-    qs = User.objects.all() if include_deleted and can_manage_users(actor) else User.objects.live()
+def user_get(
+    *, actor: User, user_id: int, permission: str = "users.view", include_deleted: bool = False
+) -> User:
+    """A user `actor` may act on with `permission`: anyone when it is held everywhere, else
+    members of an organization in the subtrees it is held for.
+
+    A user the actor cannot even see (no users.view or users.manage reaching them) is a
+    404, so ids cannot be probed; one they can see but not act on is a 403."""
+    from apps.rbac.grants import user_grants
+    from apps.rbac.selectors import users_within
+
+    grants = user_grants(actor)
+    qs = User.objects.all() if include_deleted else User.objects.live()
     user = qs.filter(pk=user_id).first()
     if user is None:
         raise NotFoundError("User not found")
+    if grants.everywhere(permission):
+        return user
+    one = User.objects.filter(pk=user_id)
+    if not any(
+        users_within(one, grants.scope(seeing)).exists()
+        for seeing in ("users.view", "users.manage")
+        if grants.has(seeing)
+    ):
+        raise NotFoundError("User not found")
+    if not grants.has(permission) or not users_within(one, grants.scope(permission)).exists():
+        raise ForbiddenError(f"You need the permission {permission} for this user.")
     return user
 
 

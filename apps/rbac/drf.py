@@ -48,5 +48,5 @@ class HasPermission(BasePermission):
             raise RuntimeError(f"{type(view).__name__} declares an unknown permission {needed!r}")
         if request_grants(request).has(needed):
             return True
-        self.message = f"You need the permission {needed}."  # type: ignore[misc]
+        self.message = f"You need the permission {needed}."
         return False

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from apps.core.errors import ForbiddenError
 from apps.core.tenancy import current_schema
-from apps.rbac.catalogue import ALL_CODENAMES, OWNER
+from apps.rbac.catalogue import ALL_CODENAMES, BY_CODENAME, OWNER
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -106,6 +106,10 @@ def grants_compute(user_id: int) -> Grants:
     merged: dict[str, set[str] | None] = {}
     for system_key, permissions, path in rows:
         codenames = ALL_CODENAMES if system_key == OWNER else set(permissions) & ALL_CODENAMES
+        if path is not None:
+            # A scope means nothing to a tenant-wide permission (audit.view, say): a scoped
+            # assignment never grants one, rather than granting it everywhere.
+            codenames = {c for c in codenames if BY_CODENAME[c].scopable}
         for codename in codenames:
             if path is None:
                 merged[codename] = None
@@ -204,7 +208,7 @@ def request_grants(request: Any) -> Grants:
     django_request: HttpRequest = getattr(request, "_request", request)
     found = django_request.__dict__.get("_rbac_grants")
     if found is not None:
-        return found  # type: ignore[no-any-return]
+        return found
     user = getattr(django_request, "user", None)
     if user is None or not user.is_authenticated:
         return NO_GRANTS

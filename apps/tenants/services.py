@@ -17,6 +17,7 @@ from apps.accounts.services.users import user_create
 from apps.core.errors import ConflictError, ValidationError
 from apps.core.events import event_record
 from apps.core.tenancy import current_schema
+from apps.rbac.services import owner_grant
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.schemas import schema_clone_from_template
 from apps.tenants.validators import schema_name_for, settings_errors, slug_errors
@@ -121,6 +122,7 @@ def tenant_create(
                     is_staff=True,
                     is_superuser=True,
                 )
+                owner_grant(user=admin)
             event_record(
                 type="tenant.created",
                 source="tenants",

@@ -263,7 +263,8 @@ RATE_LIMIT_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "platform") + ":rl"
 # Who an API request counts against, tried in order (the first answer wins),
 # else the client address. The bearer identity also reads the token's
 # revocation state in the rate-limit round trip.
-GATEWAY_IDENTIFIERS = ["apps.accounts.authentication.bearer_identity"]
+# Bearer tokens: the token's user and session state plus their grants, in one round trip.
+GATEWAY_IDENTIFIERS = ["apps.rbac.gateway.bearer_identity_with_grants"]
 # How many reverse proxies append to X-Forwarded-For in front of the app. 0: use REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 HEALTH_CHECK_TIMEOUT = 2
@@ -275,7 +276,8 @@ REST_FRAMEWORK = {
         "apps.accounts.authentication.BearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view declares what each method needs (apps/rbac/drf.py); undeclared: refused.
+    "DEFAULT_PERMISSION_CLASSES": ["apps.rbac.drf.HasPermission"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PagePagination",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.negotiation.JSONFirstNegotiation",
     "EXCEPTION_HANDLER": "apps.core.error_handling.exception_handler",

@@ -53,8 +53,13 @@ def member_a(tenant_a) -> User:
 
 @pytest.fixture
 def staff_a(tenant_a) -> User:
+    """A user managing the tenant: staff (the admin) and the admin role (the API)."""
+    from apps.rbac.models import Role, RoleAssignment
+
     with tenant_context(tenant_a.tenant):
-        return make_user(email="staff@alpha.test", username="staffer", is_staff=True)
+        user = make_user(email="staff@alpha.test", username="staffer", is_staff=True)
+        RoleAssignment.objects.create(user=user, role=Role.objects.get(system_key="admin"))
+        return user
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""/api/v1/users: the tenant's users. Until roles exist, staff manage everyone and every
-user sees and edits only themselves."""
+"""/api/v1/users: the tenant's users. users.view and users.manage decide who sees and
+manages whom (scoped grants: the members of a subtree); everyone sees and edits their own
+profile at /users/me."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,9 +20,11 @@ from apps.accounts.serializers import (
     UserUpdateInput,
 )
 from apps.accounts.services import users as user_services
-from apps.core.errors import ForbiddenError
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
+from apps.rbac.drf import AUTHENTICATED, HasPermission
+from apps.rbac.grants import request_grants, require
+from apps.rbac.selectors import users_within
 
 _tag = ["users"]
 
@@ -31,13 +33,9 @@ def _actor(request: Request) -> User:
     return request.user  # type: ignore[return-value]
 
 
-def _require_manager(actor: User) -> None:
-    if not selectors.can_manage_users(actor):
-        raise ForbiddenError("Only staff may manage users.")
-
-
 class UsersApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasPermission]
+    required_permissions = {"GET": "users.view", "POST": "users.manage"}
 
     @extend_schema(
         operation_id="users_list",
@@ -46,8 +44,9 @@ class UsersApi(APIView):
         tags=_tag,
     )
     def get(self, request: Request) -> Response:
-        _require_manager(_actor(request))
         filters = validated(UserFilterInput, request.query_params.dict())
+        if filters["deleted"]:
+            require(_actor(request), "users.manage")  # deleted users belong to no subtree
         queryset = selectors.user_list(
             actor=_actor(request),
             search=filters.get("search"),
@@ -55,6 +54,7 @@ class UsersApi(APIView):
             ordering=filters.get("ordering"),
             deleted=filters["deleted"],
         )
+        queryset = users_within(queryset, request_grants(request).scope("users.view"))
         paginator = PagePagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(UserOutput(page, many=True).data)  # type: ignore[arg-type]
@@ -66,7 +66,7 @@ class UsersApi(APIView):
         tags=_tag,
     )
     def post(self, request: Request) -> Response:
-        _require_manager(_actor(request))
+        require(_actor(request), "users.manage")  # a new user is in no subtree yet
         data = validated(UserCreateInput, request.data)
         user = user_services.user_create(
             email=data["email"],
@@ -79,7 +79,8 @@ class UsersApi(APIView):
 
 
 class UserMeApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasPermission]
+    required_permissions = {"GET": AUTHENTICATED, "PATCH": AUTHENTICATED}
 
     @extend_schema(operation_id="users_me", responses={200: UserOutput}, tags=_tag)
     def get(self, request: Request) -> Response:
@@ -94,13 +95,14 @@ class UserMeApi(APIView):
     )
     def patch(self, request: Request) -> Response:
         data = validated(ProfileUpdateInput, request.data)
-        user = selectors.user_get(actor=_actor(request), user_id=_actor(request).pk)
+        user = User.objects.live().get(pk=_actor(request).pk)
         user_services.user_update(user=user, changes=data, managed=False)
         return Response(UserOutput(user).data)
 
 
 class UserDetailApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasPermission]
+    required_permissions = {"GET": "users.view", "PATCH": "users.manage", "DELETE": "users.manage"}
 
     @extend_schema(operation_id="users_retrieve", responses={200: UserOutput}, tags=_tag)
     def get(self, request: Request, user_id: int) -> Response:
@@ -110,28 +112,27 @@ class UserDetailApi(APIView):
         operation_id="users_update",
         request=UserUpdateInput,
         responses={200: UserOutput, 409: OpenApiResponse(description="Email or username taken")},
-        description="Staff may change every field; anyone else only their own username and full name.",
+        description="Needs users.manage for this user (everywhere, or a subtree they are in).",
         tags=_tag,
     )
     def patch(self, request: Request, user_id: int) -> Response:
         actor = _actor(request)
-        manages = selectors.can_manage_users(actor)
-        data = validated(UserUpdateInput if manages else ProfileUpdateInput, request.data)
-        user = selectors.user_get(actor=actor, user_id=user_id)
-        user_services.user_update(user=user, changes=data, managed=manages)
+        data = validated(UserUpdateInput, request.data)
+        user = selectors.user_get(actor=actor, user_id=user_id, permission="users.manage")
+        user_services.user_update(user=user, changes=data, managed=True)
         return Response(UserOutput(user).data)
 
     @extend_schema(operation_id="users_delete", responses={204: None}, tags=_tag)
     def delete(self, request: Request, user_id: int) -> Response:
         actor = _actor(request)
-        _require_manager(actor)
-        user = selectors.user_get(actor=actor, user_id=user_id)
+        user = selectors.user_get(actor=actor, user_id=user_id, permission="users.manage")
         user_services.user_delete(user=user, by=actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class UserRestoreApi(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [HasPermission]
+    required_permissions = {"POST": "users.manage"}
 
     @extend_schema(
         operation_id="users_restore",
@@ -144,6 +145,8 @@ class UserRestoreApi(APIView):
     )
     def post(self, request: Request, user_id: int) -> Response:
         actor = _actor(request)
-        _require_manager(actor)
-        user = selectors.user_get(actor=actor, user_id=user_id, include_deleted=True)
+        require(actor, "users.manage")  # deleted users belong to no subtree
+        user = selectors.user_get(
+            actor=actor, user_id=user_id, permission="users.manage", include_deleted=True
+        )
         return Response(UserOutput(user_services.user_restore(user=user)).data)
