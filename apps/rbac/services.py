@@ -200,7 +200,7 @@ def role_assign(
 def role_unassign(*, actor: User, assignment: RoleAssignment) -> None:
     """Take a role back. The same reach is needed as to grant it; the last owner stays."""
     assignment = (
-        RoleAssignment.objects.select_for_update()
+        RoleAssignment.objects.select_for_update(of=("self",))
         .select_related("role", "organization")
         .get(pk=assignment.pk)
     )
@@ -213,7 +213,7 @@ def role_unassign(*, actor: User, assignment: RoleAssignment) -> None:
     if assignment.role.system_key == OWNER and assignment.organization_id is None:
         # Lock every owner assignment so two removals at once cannot both pass.
         owners = list(
-            RoleAssignment.objects.select_for_update()
+            RoleAssignment.objects.select_for_update(of=("self",))
             .filter(role__system_key=OWNER, organization__isnull=True)
             .filter(user__is_active=True, user__is_deleted=False)
             .values_list("user_id", flat=True)
