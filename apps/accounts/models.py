@@ -9,6 +9,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce, Lower, Replace, StrIndex, Substr
@@ -62,6 +63,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(max_length=254)
     username = models.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     full_name = models.CharField(max_length=255, blank=True)
+    # For SMS notifications: E.164 ("+" and up to 15 digits), or empty.
+    phone_number = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[
+            RegexValidator(r"^\+[1-9]\d{6,14}$", "Use the E.164 form: + and 7 to 15 digits.")
+        ],
+    )
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(
         default=False, help_text="May sign in to this schema's Django admin."
