@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("apps.rbac.urls")),
     path("api/v1/", include("apps.organizations.urls")),
     path("api/v1/", include("apps.audit.urls")),
+    path("api/v1/", include("apps.notifications.urls")),
     api_not_found_pattern(),
 ]
 
