@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include(auth_urlpatterns)),
     path("api/v1/", include(users_urlpatterns)),
     path("api/v1/", include("apps.rbac.urls")),
+    path("api/v1/", include("apps.tenants.urls_own")),
     path("api/v1/", include("apps.organizations.urls")),
     path("api/v1/", include("apps.audit.urls")),
     path("api/v1/", include("apps.notifications.urls")),

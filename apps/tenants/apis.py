@@ -6,11 +6,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.services import audit_record, changes_between
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
+from apps.rbac.drf import HasPermission
 from apps.tenants import selectors, services
 from apps.tenants.permissions import IsPlatformOperator
 from apps.tenants.serializers import (
+    OwnTenantUpdateInput,
     TenantCreateInput,
     TenantFilterInput,
     TenantOutput,
@@ -96,3 +99,35 @@ class TenantDetailApi(APIView):
         changes = {("tenant_settings" if k == "settings" else k): v for k, v in data.items()}
         services.tenant_update(tenant=tenant, **changes)
         return Response(TenantOutput(selectors.tenant_get(tenant_id=tenant_id)).data)
+
+
+class OwnTenantApi(APIView):
+    """The tenant this host serves, for its owners (`tenant.manage`): name and settings."""
+
+    permission_classes = [HasPermission]
+    required_permissions = {"GET": "tenant.manage", "PATCH": "tenant.manage"}
+
+    @extend_schema(operation_id="tenant_retrieve", responses={200: TenantOutput}, tags=["tenant"])
+    def get(self, request: Request) -> Response:
+        return Response(TenantOutput(selectors.tenant_get(tenant_id=request.tenant.pk)).data)  # type: ignore[attr-defined]
+
+    @extend_schema(
+        operation_id="tenant_update",
+        request=OwnTenantUpdateInput,
+        responses={200: TenantOutput},
+        description="Rename the tenant or change its settings (e.g. its API rate limit).",
+        tags=["tenant"],
+    )
+    def patch(self, request: Request) -> Response:
+        data = validated(OwnTenantUpdateInput, request.data)
+        tenant = selectors.tenant_get(tenant_id=request.tenant.pk)  # type: ignore[attr-defined]
+        before = {"name": tenant.name, "settings": dict(tenant.settings)}
+        services.tenant_update(
+            tenant=tenant,
+            **({"name": data["name"]} if "name" in data else {}),
+            **({"tenant_settings": data["settings"]} if "settings" in data else {}),
+        )
+        after = {"name": tenant.name, "settings": dict(tenant.settings)}
+        if changes := changes_between(before, after):
+            audit_record(action="tenant.updated", target=tenant, changes=changes)
+        return Response(TenantOutput(selectors.tenant_get(tenant_id=tenant.pk)).data)

@@ -67,3 +67,10 @@ class TenantProvisionedOutput(serializers.Serializer[Any]):
         help_text="The generated password of the first admin, shown this once; null if you chose it.",
     )
     url = serializers.CharField(help_text="Where the tenant is reached.")
+
+
+class OwnTenantUpdateInput(InputSerializer):
+    """What a tenant's owners may change about their own tenant (not its active flag)."""
+
+    name = serializers.CharField(required=False, max_length=200)
+    settings = serializers.JSONField(required=False)

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from apps.rbac.endpoints import markdown_table
+
+URLCONFS = {"tenant": "platform_site.urls", "public": "platform_site.urls_public"}
 
 
 class Command(BaseCommand):
@@ -14,7 +18,27 @@ class Command(BaseCommand):
         parser.add_argument(
             "--public", action="store_true", help="The public host's API instead of a tenant's."
         )
+        parser.add_argument(
+            "--readme",
+            metavar="PATH",
+            help="Rewrite both tables in this file, between its permissions_table markers.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        urlconf = "platform_site.urls_public" if options["public"] else "platform_site.urls"
-        self.stdout.write(markdown_table(urlconf))
+        if options["readme"]:
+            path = Path(options["readme"])
+            text = path.read_text()
+            for name, urlconf in URLCONFS.items():
+                start, end = (
+                    f"<!-- permissions_table:{name} -->",
+                    f"<!-- /permissions_table:{name} -->",
+                )
+                pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+                if not pattern.search(text):
+                    raise SystemExit(f"{path} has no {start} … {end} markers")
+                table = markdown_table(urlconf)
+                text = pattern.sub(lambda _: f"{start}\n{table}\n{end}", text)
+            path.write_text(text)
+            self.stdout.write(f"rewrote the endpoint tables in {path}")
+            return
+        self.stdout.write(markdown_table(URLCONFS["public" if options["public"] else "tenant"]))
