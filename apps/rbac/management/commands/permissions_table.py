@@ -36,8 +36,8 @@ class Command(BaseCommand):
                 pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
                 if not pattern.search(text):
                     raise SystemExit(f"{path} has no {start} … {end} markers")
-                table = markdown_table(urlconf)
-                text = pattern.sub(lambda _: f"{start}\n{table}\n{end}", text)
+                replacement = f"{start}\n{markdown_table(urlconf)}\n{end}"
+                text = pattern.sub(lambda _, new=replacement: new, text)
             path.write_text(text)
             self.stdout.write(f"rewrote the endpoint tables in {path}")
             return
