@@ -63,10 +63,9 @@ def setup() -> tuple[str, str]:
 
 
 def measure(client: Client, host: str, token: str, url: str, count: int) -> float:
-    headers = {"HTTP_HOST": host, "HTTP_AUTHORIZATION": f"Bearer {token}"}
     started = time.perf_counter()
     for _ in range(count):
-        response = client.get(url, **headers)
+        response = client.get(url, HTTP_HOST=host, HTTP_AUTHORIZATION=f"Bearer {token}")
         if response.status_code != 200:
             raise RuntimeError(f"{url} answered {response.status_code}: {response.content[:300]!r}")
     return (time.perf_counter() - started) / count * 1e6
