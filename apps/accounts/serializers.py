@@ -5,12 +5,13 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.accounts.models import Session, User
-from apps.core.serializers import InputSerializer
+from apps.core.serializers import InputSerializer, OutputSerializer
 
 
-class UserOutput(serializers.Serializer[User]):
+class UserOutput(OutputSerializer[User]):
     # Declared rather than a ModelSerializer: that one introspects the model on every
-    # instantiation, which cost more than the rest of GET /users/me.
+    # instantiation, which cost more than the rest of GET /users/me. Its fields are
+    # bound once (OutputSerializer), not deep-copied per response.
     id = serializers.IntegerField(read_only=True)
     email = serializers.EmailField(read_only=True)
     username = serializers.CharField(read_only=True)
