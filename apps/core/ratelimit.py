@@ -6,8 +6,8 @@ calls leaves a counter without expiry when the second call is lost).
 
 Why not django-ratelimit here: its `get_usage` costs two round trips
 (`cache.add` then `cache.incr`) on every request and reports no reset instant.
-The login / refresh / password-reset limits of the identity API use
-django-ratelimit, where those costs do not matter.
+Sign-in's limits use `count_and_read` (apps/accounts/limits.py); the refresh
+and password-reset limits use django-ratelimit, where those costs do not matter.
 
 When Redis cannot be reached the gateway limit fails open (the request is
 served and a warning logged): readiness reports the cache as down, and the
@@ -130,6 +130,26 @@ def _run(keys: Sequence[str], expiry: int) -> list[Any]:
 class RoundTrip:
     result: RateLimitResult | None  # None: no limit applies
     values: list[bytes | None]  # the values of the keys asked for, in order
+
+
+def window_key(*, scope: str, client: str, rate: Rate, now: float) -> str:
+    """The counter of `client` in `scope` for the fixed window of `rate` that holds `now`."""
+    index = int(now // rate.window)
+    return f"{settings.RATE_LIMIT_KEY_PREFIX}:{scope}:{client}:{rate.window}:{index}"
+
+
+def window_reset(rate: Rate, now: float) -> int:
+    """Whole seconds (at least 1) until the window of `rate` that holds `now` ends."""
+    return max(1, int((int(now // rate.window) + 1) * rate.window - now + 0.999))
+
+
+def count_and_read(
+    *, counter: str, expiry: int, read_keys: Sequence[str] = ()
+) -> tuple[int, list[bytes | None]]:
+    """Increment `counter` (expiring after `expiry` seconds) and read `read_keys`, in one round
+    trip. Raises RedisError: for callers that must fail closed."""
+    reply = _run([counter, *read_keys], expiry)
+    return int(reply[0]), list(reply[1:])
 
 
 def hit(

@@ -177,3 +177,96 @@ def test_twenty_concurrent_refreshes_yield_one_live_successor(
         finally:
             with tenant_context(tenant.tenant):
                 User.objects.filter(pk=user.pk).delete()
+
+
+# ------------------------------------------------------------------ sign-in's one round trip
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("small_limits")
+def test_every_sign_in_attempt_counts_against_the_address_even_successful_ones(
+    api_a, member_a
+) -> None:
+    for _ in range(4):  # login_ip: 4/m
+        assert _login(api_a, "member@alpha.test", PASSWORD).status_code == 200
+    blocked = _login(api_a, "member@alpha.test", PASSWORD)
+    assert blocked.status_code == 429
+    assert 1 <= int(blocked["Retry-After"]) <= 60
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("small_limits")
+def test_account_lock_counts_failures_only_and_answers_retry_after(tenant_a, member_a) -> None:
+    from rest_framework.test import APIClient
+
+    from tests.accounts.conftest import Api
+
+    def client(n: int) -> Api:
+        return Api(APIClient(REMOTE_ADDR=f"10.7.0.{n}"), tenant_a.host)
+
+    assert _login(client(1), "member@alpha.test", PASSWORD).status_code == 200
+    assert _login(client(2), "member@alpha.test").status_code == 401
+    assert _login(client(3), "member@alpha.test", PASSWORD).status_code == 200
+    assert _login(client(4), "member@alpha.test").status_code == 401
+    # Two failures of three allowed (3/m): the account still signs in.
+    assert _login(client(5), "member@alpha.test", PASSWORD).status_code == 200
+    assert _login(client(6), "member@alpha.test").status_code == 401
+    locked = _login(client(7), "member@alpha.test", PASSWORD)
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "RATE_LIMITED"
+    assert 1 <= int(locked["Retry-After"]) <= 60
+    # The account's name is compared after normalisation: case does not dodge the lock.
+    assert _login(client(8), "MEMBER@alpha.test", PASSWORD).status_code == 429
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("small_limits")
+def test_sign_in_limits_are_per_tenant(api_a, api_b, tenant_b, member_a) -> None:
+    with tenant_context(tenant_b.tenant):
+        make_user(email="member@beta.test")
+    for _ in range(3):
+        assert _login(api_a, "member@alpha.test").status_code == 401
+    assert _login(api_a, "member@alpha.test", PASSWORD).status_code == 429
+    # Same address, same limits, another tenant: its own counters.
+    assert _login(api_b, "member@beta.test", PASSWORD).status_code == 200
+
+
+@pytest.mark.django_db
+def test_sign_in_costs_one_redis_round_trip_for_its_limits(api_a, member_a) -> None:
+    from unittest import mock
+
+    from apps.core import ratelimit
+
+    with mock.patch.object(ratelimit, "_run", wraps=ratelimit._run) as run:
+        assert _login(api_a, "member@alpha.test", PASSWORD).status_code == 200
+    # The gateway's and sign-in's: one each.
+    assert run.call_count == 2
+    with mock.patch.object(ratelimit, "_run", wraps=ratelimit._run) as run:
+        assert _login(api_a, "member@alpha.test").status_code == 401
+    assert run.call_count == 3  # and the failure, counted against the account
+
+
+@pytest.mark.django_db
+def test_a_failure_not_counted_is_a_503_not_a_401(api_a, member_a) -> None:
+    from unittest import mock
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from apps.accounts import limits
+
+    with mock.patch.object(
+        limits.ratelimit,
+        "count_and_read",
+        side_effect=[(1, [None]), RedisConnectionError("down")],
+    ):
+        response = _login(api_a, "member@alpha.test")
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) >= 1
+
+
+@pytest.mark.django_db
+def test_sign_in_limits_can_be_switched_off(api_a, member_a, settings) -> None:
+    settings.RATELIMIT_ENABLE = False
+    settings.AUTH_RATE_LIMITS = {**settings.AUTH_RATE_LIMITS, "login_ip": "1/m"}
+    for _ in range(3):
+        assert _login(api_a, "member@alpha.test", PASSWORD).status_code == 200

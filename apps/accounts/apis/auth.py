@@ -56,15 +56,15 @@ class LoginApi(APIView):
     def post(self, request: Request) -> Response:
         data = validated(LoginInput, request.data)
         account = normalize_email(data["email"])
-        limits.count_and_check(request._request, "login_ip", limits.ip_of(request._request))
-        limits.check(request._request, "login_account", account)
+        # Every attempt counts against the address; the account's failures are read too.
+        limits.login_check(request._request, account)
         try:
             pair = sessions.login(
                 email=account, password=data["password"], client=ClientInfo.of(request._request)
             )
         except UnauthorizedError:
             # Failures count against the account: a guessing run locks it for a while.
-            limits.count(request._request, "login_account", account)
+            limits.login_failed(request._request, account)
             raise
         return Response(pair.as_response())
 
