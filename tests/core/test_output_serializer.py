@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,22 +13,13 @@ from apps.accounts.models import User
 from apps.accounts.serializers import UserOutput
 from apps.core.serializers import OutputSerializer
 
-
-class PlainUserOutput(serializers.Serializer[User]):
-    """UserOutput's fields on DRF's own Serializer: the reference output."""
-
-    id = serializers.IntegerField(read_only=True)
-    email = serializers.EmailField(read_only=True)
-    username = serializers.CharField(read_only=True)
-    full_name = serializers.CharField(read_only=True)
-    is_active = serializers.BooleanField(read_only=True)
-    is_staff = serializers.BooleanField(read_only=True)
-    is_superuser = serializers.BooleanField(read_only=True)
-    last_login = serializers.DateTimeField(read_only=True, allow_null=True)
-    created_at = serializers.DateTimeField(read_only=True)
-    updated_at = serializers.DateTimeField(read_only=True)
-    is_deleted = serializers.BooleanField(read_only=True)
-    deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+# UserOutput's own declared fields on DRF's Serializer: the reference output (built from
+# UserOutput, so a field added there is compared too).
+PlainUserOutput: type[serializers.Serializer[User]] = type(
+    "PlainUserOutput",
+    (serializers.Serializer,),
+    {"__module__": __name__, **copy.deepcopy(UserOutput._declared_fields)},
+)
 
 
 def _user(pk: int, **fields: Any) -> User:
