@@ -133,6 +133,10 @@ def cmd_setup(args: argparse.Namespace) -> dict[str, Any]:
             LOGIN_EMAIL, args.password, username="bench-staff", full_name="Bench Staff",
             is_staff=True,
         )  # fmt: skip
+        # The users list needs users.view: the staff user gets the tenant's admin role.
+        from apps.rbac.models import Role, RoleAssignment
+
+        RoleAssignment.objects.create(user=staff, role=Role.objects.get(system_key="admin"))
         encoded = staff.password
         started = time.perf_counter()
         shared_hash = make_password(args.password)  # one real hash, shared: setup only
