@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Collate
 
 from apps.core.errors import ForbiddenError, NotFoundError, ValidationError
 from apps.organizations.models import Membership, Organization
@@ -27,6 +28,11 @@ MANAGE = "organizations.manage"
 
 NOT_FOUND = "Organization not found"
 UNKNOWN_PARENT = "No such organization."
+
+# Tree order: by path, compared byte by byte. Under a linguistic collation (en_US)
+# punctuation is ignored at first, so "/12/" would sort between "/1/2/" and "/1/3/"
+# and a subtree would no longer be contiguous.
+TREE_ORDER = Collate("path", "C")
 
 
 def visible_scope(grants: Grants) -> tuple[str, ...] | None:
@@ -76,7 +82,7 @@ def organization_list(
         qs = qs.filter(name__icontains=search)
     if type:
         qs = qs.filter(type=type)
-    return qs.order_by("path")
+    return qs.order_by(TREE_ORDER)
 
 
 def organization_get(*, actor: User, organization_id: int, permission: str = VIEW) -> Organization:
@@ -120,7 +126,7 @@ def organization_descendants(
     qs = Organization.objects.filter(path__startswith=organization.path).exclude(pk=organization.pk)
     if max_depth is not None:
         qs = qs.filter(depth__lte=organization.depth + max_depth)
-    return qs.order_by("path")
+    return qs.order_by(TREE_ORDER)
 
 
 def organization_ancestors(*, actor: User, organization: Organization) -> list[Organization]:

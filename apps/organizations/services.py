@@ -22,7 +22,7 @@ from django.db.models.functions import Concat, Now, Substr
 from apps.audit.services import audit_record, changes_between, snapshot
 from apps.core.errors import ConflictError, NotFoundError, ValidationError
 from apps.organizations.models import TYPE_VALIDATOR, Membership, Organization
-from apps.organizations.selectors import MANAGE, parent_get
+from apps.organizations.selectors import MANAGE, TREE_ORDER, parent_get
 from apps.rbac.grants import grants_changed, require
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ def organization_delete(*, organization: Organization, cascade: bool = False) ->
                 "member(s); delete with cascade=true to delete them too.",
                 details={"children": [children], "members": [own_members]},
             )
-    rows = list(subtree.order_by("path").values_list("id", "depth"))
+    rows = list(subtree.order_by(TREE_ORDER).values_list("id", "depth"))
     audit_record(
         action="organization.deleted",
         target=node,
