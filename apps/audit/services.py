@@ -7,6 +7,7 @@ the system (no actor) unless given.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,8 +19,11 @@ from django.db import models
 from apps.audit.models import AuditEvent
 from apps.core.context import current_request, current_request_id
 from apps.core.net import client_ip
+from apps.core.tenancy import current_schema
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
     from apps.accounts.models import User
 
 _FROM_REQUEST: Any = object()
@@ -58,6 +62,29 @@ def changes_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict
     }
 
 
+def _request_actor(request: HttpRequest | None) -> tuple[User | None, str]:
+    """The request's user as (actor, actor_email).
+
+    Only a user of the schema being written to can be the actor row: an operator
+    on the public host provisioning a tenant is a user of the public schema, and
+    their id would name nobody (or somebody else) here. They are kept by address.
+    """
+    user = getattr(request, "user", None) if request is not None else None
+    if user is None or not user.is_authenticated:
+        return None, ""
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None and tenant.schema_name != current_schema():
+        return None, str(getattr(user, "email", "") or "")
+    return user, str(getattr(user, "email", "") or "")
+
+
+def _ip_or_none(address: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None  # e.g. a Unix socket: no address to record
+
+
 def audit_record(
     *,
     action: str,
@@ -70,18 +97,19 @@ def audit_record(
     """Write one audit row in the current schema (inside the caller's transaction)."""
     request = current_request()
     if actor is _FROM_REQUEST:
-        user = getattr(request, "user", None) if request is not None else None
-        actor = user if user is not None and user.is_authenticated else None
+        actor, actor_email = _request_actor(request)
+    else:
+        actor_email = getattr(actor, "email", "") or ""
     if target is not None:
         target_type = target_type or target._meta.model_name or ""
         target_id = target.pk if target_id is None else target_id
     return AuditEvent.objects.create(
         actor=actor,
-        actor_email=getattr(actor, "email", "") or "",
+        actor_email=actor_email,
         action=action,
         target_type=target_type,
         target_id="" if target_id is None else str(target_id),
         changes=_plain(dict(changes or {})),
-        ip_address=client_ip(request) if request is not None else None,
+        ip_address=_ip_or_none(client_ip(request)) if request is not None else None,
         request_id=current_request_id() or "",
     )
