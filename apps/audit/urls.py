@@ -1,3 +1,8 @@
-from django.urls import URLPattern, path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from apps.audit.apis import AuditEventDetailApi, AuditEventsApi
+
+urlpatterns = [
+    path("audit-events", AuditEventsApi.as_view(), name="audit-events"),
+    path("audit-events/<int:event_id>", AuditEventDetailApi.as_view(), name="audit-event"),
+]
