@@ -18,6 +18,7 @@ from django.utils import timezone
 from apps.accounts.models import PasswordResetToken, Session, User, normalize_email
 from apps.accounts.services.sessions import ClientInfo, session_start_for, user_tokens_revoke
 from apps.accounts.tokens import TokenPair
+from apps.audit.services import audit_record
 from apps.core.errors import ValidationError
 from apps.core.events import event_record
 from apps.core.tenancy import current_schema
@@ -61,6 +62,8 @@ def password_change(
         data={"user_id": user.pk, "how": "change"},
         metadata={"security": True, "ip_address": client.ip_address},
     )
+    # The fact only: neither password nor hash belongs in the log.
+    audit_record(action="user.password_changed", target=user)
     return session_start_for(user=user, client=client)
 
 
@@ -154,3 +157,5 @@ def password_reset_confirm(*, token: str, new_password: str, client: ClientInfo)
         data={"user_id": user.pk, "how": "reset"},
         metadata={"security": True, "ip_address": client.ip_address},
     )
+    # Nobody is signed in here; the reset link proved who asked, so they are the actor.
+    audit_record(action="user.password_reset", target=user, actor=user)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.accounts.authentication import session_state_mark_ended
 from apps.accounts.models import Session, User, normalize_email
 from apps.accounts.tokens import InvalidToken, TokenPair, refresh_token_decode, token_pair_issue
+from apps.audit.services import audit_record
 from apps.core.errors import NotFoundError, UnauthorizedError
 from apps.core.events import event_record
 from apps.core.net import client_ip
@@ -173,12 +174,24 @@ def logout(*, refresh_token: str) -> int:
     except InvalidToken as exc:
         raise UnauthorizedError(f"Invalid refresh token: {exc}") from None
     sessions = Session.objects.filter(pk=claims.session_id, user_id=claims.user_id)
-    return sessions_revoke(sessions, reason=Session.RevokeReason.LOGOUT)
+    revoked = sessions_revoke(sessions, reason=Session.RevokeReason.LOGOUT)
+    if revoked:
+        # Nobody is signed in here; the refresh token proved whose session it was.
+        audit_record(
+            action="session.revoked",
+            target_type="session",
+            target_id=claims.session_id,
+            changes={"user_id": claims.user_id, "reason": str(Session.RevokeReason.LOGOUT)},
+            actor=User.objects.filter(pk=claims.user_id).first(),
+        )
+    return revoked
 
 
 @transaction.atomic
 def logout_all(*, user: User) -> int:
-    return user_tokens_revoke(user=user, reason=Session.RevokeReason.LOGOUT_ALL)
+    revoked = user_tokens_revoke(user=user, reason=Session.RevokeReason.LOGOUT_ALL)
+    audit_record(action="user.sessions_revoked", target=user, changes={"count": revoked})
+    return revoked
 
 
 @transaction.atomic
@@ -186,6 +199,12 @@ def session_revoke(*, user: User, session_id: str) -> None:
     sessions = Session.objects.live().filter(pk=session_id, user=user)
     if not sessions_revoke(sessions, reason=Session.RevokeReason.REVOKED_BY_USER):
         raise NotFoundError("Session not found")
+    audit_record(
+        action="session.revoked",
+        target_type="session",
+        target_id=session_id,
+        changes={"user_id": user.pk, "reason": str(Session.RevokeReason.REVOKED_BY_USER)},
+    )
 
 
 def session_start_for(*, user: User, client: ClientInfo) -> TokenPair:

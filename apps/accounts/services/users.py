@@ -11,11 +11,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Session, User, normalize_email
+from apps.audit.services import audit_record, changes_between, snapshot
 from apps.core.errors import ConflictError, ValidationError
 from apps.core.events import event_record
 
 EMAIL_TAKEN = "Email already registered"
 USERNAME_TAKEN = "Username already taken"
+# What the audit log keeps of a new user (never the password or its hash).
+_AUDITED_FIELDS = ("email", "username", "full_name", "is_active", "is_staff")
 
 
 def username_from_email(email: str) -> str:
@@ -89,6 +92,11 @@ def user_create(
                 source="accounts",
                 data={"user_id": candidate.pk, "email": candidate.email},
             )
+            audit_record(
+                action="user.created",
+                target=candidate,
+                changes=snapshot(candidate, _AUDITED_FIELDS),
+            )
     except IntegrityError as exc:
         # Lost a race with a concurrent sign-up of the same address or name.
         field = "username" if "username" in str(exc) else "email"
@@ -105,7 +113,8 @@ def user_update(*, user: User, changes: dict[str, Any], managed: bool) -> User:
     """Change a user. `managed`: by someone who manages users (any of _MANAGED_FIELDS);
     otherwise a person editing their own profile (_PROFILE_FIELDS only).
 
-    Deactivating a user ends every session and access token they have.
+    Deactivating a user ends every session and access token they have; the tenant's last
+    owner cannot be deactivated (409).
     """
     allowed = _MANAGED_FIELDS if managed else _PROFILE_FIELDS
     refused = sorted(set(changes) - set(allowed))
@@ -128,9 +137,13 @@ def user_update(*, user: User, changes: dict[str, Any], managed: bool) -> User:
     _ensure_free(user=user, email=changed.get("email"), username=changed.get("username"))
 
     from apps.accounts.services.sessions import user_tokens_revoke
+    from apps.rbac.services import ensure_not_last_owner
 
+    before = snapshot(user, changed)
     try:
         with transaction.atomic():
+            if changed.get("is_active") is False:
+                ensure_not_last_owner(user)
             for field, value in changed.items():
                 setattr(user, field, value)
             user.save(update_fields=[*changed, "updated_at"])
@@ -141,6 +154,11 @@ def user_update(*, user: User, changes: dict[str, Any], managed: bool) -> User:
                 source="accounts",
                 data={"user_id": user.pk, "updated_fields": sorted(changed)},
             )
+            audit_record(
+                action="user.updated",
+                target=user,
+                changes=changes_between(before, snapshot(user, changed)),
+            )
     except IntegrityError:
         raise ConflictError("Email or username already taken") from None
     return user
@@ -148,18 +166,24 @@ def user_update(*, user: User, changes: dict[str, Any], managed: bool) -> User:
 
 @transaction.atomic
 def user_delete(*, user: User, by: User) -> None:
-    """Soft delete: the user cannot sign in, every session ends, the row stays until purged."""
+    """Soft delete: the user cannot sign in, every session ends, the row stays until purged.
+
+    The tenant's last owner cannot be deleted (409)."""
     if user.pk == by.pk:
         raise ValidationError("You cannot delete your own account here.")
     if user.is_deleted:
         return
     from apps.accounts.services.sessions import user_tokens_revoke
+    from apps.rbac.services import ensure_not_last_owner
+
+    ensure_not_last_owner(user)
 
     user.is_deleted = True
     user.deleted_at = timezone.now()
     user.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
     user_tokens_revoke(user=user, reason=Session.RevokeReason.USER_DELETED)
     event_record(type="user.deleted", source="accounts", data={"user_id": user.pk})
+    audit_record(action="user.deleted", target=user)
 
 
 def user_restore(*, user: User) -> User:
@@ -173,13 +197,34 @@ def user_restore(*, user: User) -> User:
             user.deleted_at = None
             user.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
             event_record(type="user.restored", source="accounts", data={"user_id": user.pk})
+            audit_record(action="user.restored", target=user)
     except IntegrityError:
         raise ConflictError("Email or username already taken") from None
     return user
 
 
+@transaction.atomic
 def users_purge(*, older_than_days: int, now: datetime | None = None) -> int:
-    """Delete users soft-deleted more than `older_than_days` ago (the retention period)."""
+    """Delete users soft-deleted more than `older_than_days` ago (the retention period).
+
+    Returns how many users were deleted; each leaves one audit row, by the system.
+    """
     horizon = (now or timezone.now()) - timedelta(days=older_than_days)
-    deleted, _ = User.objects.filter(is_deleted=True, deleted_at__lt=horizon).delete()
-    return deleted
+    expired = list(
+        User.objects.select_for_update()
+        .filter(is_deleted=True, deleted_at__lt=horizon)
+        .values_list("pk", "deleted_at")
+    )
+    if not expired:
+        return 0
+    User.objects.filter(pk__in=[pk for pk, _ in expired]).delete()
+    for pk, deleted_at in expired:
+        # The address goes with the user: a purge is the end of their personal data here.
+        audit_record(
+            action="user.purged",
+            target_type="user",
+            target_id=pk,
+            changes={"deleted_at": deleted_at},
+            actor=None,
+        )
+    return len(expired)

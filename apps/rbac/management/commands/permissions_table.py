@@ -37,7 +37,7 @@ class Command(BaseCommand):
                 if not pattern.search(text):
                     raise SystemExit(f"{path} has no {start} … {end} markers")
                 replacement = f"{start}\n{markdown_table(urlconf)}\n{end}"
-                text = pattern.sub(lambda _, new=replacement: new, text)
+                text = pattern.sub(replacement.replace("\\", "\\\\"), text)
             path.write_text(text)
             self.stdout.write(f"rewrote the endpoint tables in {path}")
             return
