@@ -51,6 +51,7 @@ _USER_FIELDS = (
     "email",
     "username",
     "full_name",
+    "phone_number",
     "is_active",
     "is_staff",
     "is_superuser",

@@ -16,6 +16,7 @@ class UserOutput(OutputSerializer[User]):
     email = serializers.EmailField(read_only=True)
     username = serializers.CharField(read_only=True)
     full_name = serializers.CharField(read_only=True)
+    phone_number = serializers.CharField(read_only=True, help_text="E.164, or empty.")
     is_active = serializers.BooleanField(read_only=True)
     is_staff = serializers.BooleanField(read_only=True)
     is_superuser = serializers.BooleanField(read_only=True)
@@ -44,6 +45,7 @@ class UserUpdateInput(InputSerializer):
     email = serializers.EmailField(max_length=254, required=False)
     username = serializers.CharField(max_length=150, required=False)
     full_name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    phone_number = serializers.CharField(max_length=32, required=False, allow_blank=True)
     is_active = serializers.BooleanField(required=False)
     is_staff = serializers.BooleanField(required=False)
 
@@ -51,6 +53,9 @@ class UserUpdateInput(InputSerializer):
 class ProfileUpdateInput(InputSerializer):
     username = serializers.CharField(max_length=150, required=False)
     full_name = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    phone_number = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, help_text="E.164 (+ and digits), or empty."
+    )
 
 
 class UserFilterInput(InputSerializer):

@@ -105,8 +105,21 @@ def user_create(
     return candidate
 
 
-_PROFILE_FIELDS = ("username", "full_name")
-_MANAGED_FIELDS = ("email", "username", "full_name", "is_active", "is_staff")
+_PROFILE_FIELDS = ("username", "full_name", "phone_number")
+_MANAGED_FIELDS = ("email", "username", "full_name", "phone_number", "is_active", "is_staff")
+
+
+def phone_number_normalize(raw: str) -> str:
+    """The E.164 form of what people type: "+44 20 7946-0958" -> "+442079460958".
+
+    Raises ValidationError (422 on phone_number) for anything else; "" clears it.
+    """
+    phone = re.sub(r"[\s().-]", "", raw)
+    try:
+        User._meta.get_field("phone_number").run_validators(phone)
+    except DjangoValidationError as exc:
+        raise ValidationError(details={"phone_number": list(exc.messages)}) from None
+    return phone
 
 
 def user_update(*, user: User, changes: dict[str, Any], managed: bool) -> User:
@@ -128,6 +141,8 @@ def user_update(*, user: User, changes: dict[str, Any], managed: bool) -> User:
         changes["username"] = str(changes["username"]).strip()
     if "full_name" in changes and len(str(changes["full_name"])) > 255:
         raise ValidationError(details={"full_name": ["At most 255 characters."]})
+    if "phone_number" in changes:
+        changes["phone_number"] = phone_number_normalize(str(changes["phone_number"]))
     errors = _identity_errors(email=changes.get("email"), username=changes.get("username"))
     if errors:
         raise ValidationError(details=errors)
