@@ -411,7 +411,7 @@ def test_descendants_and_ancestors_cost_the_same_queries_at_depth_2_and_12(
         few = _queries(api_a, owner_token, f"{ORGS}/{shallow_node.pk}/{kind}")
         many = _queries(api_a, owner_token, f"{ORGS}/{deep_node.pk}/{kind}")
         assert few == many, (kind, few, many)
-        assert many <= 4, (kind, many)
+        assert 2 <= many <= 4, (kind, many)  # the node, then the rows (and their count)
     ancestors = api_a.call("get", f"{ORGS}/{deep[-1].pk}/ancestors", token=owner_token)
     assert [o["depth"] for o in ancestors.json()["data"]] == list(range(12))
     descendants = api_a.call("get", f"{ORGS}/{deep[0].pk}/descendants", token=owner_token)
