@@ -88,7 +88,41 @@ class UserAdmin(DjangoUserAdmin):
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         actor: User = request.user  # type: ignore[assignment]
         for user in queryset.filter(is_deleted=False).exclude(pk=actor.pk):
-            user_delete(user=user, by=actor)
+            try:
+                user_delete(user=user, by=actor)
+            except ConflictError as exc:  # the tenant's last owner
+                messages.error(request, f"{user.email}: {exc.message}")
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        """Admin edits bypass the API's services: keep the last owner and write the audit row."""
+        from apps.audit.services import audit_record, snapshot
+
+        fields = ["email", "username", "full_name", "is_active", "is_staff", "is_superuser"]
+        if change:
+            before = User.objects.get(pk=obj.pk)
+            if before.is_active and not obj.is_active:
+                from apps.rbac.services import ensure_not_last_owner
+
+                ensure_not_last_owner(before)
+            old = snapshot(before, fields)
+        super().save_model(request, obj, form, change)
+        new = snapshot(obj, fields)
+        if not change:
+            audit_record(action="user.created", target=obj, changes=new)
+            return
+        changes = {k: [old[k], v] for k, v in new.items() if old[k] != v}
+        if changes:
+            audit_record(action="user.updated", target=obj, changes=changes)
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            with transaction.atomic():
+                return super().changeform_view(request, *args, **kwargs)
+        except ConflictError as exc:
+            messages.error(request, exc.message)
+            from django.shortcuts import redirect
+
+            return redirect(request.path)
 
     @admin.action(description="Restore the selected soft-deleted users")
     def restore(self, request: HttpRequest, queryset: QuerySet[User]) -> None:

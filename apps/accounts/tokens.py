@@ -76,12 +76,17 @@ class Claims:
 
 
 def user_roles(user: User) -> list[str]:
-    roles = []
-    if user.is_superuser:
-        roles.append("superuser")
-    if user.is_staff:
-        roles.append("staff")
-    return roles or ["member"]
+    """The names of the roles the user holds (anywhere), for the token's informational
+    `roles` claim. Permissions are never read from the token: they are checked per request."""
+    from django_tenants.utils import get_public_schema_name
+
+    from apps.rbac.models import RoleAssignment
+
+    if current_schema() == get_public_schema_name():
+        # Platform operators: roles live in tenant schemas only.
+        return ["operator"] if user.is_staff else []
+    names = RoleAssignment.objects.filter(user=user).values_list("role__name", flat=True)
+    return sorted(set(names))
 
 
 def token_pair_issue(*, user: User, session: Session, now: datetime | None = None) -> TokenPair:

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from apps.audit.services import audit_record, changes_between, snapshot
 from apps.core.errors import ConflictError, ForbiddenError, ValidationError
-from apps.rbac.catalogue import ALL_CODENAMES, OWNER
+from apps.rbac.catalogue import ALL_CODENAMES, MEMBER, OWNER
 from apps.rbac.grants import require, user_grants
 from apps.rbac.models import Role, RoleAssignment
 
@@ -21,14 +21,24 @@ LAST_OWNER = "The tenant must keep at least one active owner."
 
 
 def ensure_not_last_owner(user: User) -> None:
-    """409 if `user` is the tenant's last active owner (before deleting or deactivating them)."""
-    owners = RoleAssignment.objects.filter(
-        role__system_key=OWNER,
-        organization__isnull=True,
-        user__is_active=True,
-        user__is_deleted=False,
-    ).values_list("user_id", flat=True)
-    holders = set(owners)
+    """409 if `user` is the tenant's last active owner (before deleting or deactivating them).
+
+    Locks the owner assignments first, then counts in a fresh statement, so two owners
+    removed at the same moment cannot both pass: the second waits and sees the first."""
+    with transaction.atomic():
+        list(
+            RoleAssignment.objects.select_for_update(of=("self",))
+            .filter(role__system_key=OWNER, organization__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        holders = set(
+            RoleAssignment.objects.filter(
+                role__system_key=OWNER,
+                organization__isnull=True,
+                user__is_active=True,
+                user__is_deleted=False,
+            ).values_list("user_id", flat=True)
+        )
     if user.pk in holders and len(holders) == 1:
         raise ConflictError(LAST_OWNER)
 
@@ -238,4 +248,13 @@ def owner_grant(*, user: User) -> RoleAssignment:
     """Make `user` an owner, with no checks: for provisioning (the tenant's first admin)."""
     owner = Role.objects.get(system_key=OWNER)
     assignment, _ = RoleAssignment.objects.get_or_create(user=user, role=owner, organization=None)
+    return assignment
+
+
+def member_grant(*, user: User) -> RoleAssignment | None:
+    """The member role for a new user, with no checks (user creation's baseline)."""
+    member = Role.objects.filter(system_key=MEMBER).first()
+    if member is None:  # the tenant deleted nothing: system roles cannot be deleted
+        return None
+    assignment, _ = RoleAssignment.objects.get_or_create(user=user, role=member, organization=None)
     return assignment

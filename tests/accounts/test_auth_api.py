@@ -33,6 +33,10 @@ def error_code(response) -> str:
 
 @pytest.mark.django_db
 def test_login_returns_a_token_pair_with_the_promised_claims(api_a, member_a, tenant_a) -> None:
+    from apps.rbac.services import member_grant
+
+    with tenant_context(tenant_a.tenant):
+        member_grant(user=member_a)  # what user_create gives every new user
     pair = api_a.login("member@alpha.test")
     assert pair["token_type"] == "bearer"
     assert pair["expires_in"] == 15 * 60

@@ -34,7 +34,7 @@ def test_the_first_admin_owns_the_tenant_and_holds_everything(api_a, owner_token
     mine = api_a.call("get", f"{USERS}/me/permissions", token=owner_token).json()["data"]
     assert {p["codename"] for p in mine["permissions"]} == ALL_CODENAMES
     assert all(p["everywhere"] for p in mine["permissions"])
-    assert [a["role"]["name"] for a in mine["roles"]] == ["owner"]
+    assert sorted(a["role"]["name"] for a in mine["roles"]) == ["member", "owner"]
     catalogue = api_a.call("get", "/api/v1/permissions", token=owner_token).json()["data"]
     assert {p["codename"] for p in catalogue} == ALL_CODENAMES
     roles = api_a.call("get", ROLES, token=owner_token).json()["data"]

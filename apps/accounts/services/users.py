@@ -87,6 +87,10 @@ def user_create(
     try:
         with transaction.atomic():
             candidate.save()
+            # Every user starts with the member role (the tenant may edit or take it away).
+            from apps.rbac.services import member_grant
+
+            member_grant(user=candidate)
             event_record(
                 type="user.created",
                 source="accounts",
