@@ -349,3 +349,82 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOG_FORMAT = env_str("LOG_FORMAT", "json")
 LOGGING = logging_config(json=LOG_FORMAT != "console", level=LOG_LEVEL)
+
+# ------------------------------------------------------------------ Notifications
+# One provider class per channel, by dotted path (apps/notifications/channels/).
+# Mail goes through Django's mail backend (EMAIL_* above: SMTP when EMAIL_HOST is
+# set, files under PLATFORM_LOCAL_DIR/mail otherwise, or any EMAIL_BACKEND such as
+# anymail's). SMS and push default to console providers that write files under
+# PLATFORM_LOCAL_DIR/sms and /push; set the real ones with their credentials.
+NOTIFICATION_EMAIL_PROVIDER = env_str(
+    "NOTIFICATION_EMAIL_PROVIDER", "apps.notifications.channels.email.DjangoMailProvider"
+)
+NOTIFICATION_SMS_PROVIDER = env_str(
+    "NOTIFICATION_SMS_PROVIDER", "apps.notifications.channels.sms.ConsoleSmsProvider"
+)
+NOTIFICATION_PUSH_PROVIDER = env_str(
+    "NOTIFICATION_PUSH_PROVIDER", "apps.notifications.channels.push.ConsolePushProvider"
+)
+# Twilio-style SMS (apps.notifications.channels.sms.TwilioSmsProvider).
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER")
+TWILIO_BASE_URL = env_str("TWILIO_BASE_URL", "https://api.twilio.com")
+# Web Push (apps.notifications.channels.push.WebPushProvider): the VAPID key pair
+# (private key as PEM or base64url DER/raw; the public key is what browsers subscribe with).
+VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY")
+VAPID_PUBLIC_KEY = env_str("VAPID_PUBLIC_KEY")
+VAPID_SUBJECT = env_str("VAPID_SUBJECT", f"mailto:no-reply@{PLATFORM_BASE_DOMAIN}")
+# Seconds a push service keeps a message for an offline device.
+WEBPUSH_TTL_SECONDS = env_int("WEBPUSH_TTL_SECONDS", 86_400)
+# Timeout of every provider HTTP call, in seconds.
+NOTIFICATION_HTTP_TIMEOUT = env_int("NOTIFICATION_HTTP_TIMEOUT", 10)
+# Transient failures are retried with exponential backoff (base * 2**n, with jitter,
+# capped) until a delivery has made this many attempts; then it is failed.
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 5)
+NOTIFICATION_RETRY_BASE_SECONDS = env_int("NOTIFICATION_RETRY_BASE_SECONDS", 30)
+NOTIFICATION_RETRY_MAX_SECONDS = env_int("NOTIFICATION_RETRY_MAX_SECONDS", 480)
+# A provider's circuit breaker opens after this many consecutive failures (shared by
+# every worker through Redis) and lets a trial call through after the reset timeout.
+NOTIFICATION_BREAKER_FAIL_MAX = env_int("NOTIFICATION_BREAKER_FAIL_MAX", 5)
+NOTIFICATION_BREAKER_RESET_SECONDS = env_int("NOTIFICATION_BREAKER_RESET_SECONDS", 60)
+# notify_many() and send_bulk_email write/send this many at a time.
+NOTIFICATION_CHUNK_SIZE = env_int("NOTIFICATION_CHUNK_SIZE", 500)
+
+# ------------------------------------------------------------------ Jobs
+# Retries with exponential backoff for transient errors only (apps/core/jobs.py
+# TRANSIENT_ERRORS), at most this many times; then the failure is recorded as a
+# JobFailure (admin) instead of looping. The backoff ceiling stays below the
+# Redis broker's visibility timeout, so a waiting retry is never delivered twice.
+JOBS_MAX_RETRIES = env_int("JOBS_MAX_RETRIES", 5)
+JOBS_RETRY_BACKOFF_MAX = env_int("JOBS_RETRY_BACKOFF_MAX", 300)
+# A periodic job's run for one tenant holds a Redis flag from enqueue to finish;
+# the next fan-out skips that tenant meanwhile. The flag expires after this long
+# (a lost worker never blocks a tenant for longer).
+JOBS_FANOUT_LOCK_SECONDS = env_int("JOBS_FANOUT_LOCK_SECONDS", 3600)
+# The cleanup job deletes dispatched outbox events and consumed-event marks older than this.
+JOBS_EVENT_RETENTION_DAYS = env_int("JOBS_EVENT_RETENTION_DAYS", 30)
+# Redis broker: a killed worker's unacknowledged tasks come back after the
+# visibility timeout, looked for every `unacked_restore_interval` seconds (kombu
+# would otherwise look only every 100 s). `socket_connect_timeout` and the publish
+# retry policy bound how long a request waits on a broker that is down: the
+# event stays in the outbox and the relay sends it later.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,
+    "visibility_timeout": env_int(
+        "CELERY_VISIBILITY_TIMEOUT", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    ),
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": 1,
+    "socket_connect_timeout": 3,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# A task still running when the broker connection drops is redelivered anyway
+# (acks late): stop it rather than let two copies run.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True

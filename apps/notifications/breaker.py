@@ -1,0 +1,93 @@
+"""A circuit breaker per provider, its state in Redis so every worker process shares it.
+
+After NOTIFICATION_BREAKER_FAIL_MAX consecutive failures (transient errors, or
+anything unexpected) a provider's breaker opens: no worker calls the provider
+until NOTIFICATION_BREAKER_RESET_SECONDS have passed, then one trial call is
+let through (half-open) and its outcome closes or re-opens the breaker.
+Permanent errors (a refused number) say the provider is up: they do not count.
+Keys are per provider, not per tenant: a provider down is down for everyone.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import pybreaker
+from django.conf import settings
+from django.utils import timezone
+from django_redis import get_redis_connection
+
+from apps.notifications.channels.base import PermanentProviderError
+
+T = TypeVar("T")
+
+
+class BreakerOpen(Exception):
+    def __init__(self, provider: str, retry_at: datetime) -> None:
+        super().__init__(f"the {provider} circuit breaker is open until {retry_at.isoformat()}")
+        self.provider = provider
+        self.retry_at = retry_at
+
+
+def breaker_namespace(provider: str) -> str:
+    return f"{settings.CACHES['default']['KEY_PREFIX']}:notifications:breaker:{provider}"
+
+
+def provider_breaker(provider: str) -> pybreaker.CircuitBreaker:
+    return _breaker(
+        provider,
+        settings.NOTIFICATION_BREAKER_FAIL_MAX,
+        settings.NOTIFICATION_BREAKER_RESET_SECONDS,
+    )
+
+
+@functools.cache
+def _breaker(provider: str, fail_max: int, reset_seconds: int) -> pybreaker.CircuitBreaker:
+    storage = pybreaker.CircuitRedisStorage(
+        pybreaker.STATE_CLOSED,
+        get_redis_connection("default"),
+        namespace=breaker_namespace(provider),
+    )
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max,
+        reset_timeout=reset_seconds,
+        exclude=[PermanentProviderError],
+        state_storage=storage,
+        name=provider,
+        # The failure that trips the breaker is still that call's own error (an attempt).
+        throw_new_error_on_trip=False,
+    )
+
+
+def breaker_retry_at(provider: str) -> datetime:
+    """When an open breaker lets a trial call through."""
+    breaker = provider_breaker(provider)
+    opened_at = breaker._state_storage.opened_at or timezone.now()
+    return opened_at + timedelta(seconds=breaker.reset_timeout)
+
+
+def breaker_call(provider: str, func: Callable[[], T]) -> T:
+    """Call `func` through the provider's breaker; raises BreakerOpen without calling it
+    while the breaker is open."""
+    breaker = provider_breaker(provider)
+    try:
+        return breaker.call(func)
+    except pybreaker.CircuitBreakerError as exc:
+        raise BreakerOpen(provider, breaker_retry_at(provider)) from exc
+
+
+def breaker_state(provider: str) -> str:
+    """ "closed", "open" or "half-open", as stored in Redis."""
+    return str(provider_breaker(provider).current_state)
+
+
+def breaker_reset(provider: str) -> None:
+    """Forget the provider's state (closed, no failures): for operators and tests."""
+    redis = get_redis_connection("default")
+    keys = list(redis.scan_iter(match=f"{breaker_namespace(provider)}:*"))
+    if keys:
+        redis.delete(*keys)
+    _breaker.cache_clear()

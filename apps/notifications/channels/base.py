@@ -1,0 +1,86 @@
+"""What every channel shares: the rendered message, the provider contract and its two errors.
+
+A provider talks to one outside service (an SMTP server, Twilio, a push
+service). It raises `TransientProviderError` for what a later try can fix
+(timeouts, connection errors, 5xx, 429) and `PermanentProviderError` for what it
+cannot (a 4xx such as an invalid number): the first is retried with backoff and
+counts against the provider's circuit breaker, the second fails the delivery at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+
+class ProviderError(Exception):
+    """A provider could not deliver; `str()` is what the delivery's last_error records."""
+
+
+class TransientProviderError(ProviderError):
+    pass
+
+
+class PermanentProviderError(ProviderError):
+    pass
+
+
+class NoAddress(PermanentProviderError):
+    """Nothing to send to (no phone number, no device left): the delivery is skipped."""
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One notification rendered for every channel, addressed to its recipient."""
+
+    notification_id: int
+    type: str
+    recipient: User
+    subject: str
+    text: str
+    html: str
+    sms: str
+    push_title: str
+    push_body: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider:
+    """Sends one message over one outside service; `name` keys its circuit breaker."""
+
+    name: str = "provider"
+
+    def send(self, message: OutboundMessage) -> str:
+        """Deliver `message`; returns the provider's message id."""
+        raise NotImplementedError
+
+
+SETTING_PER_CHANNEL = {
+    "email": "NOTIFICATION_EMAIL_PROVIDER",
+    "sms": "NOTIFICATION_SMS_PROVIDER",
+    "push": "NOTIFICATION_PUSH_PROVIDER",
+}
+
+
+def provider_for(channel: str) -> Provider:
+    """The provider configured for `channel` (one instance per process and dotted path)."""
+    if channel == "in_app":
+        from apps.notifications.channels.in_app import InboxProvider
+
+        return InboxProvider()
+    return _load(getattr(settings, SETTING_PER_CHANNEL[channel]))
+
+
+@functools.cache
+def _load(dotted_path: str) -> Provider:
+    provider = import_string(dotted_path)()
+    if not isinstance(provider, Provider):
+        raise TypeError(f"{dotted_path} is not a notifications Provider")
+    return provider

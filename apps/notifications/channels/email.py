@@ -1,0 +1,94 @@
+"""E-mail through Django's mail backend: SMTP, files, locmem or a provider backend (anymail).
+
+Which backend is `EMAIL_BACKEND`'s business (settings/base.py); this provider
+builds the text + HTML message and sorts the backend's errors into transient
+(connection trouble, 4xx SMTP replies, provider 5xx/429) and permanent (every
+recipient refused, 5xx SMTP replies, provider 4xx).
+"""
+
+from __future__ import annotations
+
+import smtplib
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import make_msgid
+
+from apps.notifications.channels.base import (
+    NoAddress,
+    OutboundMessage,
+    PermanentProviderError,
+    Provider,
+    TransientProviderError,
+)
+
+
+def build_email(
+    *, to: list[str], subject: str, text: str, html: str | None = None, message_id: str = ""
+) -> EmailMultiAlternatives:
+    mail = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),  # a header: one line
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=to,
+        headers={"Message-ID": message_id or make_msgid()},
+    )
+    if html:
+        mail.attach_alternative(html, "text/html")
+    return mail
+
+
+def send_classified(mail: EmailMultiAlternatives, connection: Any = None) -> str:
+    """Send one message; returns its id or raises a typed provider error."""
+    try:
+        if connection is None:
+            sent = mail.send()
+        else:
+            connection.open()  # reused across calls (a bulk send's chunk) once open
+            sent = connection.send_messages([mail])
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise PermanentProviderError(f"recipient refused: {exc.recipients}") from exc
+    except smtplib.SMTPAuthenticationError as exc:
+        # The server is fine, our credentials are not: every message would fail the same way,
+        # so let the breaker see it and keep the deliveries waiting until it is fixed.
+        raise TransientProviderError(f"SMTP authentication failed: {exc.smtp_code}") from exc
+    except smtplib.SMTPResponseException as exc:
+        error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+        if 500 <= exc.smtp_code < 600:
+            raise PermanentProviderError(error) from exc
+        raise TransientProviderError(error) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise TransientProviderError(f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise _classify_backend_error(exc) from exc
+    if not sent:
+        raise PermanentProviderError("the mail backend accepted no recipient")
+    status = getattr(mail, "anymail_status", None)  # anymail reports the provider's id
+    provider_id = getattr(status, "message_id", None)
+    return str(provider_id) if provider_id else str(mail.extra_headers["Message-ID"])
+
+
+def _classify_backend_error(exc: Exception) -> Exception:
+    # Provider backends (anymail) raise their own errors, carrying the HTTP status.
+    if type(exc).__name__ == "AnymailRecipientsRefused":
+        return PermanentProviderError(f"recipient refused: {exc}")
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+        return PermanentProviderError(f"{type(exc).__name__} {status}: {exc}")
+    if status is not None or type(exc).__module__.startswith("anymail"):
+        return TransientProviderError(f"{type(exc).__name__} {status}: {exc}")
+    return exc
+
+
+class DjangoMailProvider(Provider):
+    name = "email"
+
+    def send(self, message: OutboundMessage) -> str:
+        address = message.recipient.email
+        if not address:
+            raise NoAddress("the user has no e-mail address")
+        mail = build_email(
+            to=[address], subject=message.subject, text=message.text, html=message.html
+        )
+        return send_classified(mail)

@@ -1,0 +1,118 @@
+"""Notification jobs: deliver one delivery, send mail (one or in bulk), requeue lost deliveries."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import structlog
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import get_connection
+from django.utils import timezone
+
+from apps.core.tasks import tenant_task
+from apps.notifications.breaker import BreakerOpen, breaker_call
+from apps.notifications.channels.base import PermanentProviderError, TransientProviderError
+from apps.notifications.channels.email import DjangoMailProvider, build_email, send_classified
+
+logger = structlog.get_logger("apps.notifications.tasks")
+
+EMAIL_BREAKER = DjangoMailProvider.name
+
+
+@tenant_task(name="notifications.deliver", bind=True, acks_late=True)
+def deliver(self: Any, delivery_id: int) -> str:
+    """Send one delivery; reschedules itself while it must wait (backoff, open breaker).
+
+    The attempts are counted on the row, not by Celery, so the limit holds
+    across redelivered messages; waiting for a breaker spends none.
+    """
+    from apps.notifications.services import delivery_send
+
+    outcome = delivery_send(delivery_id=delivery_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    return outcome.status
+
+
+def _email_retry(task: Any, exc: Exception) -> None:
+    if isinstance(exc, BreakerOpen):
+        wait = max((exc.retry_at - timezone.now()).total_seconds(), 1.0)
+        raise task.retry(countdown=wait, max_retries=None, exc=exc)
+    if task.request.retries + 1 >= settings.NOTIFICATION_MAX_ATTEMPTS:
+        raise exc
+    from apps.notifications.services import retry_delay
+
+    raise task.retry(countdown=retry_delay(task.request.retries + 1), max_retries=None, exc=exc)
+
+
+@shared_task(name="notifications.send_email", bind=True, acks_late=True)
+def send_email(self: Any, to: str, subject: str, body: str, html: str | None = None) -> str:
+    """Mail one address (text, and HTML if given); returns the Message-ID.
+
+    Transient errors retry with backoff (NOTIFICATION_MAX_ATTEMPTS tries in all);
+    a refused recipient fails the task at once.
+    """
+    mail = build_email(to=[to], subject=subject, text=body, html=html)
+    try:
+        return breaker_call(EMAIL_BREAKER, lambda: send_classified(mail))
+    except (TransientProviderError, BreakerOpen) as exc:
+        _email_retry(self, exc)
+        raise  # unreachable: _email_retry raises
+
+
+@shared_task(name="notifications.send_bulk_email", acks_late=True)
+def send_bulk_email(
+    recipients: list[str],
+    subject: str,
+    body: str,
+    html: str | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, Any]:
+    """Mail each recipient their own copy, a connection per chunk; returns the counts.
+
+    One recipient's failure never stops the rest: a refused address is counted
+    as failed; a transient failure (or an open breaker) hands that address to
+    its own `send_email` task, which retries it with backoff (counted as retried).
+    """
+    size = chunk_size or settings.NOTIFICATION_CHUNK_SIZE
+    addresses = list(dict.fromkeys(a.strip() for a in recipients if a and a.strip()))
+    counts: dict[str, Any] = {"total": len(addresses), "sent": 0, "failed": 0, "retried": 0}
+    failed: list[str] = []
+    for start in range(0, len(addresses), size):
+        connection = get_connection(fail_silently=False)
+        try:
+            for address in addresses[start : start + size]:
+                mail = build_email(to=[address], subject=subject, text=body, html=html)
+                try:
+                    breaker_call(
+                        EMAIL_BREAKER, functools.partial(send_classified, mail, connection)
+                    )
+                except PermanentProviderError as exc:
+                    counts["failed"] += 1
+                    failed.append(address)
+                    logger.warning("bulk_email_refused", error=str(exc))
+                except (TransientProviderError, BreakerOpen) as exc:
+                    counts["retried"] += 1
+                    countdown = 0.0
+                    if isinstance(exc, BreakerOpen):
+                        countdown = max((exc.retry_at - timezone.now()).total_seconds(), 1.0)
+                    send_email.apply_async(args=(address, subject, body, html), countdown=countdown)
+                    # The connection may be broken now: the next message opens a new one.
+                    connection.close()
+                else:
+                    counts["sent"] += 1
+        finally:
+            connection.close()
+    counts["failed_recipients"] = failed[:100]
+    logger.info("bulk_email_done", **{k: v for k, v in counts.items() if k != "failed_recipients"})
+    return counts
+
+
+@tenant_task(name="notifications.requeue_stale", ignore_result=True)
+def requeue_stale_deliveries() -> int:
+    """Periodic, per tenant: enqueue pending deliveries whose task was lost."""
+    from apps.notifications.services import deliveries_requeue_stale
+
+    return deliveries_requeue_stale()
