@@ -261,8 +261,14 @@ def batch_fan_out(*, batch_id: uuid.UUID) -> list[int]:
 
 
 def batch_chunk_send(*, batch_id: uuid.UUID, index: int) -> int:
-    """notify() every user of chunk `index`; returns how many notifications it wrote."""
-    from apps.notifications.services import notify  # type: ignore[import-not-found]
+    """Notify every user of chunk `index`; returns how many notifications it wrote.
+
+    One `notify_many` call (a fixed number of queries for the chunk, users notified
+    before for this batch skipped). Should it fail for a reason a retry cannot fix,
+    the chunk goes again one `notify` at a time, so one recipient's problem does
+    not hold back the others.
+    """
+    from apps.notifications.services import notify, notify_many
 
     batch = NotificationBatch.objects.filter(pk=batch_id).first()
     if batch is None:
@@ -271,31 +277,36 @@ def batch_chunk_send(*, batch_id: uuid.UUID, index: int) -> int:
     if index in progress.get("chunks_done", []) or index >= len(progress.get("bounds", [])):
         return 0  # counted already: a message delivered twice
     first, last = progress["bounds"][index]
-    recipients = (
+    recipients = list(
         audience_queryset(batch.audience).filter(pk__gte=first, pk__lte=last).order_by("pk")
     )
-    written = failed = 0
-    channels = list(batch.channels) or None
-    for user in recipients:
-        try:
-            notification = notify(
-                user=user,
-                type=batch.type,
-                title=batch.title,
-                body=batch.body,
-                data=batch.data,
-                channels=channels,
-                batch=batch,
-                source_event_id=batch.pk,
-            )
-        except TRANSIENT:
-            raise  # the whole chunk is retried; what was written stays written once
-        except Exception:
-            # One recipient's problem must not hold back the rest of the chunk.
-            logger.exception("batch_recipient_failed", batch_id=str(batch.pk), user_id=user.pk)
-            failed += 1
-            continue
-        written += notification is not None
+    message: dict[str, Any] = {
+        "type": batch.type,
+        "title": batch.title,
+        "body": batch.body,
+        "data": batch.data,
+        "channels": list(batch.channels) or None,
+        "batch": batch,
+        "source_event_id": batch.pk,
+    }
+    failed = 0
+    try:
+        written = notify_many(
+            user_ids=[u.pk for u in recipients], chunk_size=max(1, len(recipients)), **message
+        ).created
+    except TRANSIENT:
+        raise  # the whole chunk is retried; what was written stays written once
+    except Exception:
+        logger.exception("batch_chunk_failed", batch_id=str(batch.pk), index=index)
+        written = 0
+        for user in recipients:
+            try:
+                written += notify(user=user, **message) is not None
+            except TRANSIENT:
+                raise
+            except Exception:
+                logger.exception("batch_recipient_failed", batch_id=str(batch.pk), user_id=user.pk)
+                failed += 1
     _chunk_counted(batch_id=batch_id, index=index, failed=failed)
     return written
 

@@ -158,6 +158,7 @@ def batch_progress(*, batch: NotificationBatch) -> dict[str, Any]:
         totals[status] = totals.get(status, 0) + n
         totals["total"] += n
     audience = batch.audience or {}
+    progress = audience.get("progress") or {}
     return {
         "id": batch.pk,
         "type": batch.type,
@@ -174,6 +175,11 @@ def batch_progress(*, batch: NotificationBatch) -> dict[str, Any]:
         "finished_at": batch.finished_at,
         "total_recipients": batch.total_recipients,
         "notifications_created": getattr(batch, "notifications_created", 0),
+        "failed_recipients": int(progress.get("failed", 0)),
+        "chunks": {
+            "total": len(progress.get("bounds", [])),
+            "done": len(progress.get("chunks_done", [])),
+        },
         "deliveries": per_channel,
         "delivery_totals": totals,
     }

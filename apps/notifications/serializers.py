@@ -178,6 +178,11 @@ class ChannelCountsOutput(serializers.Serializer[Any]):
     total = serializers.IntegerField(min_value=0)
 
 
+class ChunksOutput(serializers.Serializer[Any]):
+    total = serializers.IntegerField(min_value=0)
+    done = serializers.IntegerField(min_value=0)
+
+
 class AudienceOutput(serializers.Serializer[Any]):
     users = serializers.ListField(child=serializers.IntegerField())
     roles = serializers.ListField(child=serializers.IntegerField())
@@ -198,6 +203,10 @@ class BatchOutput(serializers.Serializer[Any]):
     finished_at = serializers.DateTimeField(allow_null=True)
     total_recipients = serializers.IntegerField(min_value=0)
     notifications_created = serializers.IntegerField(min_value=0)
+    failed_recipients = serializers.IntegerField(
+        min_value=0, help_text="Recipients the worker could not notify (see the worker's log)."
+    )
+    chunks = ChunksOutput(help_text="The fan-out's chunks: planned and finished.")
     deliveries = serializers.DictField(
         child=ChannelCountsOutput(), help_text="Per channel: deliveries by status."
     )
