@@ -2,7 +2,7 @@
 
 Each node keeps `path`, the ids from the root down to itself (`/1/5/12/`), and
 its `depth` (a root is 0). A subtree is one indexed prefix scan
-(`path LIKE '/1/5/%'`, served by a text_pattern_ops b-tree), the ancestors
+(`path LIKE '/1/5/%'`, served by a b-tree on the C-collated column), the ancestors
 are the ids in the path: either costs one query whatever the depth, and a move
 rewrites the subtree's paths in one UPDATE. Chosen over PostgreSQL's ltree
 (the embedded PostgreSQL build ships without contrib extensions, and ltree
@@ -31,7 +31,9 @@ class Organization(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
-    path = models.CharField(max_length=1000, editable=False, default="")
+    # Byte order ("C" collation): /1/ sorts before /1/5/ before /12/, and one plain b-tree
+    # serves both the prefix scan and tree order (other collations ignore the slashes).
+    path = models.CharField(max_length=1000, editable=False, default="", db_collation="C")
     depth = models.PositiveSmallIntegerField(editable=False, default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -48,9 +50,7 @@ class Organization(models.Model):
             ),
         ]
         indexes = [
-            models.Index(
-                fields=["path"], name="organizations_path_prefix", opclasses=["text_pattern_ops"]
-            ),
+            models.Index(fields=["path"], name="organizations_path_c_idx"),
             models.Index(fields=["type"], name="organizations_type_idx"),
         ]
 

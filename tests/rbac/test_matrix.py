@@ -14,6 +14,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from apps.audit.models import AuditEvent
+from apps.notifications.models import NotificationBatch
 from apps.organizations.models import Membership
 from apps.rbac.catalogue import ALL_CODENAMES
 from apps.rbac.drf import AUTHENTICATED
@@ -67,6 +68,7 @@ def world(tenant_a):
         role = Role.objects.create(name="Matrix Role", permissions=[])
         assignment = RoleAssignment.objects.create(user=target, role=role)
         event = AuditEvent.objects.create(action="matrix.test", target_type="user", target_id="1")
+        batch = NotificationBatch.objects.create(type="announcement", title="Matrix", audience={})
         holders = {}
         for codename in sorted(ALL_CODENAMES):
             user = make_user(email=f"holder.{codename}@alpha.test", username=f"h-{codename}")
@@ -82,6 +84,7 @@ def world(tenant_a):
         "organization": org.pk,
         "child": child.pk,
         "event": event.pk,
+        "batch": str(batch.pk),
         "holders": holders,
     }
 
@@ -92,6 +95,10 @@ def fill(path: str, world: dict) -> str:
         before = path[: match.start()]
         if name == "session_id":
             return str(uuid.uuid4())
+        if name == "batch_id":
+            return str(world["batch"])
+        if name in ("notification_id", "device_id"):
+            return "999999"  # the caller's own: none yet, so a 404 (but never a 403)
         if name == "user_id" or (name == "id" and before.endswith("/users/")):
             return str(world["user"])
         if name == "role_id" or before.endswith("/roles/"):
