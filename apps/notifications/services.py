@@ -537,8 +537,9 @@ def deliveries_retry(queryset: QuerySet[Delivery] | None = None) -> int:
     """
     queryset = Delivery.objects.all() if queryset is None else queryset
     with transaction.atomic():
+        # Re-selected by id: the caller's queryset may join or order in ways FOR UPDATE refuses.
         ids = list(
-            queryset.filter(status=Delivery.Status.FAILED)
+            Delivery.objects.filter(pk__in=queryset.values("pk"), status=Delivery.Status.FAILED)
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)
         )

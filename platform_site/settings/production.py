@@ -48,3 +48,12 @@ STORAGES = {
 
 # Mail goes to EMAIL_HOST over SMTP; without one, fail loudly rather than write files.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+
+# Notifications: the real SMS and push providers, never the development ones that write
+# files. Unconfigured, they fail transiently: deliveries wait and show in the admin.
+NOTIFICATION_SMS_PROVIDER = env_str(
+    "NOTIFICATION_SMS_PROVIDER", "apps.notifications.channels.sms.TwilioSmsProvider"
+)
+NOTIFICATION_PUSH_PROVIDER = env_str(
+    "NOTIFICATION_PUSH_PROVIDER", "apps.notifications.channels.push.WebPushProvider"
+)

@@ -162,7 +162,7 @@ def test_a_provider_failing_five_times_opens_its_breaker_and_deliveries_go_out_w
     marker, ids = worker_rows(3)
     redis = get_redis_connection("default")
     state_key = f"{breaker_namespace('twilio')}:pybreaker:state"
-    waited = []
+    waited: list[int] = []
 
     def breaker_open() -> bool:
         with tenant_context(tenant_a.tenant):
