@@ -1,6 +1,12 @@
+"""The accounts app's tasks: sending a reset link, and two periodic jobs run per tenant
+(fanned out by core.jobs_fan_out; see TENANT_JOBS in apps/core/tasks.py)."""
+
 from __future__ import annotations
 
 from smtplib import SMTPException
+
+from django.conf import settings
+from django.db import transaction
 
 from apps.core.tasks import tenant_task
 
@@ -15,3 +21,25 @@ def password_reset_send_task(event_id: str, email: str) -> None:
     from apps.accounts.services.passwords import password_reset_send
 
     password_reset_send(request_event_id=event_id, email=email)
+
+
+@tenant_task(name="accounts.cleanup_expired_sessions")
+def cleanup_expired_sessions_task() -> dict[str, int]:
+    """Ended sessions, spent or expired reset tokens, users past the retention, old event rows."""
+    from apps.accounts.services.sessions import auth_records_cleanup
+    from apps.accounts.services.users import users_purge
+    from apps.core.jobs import events_prune
+
+    counts = auth_records_cleanup()
+    with transaction.atomic():
+        counts["users_purged"] = users_purge(older_than_days=settings.USER_RETENTION_DAYS)
+    counts.update(events_prune(older_than_days=settings.JOBS_EVENT_RETENTION_DAYS))
+    return counts
+
+
+@tenant_task(name="accounts.sync_user_data")
+def sync_user_data_task() -> dict[str, int]:
+    """Recompute what derives from users (cached auth state and grants); report what changed."""
+    from apps.accounts.services.user_sync import user_data_sync
+
+    return user_data_sync().as_dict()

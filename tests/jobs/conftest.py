@@ -1,0 +1,166 @@
+"""Fixtures for the jobs tests: a tenant of their own, and real processes around it.
+
+Worker and web processes write and commit for real, so the tests that use them
+work in a tenant created for this package (committed) and dropped when the
+package is done: nothing they leave behind can reach another test's counts.
+Those tests do not run in a rolled-back transaction; they read and write
+through `committed`, in autocommit mode, as the processes do.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.conf import settings
+from django.db import connection
+from django_redis import get_redis_connection
+
+from apps.core.models import JobFailure, OutboxEvent
+from apps.core.tenancy import tenant_connection
+from apps.tenants.models import Domain, Tenant
+from apps.tenants.services import tenant_create
+from tests.conftest import ADMIN_PASSWORD, TenantFixture
+from tests.jobs import processes
+
+
+def database_url() -> str:
+    """The test database (not the one in DATABASE_URL), as a URL for another process."""
+    db = connection.settings_dict
+    user = quote(db["USER"] or "")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@{port}/{db['NAME']}?host={quote(host, safe='/')}"
+    return f"postgresql://{user}{password}@{host}{port}/{db['NAME']}"
+
+
+@pytest.fixture
+def committed(django_db_blocker) -> Iterator[None]:
+    """Database access outside any test transaction: every write commits, like the processes'."""
+    with django_db_blocker.unblock():
+        tenant_connection().set_schema_to_public()
+        yield
+        tenant_connection().set_schema_to_public()
+
+
+@pytest.fixture(scope="package")
+def jobs_tenant(django_db_setup, django_db_blocker) -> Iterator[TenantFixture]:
+    slug = f"jobs{uuid.uuid4().hex[:6]}"
+    with django_db_blocker.unblock():
+        tenant_connection().set_schema_to_public()
+        result = tenant_create(
+            name="Jobs Testing Ltd",
+            slug=slug,
+            admin_email=f"admin@{slug}.test",
+            admin_password=ADMIN_PASSWORD,
+        )
+    fixture = TenantFixture(result.tenant, result.domain.domain, result.admin.email)
+    yield fixture
+    with django_db_blocker.unblock():
+        tenant_connection().set_schema_to_public()
+        schema = fixture.schema
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        Domain.objects.filter(tenant_id=result.tenant.pk).delete()
+        Tenant.objects.filter(pk=result.tenant.pk).delete()
+        OutboxEvent.objects.filter(data__schema_name=schema).delete()
+        JobFailure.objects.filter(tenant_schema=schema).delete()
+
+
+@pytest.fixture(scope="package")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    local = Path(os.environ.get("PLATFORM_LOCAL_DIR", processes.ROOT / ".local"))
+    path = local / "jobs-tests" if local.is_dir() else tmp_path_factory.mktemp("jobs-logs")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="package")
+def smtp() -> Iterator[processes.SmtpSink]:
+    sink = processes.SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=processes.free_port())
+    controller.start()
+    sink.port = controller.port
+    yield sink
+    controller.stop()
+
+
+def process_env(*, broker_url: str, queue: str, smtp_port: int | None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.jobs.worker_settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": broker_url,
+        "JOBS_TEST_QUEUE": queue,
+        # A killed worker's unacknowledged tasks come back within seconds (Redis broker).
+        "CELERY_VISIBILITY_TIMEOUT": "4",
+        "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+        "LOG_FORMAT": "console",
+    }
+    if smtp_port:
+        env.update({"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port)})
+    return env
+
+
+@dataclass
+class Worker:
+    queue: str
+    process: processes.Process
+
+    def restart(self) -> None:
+        self.process.stop()
+        processes.worker_start(self.process)
+
+
+@pytest.fixture(scope="package")
+def jobs_worker(jobs_tenant, smtp, log_dir, django_db_blocker) -> Iterator[Worker]:
+    """A real worker on the configured broker (Redis, or RabbitMQ in CI), on a queue of its own."""
+    queue = f"jobs-{uuid.uuid4().hex[:8]}"
+    with django_db_blocker.unblock():
+        env = process_env(broker_url=settings.CELERY_BROKER_URL, queue=queue, smtp_port=smtp.port)
+    process = processes.worker(
+        name=f"worker-{queue}", queue=queue, env=env, log_dir=log_dir, concurrency=2
+    )
+    processes.worker_start(process)
+    yield Worker(queue, process)
+    process.stop()
+
+
+@dataclass
+class Web:
+    port: int
+    process: processes.Process
+
+    def api(self, host: str) -> processes.HttpApi:
+        return processes.HttpApi(self.port, host)
+
+
+@pytest.fixture(scope="package")
+def jobs_web(jobs_worker, log_dir, django_db_blocker) -> Iterator[Web]:
+    """The web app in a process of its own, enqueuing to the jobs worker's queue."""
+    port = processes.free_port()
+    with django_db_blocker.unblock():
+        env = process_env(
+            broker_url=settings.CELERY_BROKER_URL, queue=jobs_worker.queue, smtp_port=None
+        )
+    process = processes.web(name=f"web-{jobs_worker.queue}", port=port, env=env, log_dir=log_dir)
+    processes.web_start(process, port)
+    yield Web(port, process)
+    process.stop()
+
+
+@pytest.fixture
+def redis_keys_cleanup() -> Iterator[list[str]]:
+    """Keys a test names here are deleted afterwards (Redis is not rolled back)."""
+    keys: list[str] = []
+    yield keys
+    if keys:
+        get_redis_connection("default").delete(*keys)
