@@ -378,3 +378,17 @@ def test_a_push_service_5xx_is_retried(in_tenant_a, push_service, browser) -> No
 
     assert outcome.status == "pending" and outcome.retry_in is not None
     assert DeviceSubscription.objects.filter(user=user).count() == 1
+
+
+def test_the_console_push_provider_writes_a_file(in_tenant_a, tmp_path, settings) -> None:
+    settings.LOCAL_DIR = tmp_path
+    user = make_user()
+    DeviceSubscription.objects.create(user=user, endpoint="https://push.example.com/1", keys={})
+    delivery = _delivery(user, "push", title="Ping", body="Pong")
+
+    assert delivery_send(delivery_id=delivery.pk).status == "sent"
+
+    [written] = (tmp_path / "push").iterdir()
+    record = json.loads(written.read_text())
+    assert record["devices"] == ["https://push.example.com/1"]
+    assert (record["payload"]["title"], record["payload"]["body"]) == ("Ping", "Pong")
