@@ -13,8 +13,13 @@ from apps.notifications.models import Channel, DeviceSubscription
 # ------------------------------------------------------------------ inbox
 
 
+# One enum in the schema for the channels (the send input's): drf-spectacular names an
+# enum after its field, and the same choices under two names is a warning.
+_CHANNEL_HELP = "in_app, email, sms or push."
+
+
 class DeliveryStatusOutput(serializers.Serializer[Any]):
-    channel = serializers.ChoiceField(choices=Channel.choices, read_only=True)
+    channel = serializers.CharField(read_only=True, help_text=_CHANNEL_HELP)
     status = serializers.CharField(read_only=True, help_text="pending, sent, failed or skipped.")
     sent_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
@@ -52,7 +57,7 @@ class UpdatedOutput(serializers.Serializer[Any]):
 
 class PreferenceOutput(serializers.Serializer[Any]):
     type = serializers.CharField()
-    channel = serializers.ChoiceField(choices=Channel.choices)
+    channel = serializers.CharField(help_text=_CHANNEL_HELP)
     enabled = serializers.BooleanField()
     locked = serializers.BooleanField(help_text="A security notice: always on, cannot be changed.")
 
@@ -65,7 +70,7 @@ class NotificationTypeOutput(serializers.Serializer[Any]):
 
 class PreferencesOutput(serializers.Serializer[Any]):
     types = NotificationTypeOutput(many=True)
-    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices))
+    channels = serializers.ListField(child=serializers.CharField(), help_text=_CHANNEL_HELP)
     preferences = PreferenceOutput(many=True, help_text="Every type times every channel.")
 
 

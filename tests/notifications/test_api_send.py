@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
 from apps.audit.models import AuditEvent
@@ -299,3 +301,20 @@ def test_batches_stay_in_their_tenant(api_a, api_b, owner_token, world, tenant_b
     response = api_b.call("get", f"{BATCHES}/{accepted.json()['data']['batch_id']}", token=token_b)
     # Tenant B's ids are not tenant A's: ann's id names nobody there (or someone else).
     assert response.status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_batchs_progress_costs_two_queries_at_any_size(
+    api_a, owner_token, world, tenant_a, send
+) -> None:
+    small = send(message(users=[world["ann"].pk]), owner_token).json()["data"]["batch_id"]
+    large = send(message(organizations=[world["root"].pk], roles=[world["role"].pk]), owner_token)
+    counts = []
+    for batch_id in (small, large.json()["data"]["batch_id"]):
+        api_a.call("get", f"{BATCHES}/{batch_id}", token=owner_token)  # the auth cache, warm
+        with CaptureQueriesContext(connection) as ctx:
+            response = api_a.call("get", f"{BATCHES}/{batch_id}", token=owner_token)
+        assert response.status_code == 200
+        counts.append(len(ctx.captured_queries))
+    # The batch with its notification count, then every delivery count in one GROUP BY.
+    assert counts == [2, 2]
