@@ -114,6 +114,23 @@ class UserAdmin(DjangoUserAdmin):
         if changes:
             audit_record(action="user.updated", target=obj, changes=changes)
 
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        """A password set here ends every session and access token, as a reset does."""
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            from django.contrib.admin.utils import unquote
+
+            from apps.accounts.services.sessions import user_tokens_revoke
+            from apps.audit.services import audit_record
+
+            user = User.objects.get(pk=unquote(id))
+            with transaction.atomic():
+                ended = user_tokens_revoke(user=user, reason=Session.RevokeReason.PASSWORD_RESET)
+                audit_record(
+                    action="user.password_reset", target=user, changes={"sessions_ended": ended}
+                )
+        return response
+
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         try:
             with transaction.atomic():

@@ -254,3 +254,28 @@ def test_a_user_rebuilt_from_the_cache_cannot_be_saved_whole(member_a, tenant_a)
         stored = User.objects.get(pk=member_a.pk)
         assert stored.full_name == "Only This"
         assert stored.check_password(PASSWORD)
+
+
+@pytest.mark.django_db
+def test_a_password_set_in_the_admin_ends_every_session(api_a, member_a, tenant_a) -> None:
+    pair = api_a.login("member@alpha.test")
+    assert api_a.call("get", "/api/v1/users/me", token=pair["access_token"]).status_code == 200
+    client = _tenant_admin_client(tenant_a)
+    response = client.post(
+        f"/admin/accounts/user/{member_a.pk}/password/",
+        {
+            "password1": "an-admin-chosen-passphrase-1",
+            "password2": "an-admin-chosen-passphrase-1",
+            "usable_password": "true",
+        },
+        HTTP_HOST=tenant_a.host,
+    )
+    assert response.status_code == 302, response.content[:3000]
+    assert api_a.call("get", "/api/v1/users/me", token=pair["access_token"]).status_code == 401
+    assert (
+        api_a.call(
+            "post", "/api/v1/auth/refresh", {"refresh_token": pair["refresh_token"]}
+        ).status_code
+        == 401
+    )
+    api_a.login("member@alpha.test", "an-admin-chosen-passphrase-1")
