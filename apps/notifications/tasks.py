@@ -116,3 +116,8 @@ def requeue_stale_deliveries() -> int:
     from apps.notifications.services import deliveries_requeue_stale
 
     return deliveries_requeue_stale()
+
+
+# The batch fan-out's tasks live beside their service; importing them here registers
+# them wherever Celery autodiscovers `tasks` (the worker must know them by name).
+from apps.notifications import batches  # noqa: E402, F401

@@ -390,6 +390,16 @@ NOTIFICATION_BREAKER_FAIL_MAX = env_int("NOTIFICATION_BREAKER_FAIL_MAX", 5)
 NOTIFICATION_BREAKER_RESET_SECONDS = env_int("NOTIFICATION_BREAKER_RESET_SECONDS", 60)
 # notify_many() and send_bulk_email write/send this many at a time.
 NOTIFICATION_CHUNK_SIZE = env_int("NOTIFICATION_CHUNK_SIZE", 500)
+# A send to many (POST /notifications/send) fans out in tasks of this many recipients.
+NOTIFICATION_BATCH_CHUNK = env_int("NOTIFICATION_BATCH_CHUNK", 500)
+# Web Push endpoints users may register: https at these push services (host suffixes,
+# comma-separated); unset: the browsers' own (apps/notifications/recipient_services.py).
+if _webpush_hosts := env_list("NOTIFICATION_WEBPUSH_HOSTS", []):
+    NOTIFICATION_WEBPUSH_HOSTS = _webpush_hosts
+# http://localhost push endpoints, for development only.
+NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS = env_bool(
+    "NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS", DEBUG
+)
 
 # ------------------------------------------------------------------ Jobs
 # Retries with exponential backoff for transient errors only (apps/core/jobs.py
