@@ -157,22 +157,23 @@ def job_failure_record(
         # inside a transaction: that is a caller's, e.g. an eager task in a test).
         if not connection.in_atomic_block:
             close_old_connections()
+        fields = {
+            "task_name": task_name,
+            "tenant_schema": "" if schema == public_schema() else schema,
+            "args": safe_args,
+            "kwargs": safe_kwargs,
+            "is_redacted": args_redacted or kwargs_redacted,
+            "exception_type": f"{type(exception).__module__}.{type(exception).__name__}",
+            "exception_message": str(exception)[:_MAX_TEXT],
+            "traceback": traceback[-_MAX_TEXT:],
+            "attempts": attempts,
+            "last_failed_at": now,
+        }
         with schema_context(public_schema()):
             failure, _ = JobFailure.objects.update_or_create(
                 task_id=task_id,
-                defaults={
-                    "task_name": task_name,
-                    "tenant_schema": "" if schema == public_schema() else schema,
-                    "args": safe_args,
-                    "kwargs": safe_kwargs,
-                    "is_redacted": args_redacted or kwargs_redacted,
-                    "exception_type": f"{type(exception).__module__}.{type(exception).__name__}",
-                    "exception_message": str(exception)[:_MAX_TEXT],
-                    "traceback": traceback[-_MAX_TEXT:],
-                    "attempts": attempts,
-                    "last_failed_at": now,
-                },
-                create_defaults={"first_failed_at": first_failed_at},
+                defaults=fields,
+                create_defaults={**fields, "first_failed_at": first_failed_at},
             )
     except Exception:  # a failure handler must not fail the worker
         logger.exception("job_failure_not_recorded", task=task_name, task_id=task_id)

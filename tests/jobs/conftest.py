@@ -3,8 +3,6 @@
 Worker and web processes write and commit for real, so the tests that use them
 work in a tenant created for this package (committed) and dropped when the
 package is done: nothing they leave behind can reach another test's counts.
-Those tests do not run in a rolled-back transaction; they read and write
-through `committed`, in autocommit mode, as the processes do.
 """
 
 from __future__ import annotations
@@ -40,15 +38,6 @@ def database_url() -> str:
     if host.startswith("/"):
         return f"postgresql://{user}{password}@{port}/{db['NAME']}?host={quote(host, safe='/')}"
     return f"postgresql://{user}{password}@{host}{port}/{db['NAME']}"
-
-
-@pytest.fixture
-def committed(django_db_blocker) -> Iterator[None]:
-    """Database access outside any test transaction: every write commits, like the processes'."""
-    with django_db_blocker.unblock():
-        tenant_connection().set_schema_to_public()
-        yield
-        tenant_connection().set_schema_to_public()
 
 
 @pytest.fixture(scope="package")
