@@ -86,7 +86,8 @@ def test_jobs_run_relays_pending_events(tenant_a) -> None:
         )
     output = run("jobs_run", "outbox_relay", "--tenant", tenant_a.tenant.slug)
     assert output.strip() == f'outbox_relay [{tenant_a.schema}] {{"dispatched": 1}}'
-    event.refresh_from_db()
+    with tenant_context(tenant_a.tenant):
+        event.refresh_from_db()
     assert event.dispatched_at is not None
 
 

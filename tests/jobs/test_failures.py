@@ -49,7 +49,7 @@ def test_secrets_are_redacted_at_any_depth() -> None:
 def test_a_permanent_error_is_not_retried_and_is_recorded_once(tenant_a) -> None:
     marker = uuid.uuid4().hex
     with tenant_context(tenant_a.tenant):
-        result = permanent_bug.apply(args=[marker], kwargs={"api_token": "s3cret"})
+        result = permanent_bug.apply(args=[marker], kwargs={"api_token": "s3cret"}, throw=False)
     assert result.state == "FAILURE"
     [failure] = JobFailure.objects.filter(task_id=result.id)
     assert failure.task_name == "jobs_test.permanent_bug"
