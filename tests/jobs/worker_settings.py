@@ -10,4 +10,3 @@ CELERY_IMPORTS = [*CELERY_IMPORTS, "tests.jobs.worker_tasks"]  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("JOBS_TEST_QUEUE", "celery")
 if os.environ.get("EMAIL_HOST"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.jobs.apps.ConsumersWiringConfig"]  # noqa: F405
