@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from apps.audit.services import audit_record, snapshot
 from apps.rbac.catalogue import ALL_CODENAMES, CATALOGUE, OWNER
 from apps.rbac.models import Role, RoleAssignment
-from apps.rbac.services import LAST_OWNER
+from apps.rbac.services import LAST_OWNER, assignment_audit
 
 
 class RoleForm(forms.ModelForm[Role]):
@@ -147,17 +147,7 @@ class RoleAssignmentAdmin(admin.ModelAdmin[RoleAssignment]):
     ) -> None:
         obj.granted_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
-        audit_record(
-            action="role.assigned",
-            target_type="user",
-            target_id=obj.user_id,
-            changes={
-                "assignment_id": obj.pk,
-                "role_id": obj.role_id,
-                "role": obj.role.name,
-                "organization_id": obj.organization_id,
-            },
-        )
+        assignment_audit("role.assigned", obj)
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
         obj = self.get_object(request, object_id)
@@ -169,17 +159,7 @@ class RoleAssignmentAdmin(admin.ModelAdmin[RoleAssignment]):
         return super().delete_view(request, object_id, extra_context)
 
     def delete_model(self, request: HttpRequest, obj: RoleAssignment) -> None:
-        audit_record(
-            action="role.unassigned",
-            target_type="user",
-            target_id=obj.user_id,
-            changes={
-                "assignment_id": obj.pk,
-                "role_id": obj.role_id,
-                "role": obj.role.name,
-                "organization_id": obj.organization_id,
-            },
-        )
+        assignment_audit("role.unassigned", obj)
         super().delete_model(request, obj)
 
 

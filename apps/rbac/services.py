@@ -167,6 +167,21 @@ def role_delete(*, actor: User, role: Role) -> None:
 # ------------------------------------------------------------------ assignments
 
 
+def assignment_audit(action: str, assignment: RoleAssignment) -> None:
+    """The audit row of a grant or a revocation (services and the admin alike)."""
+    audit_record(
+        action=action,
+        target_type="user",
+        target_id=assignment.user_id,
+        changes={
+            "assignment_id": assignment.pk,
+            "role_id": assignment.role_id,
+            "role": assignment.role.name,
+            "organization_id": assignment.organization_id,
+        },
+    )
+
+
 @transaction.atomic
 def role_assign(
     *, actor: User, user: User, role: Role, organization: Organization | None = None
@@ -192,17 +207,7 @@ def role_assign(
             )
     except IntegrityError:
         raise ConflictError("The user already has this role there.") from None
-    audit_record(
-        action="role.assigned",
-        target_type="user",
-        target_id=user.pk,
-        changes={
-            "assignment_id": assignment.pk,
-            "role_id": role.pk,
-            "role": role.name,
-            "organization_id": organization.pk if organization else None,
-        },
-    )
+    assignment_audit("role.assigned", assignment)
     return assignment
 
 
@@ -230,17 +235,7 @@ def role_unassign(*, actor: User, assignment: RoleAssignment) -> None:
         )
         if set(owners) <= {assignment.user_id}:
             raise ConflictError(LAST_OWNER)
-    audit_record(
-        action="role.unassigned",
-        target_type="user",
-        target_id=assignment.user_id,
-        changes={
-            "assignment_id": assignment.pk,
-            "role_id": assignment.role_id,
-            "role": assignment.role.name,
-            "organization_id": assignment.organization_id,
-        },
-    )
+    assignment_audit("role.unassigned", assignment)
     assignment.delete()
 
 
