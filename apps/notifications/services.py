@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -67,6 +67,21 @@ SKIP_NO_DEVICE = "the user has no push device"
 
 # A task may run a little before the moment its delivery was scheduled for (clock skew).
 EARLY_TOLERANCE = timedelta(seconds=2)
+# Channels whose deliveries a worker sends itself, right after committing them, in the
+# task that wrote them (setting NOTIFICATION_INLINE_CHANNELS; empty: always a task).
+INLINE_CHANNELS: tuple[str, ...] = (Channel.EMAIL,)
+# Deliveries sent together are locked and recorded this many per transaction
+# (setting NOTIFICATION_SEND_GROUP).
+SEND_GROUP = 50
+
+
+def inline_channels() -> set[str]:
+    return set(getattr(settings, "NOTIFICATION_INLINE_CHANNELS", INLINE_CHANNELS))
+
+
+def send_group() -> int:
+    return max(1, int(getattr(settings, "NOTIFICATION_SEND_GROUP", SEND_GROUP)))
+
 
 # ------------------------------------------------------------------ templates
 
@@ -170,19 +185,24 @@ class _Audience:
     with_device: set[int]
 
     @classmethod
-    def load(cls, *, user_ids: Sequence[int], type: str, is_security: bool) -> _Audience:
+    def load(
+        cls, *, user_ids: Sequence[int], type: str, is_security: bool, channels: Sequence[str]
+    ) -> _Audience:
+        # Only what the requested channels need: no device query without push.
         disabled: set[tuple[int, str]] = set()
-        if not is_security:
+        if not is_security and channels:
             disabled = set(
                 Preference.objects.filter(
                     user_id__in=user_ids, type=type, enabled=False
                 ).values_list("user_id", "channel")
             )
-        with_device = set(
-            DeviceSubscription.objects.filter(
-                user_id__in=user_ids, kind=DeviceSubscription.Kind.WEBPUSH
-            ).values_list("user_id", flat=True)
-        )
+        with_device: set[int] = set()
+        if Channel.PUSH in channels:
+            with_device = set(
+                DeviceSubscription.objects.filter(
+                    user_id__in=user_ids, kind=DeviceSubscription.Kind.WEBPUSH
+                ).values_list("user_id", flat=True)
+            )
         return cls(disabled=disabled, with_device=with_device)
 
     def deliveries(
@@ -221,10 +241,6 @@ def _is_duplicate(exc: IntegrityError) -> bool:
     return getattr(diag, "constraint_name", None) == ONCE_PER_EVENT
 
 
-def _already_notified(*, user: User, type: str, event_id: uuid.UUID) -> bool:
-    return Notification.objects.filter(recipient=user, type=type, source_event_id=event_id).exists()
-
-
 def notify(
     *,
     user: User,
@@ -249,8 +265,6 @@ def notify(
     if source_event_id is None and batch is not None:
         source_event_id = batch.pk
     event_id = uuid.UUID(str(source_event_id)) if source_event_id is not None else None
-    if event_id is not None and _already_notified(user=user, type=type, event_id=event_id):
-        return None  # the common repeat, answered without rendering; the constraint catches races
     data = dict(data or {})
     title, body = _title_body(
         type=type, recipient=user, data=data, tenant=_current_tenant(), title=title, body=body
@@ -269,14 +283,18 @@ def notify(
                     source_event_id=event_id,
                 )
         except IntegrityError as exc:
+            # A repeat: no query first to spare the rendering, the constraint answers
+            # (one round trip fewer on every first time, which is nearly every time).
             if _is_duplicate(exc):
                 return None
             raise
-        audience = _Audience.load(user_ids=[user.pk], type=type, is_security=is_security)
+        audience = _Audience.load(
+            user_ids=[user.pk], type=type, is_security=is_security, channels=requested
+        )
         deliveries = Delivery.objects.bulk_create(
             audience.deliveries(notification=notification, user=user, channels=requested)
         )
-        _enqueue_after_commit([d.pk for d in deliveries if d.status == Delivery.Status.PENDING])
+        _send_after_commit(deliveries)
     return notification
 
 
@@ -406,12 +424,14 @@ def _notify_chunk(
             )
         )
     notifications = Notification.objects.bulk_create(notifications)
-    audience = _Audience.load(user_ids=[u.pk for u in users], type=type, is_security=is_security)
+    audience = _Audience.load(
+        user_ids=[u.pk for u in users], type=type, is_security=is_security, channels=channels
+    )
     rows: list[Delivery] = []
     for notification, user in zip(notifications, users, strict=True):
         rows.extend(audience.deliveries(notification=notification, user=user, channels=channels))
     deliveries = Delivery.objects.bulk_create(rows)
-    _enqueue_after_commit([d.pk for d in deliveries if d.status == Delivery.Status.PENDING])
+    _send_after_commit(deliveries)
     return notifications
 
 
@@ -419,18 +439,61 @@ def _enqueue_after_commit(delivery_ids: list[int], countdown: float | None = Non
     if not delivery_ids:
         return
     schema = current_schema()
-
-    def send() -> None:
-        from apps.notifications.tasks import deliver
-
-        for delivery_id in delivery_ids:
-            deliver.apply_async(
-                args=[delivery_id], countdown=countdown, headers={"_schema_name": schema}
-            )
-
     # robust: a broker outage must not fail the caller after its commit; the pending
     # deliveries are picked up again by deliveries_requeue_stale.
-    transaction.on_commit(send, robust=True)
+    transaction.on_commit(
+        functools.partial(_enqueue, delivery_ids, schema=schema, countdown=countdown), robust=True
+    )
+
+
+def _enqueue(delivery_ids: Iterable[int], *, schema: str, countdown: float | None = None) -> None:
+    from apps.notifications.tasks import deliver
+
+    for delivery_id in delivery_ids:
+        deliver.apply_async(
+            args=[delivery_id], countdown=countdown, headers={"_schema_name": schema}
+        )
+
+
+def _in_worker() -> bool:
+    """Whether a Celery worker is running a task here (not a web request, not an eager call)."""
+    from celery import current_task
+
+    return bool(current_task) and not current_task.request.is_eager
+
+
+def _send_after_commit(deliveries: list[Delivery]) -> None:
+    """Once the deliveries are committed, have the pending ones sent.
+
+    In a worker, the deliveries of NOTIFICATION_INLINE_CHANNELS (e-mail: fast, and
+    local to the worker) are sent right here, after the commit, over one connection
+    (`deliveries_send_now`) instead of a `deliver` task each; the rest, and every
+    delivery written in a web process, go to `deliver`.
+    """
+    pending = [d for d in deliveries if d.status == Delivery.Status.PENDING]
+    if not pending:
+        return
+    inline = inline_channels() if _in_worker() else set()
+    now = [d for d in pending if d.channel in inline]
+    _enqueue_after_commit([d.pk for d in pending if d.channel not in inline])
+    if now:
+        schema = current_schema()
+        transaction.on_commit(functools.partial(_send_inline, now, schema=schema), robust=True)
+
+
+def _send_inline(deliveries: list[Delivery], *, schema: str) -> None:
+    # After the commit: the rows exist, pending. Whatever this cannot settle goes to
+    # `deliver` (retries, an open breaker, an error here); should the worker die now,
+    # the rows stay pending for deliveries_requeue_stale.
+    try:
+        outcomes = deliveries_send_now(deliveries=deliveries)
+    except Exception:
+        logger.exception("inline_delivery_failed", deliveries=len(deliveries))
+        _enqueue([d.pk for d in deliveries], schema=schema)
+        return
+    for delivery_id, outcome in outcomes.items():
+        if outcome.retry_in is not None:
+            _enqueue([delivery_id], schema=schema, countdown=outcome.retry_in)
 
 
 # ------------------------------------------------------------------ delivering
@@ -469,22 +532,68 @@ def delivery_send(*, delivery_id: int) -> DeliveryOutcome:
         if delivery is None:
             exists = Delivery.objects.filter(pk=delivery_id).exists()
             return DeliveryOutcome("busy" if exists else "missing")
-        if delivery.status != Delivery.Status.PENDING:
-            return DeliveryOutcome(delivery.status)
-        now = timezone.now()
-        if delivery.next_attempt_at and delivery.next_attempt_at > now + EARLY_TOLERANCE:
-            return DeliveryOutcome("not_due")  # an earlier copy of the task is scheduled for it
-        return _attempt(delivery, now)
+        return _attempt_if_due(delivery)
 
 
-def _attempt(delivery: Delivery, now: Any) -> DeliveryOutcome:
+def deliveries_send_now(*, deliveries: Sequence[Delivery]) -> dict[int, DeliveryOutcome]:
+    """Send these deliveries here and now, as `delivery_send` would each; their outcomes by id.
+
+    What `delivery_send` guarantees holds for each: its row is locked (skipped if
+    another worker holds it) and sent only while pending and due; the breaker
+    and the attempt rules are the same, and a delivery left to retry (or waiting
+    for the breaker) has its `retry_in`: the caller hands it to `deliver`. The
+    deliveries of one channel share one provider session (one SMTP connection),
+    and are locked `send_group()` at a time, each group in a
+    transaction. The instances' notifications (and recipients) are used as they
+    are, not read again: pass deliveries as written or loaded with them.
+    """
+    outcomes: dict[int, DeliveryOutcome] = {}
+    by_channel: dict[str, list[Delivery]] = {}
+    for delivery in deliveries:
+        by_channel.setdefault(delivery.channel, []).append(delivery)
+    size = send_group()
+    for channel, rows in by_channel.items():
+        provider = provider_for(channel)
+        with provider.session() as send:
+            for start in range(0, len(rows), size):
+                group = {d.pk: d for d in rows[start : start + size]}
+                with transaction.atomic():
+                    locked = (
+                        Delivery.objects.select_for_update(skip_locked=True)
+                        .filter(pk__in=list(group))
+                        .order_by("pk")
+                    )
+                    for row in locked:
+                        row.notification = group[row.pk].notification
+                        outcomes[row.pk] = _attempt_if_due(row, send=send)
+        for delivery_id in {d.pk for d in rows} - outcomes.keys():
+            outcomes[delivery_id] = DeliveryOutcome("busy")  # gone, or another worker has it
+    return outcomes
+
+
+def _attempt_if_due(
+    delivery: Delivery, send: Callable[[OutboundMessage], str] | None = None
+) -> DeliveryOutcome:
+    """`delivery` is locked: attempt it if it is still pending and due."""
+    if delivery.status != Delivery.Status.PENDING:
+        return DeliveryOutcome(delivery.status)
+    now = timezone.now()
+    if delivery.next_attempt_at and delivery.next_attempt_at > now + EARLY_TOLERANCE:
+        return DeliveryOutcome("not_due")  # an earlier copy of the task is scheduled for it
+    return _attempt(delivery, now, send)
+
+
+def _attempt(
+    delivery: Delivery, now: Any, send: Callable[[OutboundMessage], str] | None = None
+) -> DeliveryOutcome:
     log = logger.bind(delivery_id=delivery.pk, channel=delivery.channel)
     provider = provider_for(delivery.channel)
     delivery.provider = provider.name
     fields = ["status", "attempts", "last_error", "provider", "next_attempt_at", "updated_at"]
+    send = send or provider.send
     try:
         message = outbound_message(delivery.notification)
-        message_id = breaker_call(provider.name, lambda: provider.send(message))
+        message_id = breaker_call(provider.name, functools.partial(send, message))
     except BreakerOpen as exc:
         # Not an attempt: the provider was not called. Wait for the breaker, plus a
         # little jitter so the waiting deliveries do not all arrive at once.

@@ -9,7 +9,9 @@ counts against the provider's circuit breaker, the second fails the delivery at 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,12 @@ class Provider:
     def send(self, message: OutboundMessage) -> str:
         """Deliver `message`; returns the provider's message id."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Callable[[OutboundMessage], str]]:
+        """Send several messages in a row: yields a `send` for them, sharing what a
+        provider can share between messages (e-mail: one SMTP connection)."""
+        yield self.send
 
 
 SETTING_PER_CHANNEL = {

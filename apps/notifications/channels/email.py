@@ -8,11 +8,13 @@ recipient refused, 5xx SMTP replies, provider 4xx).
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import make_msgid
 
 from apps.notifications.channels.base import (
@@ -81,14 +83,43 @@ def _classify_backend_error(exc: Exception) -> Exception:
     return exc
 
 
+def _close_quietly(connection: Any) -> None:
+    # QUIT on a connection that broke raises; the message's own error is what counts.
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        connection.close()
+
+
 class DjangoMailProvider(Provider):
     name = "email"
 
     def send(self, message: OutboundMessage) -> str:
+        return send_classified(self._mail(message))
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Callable[[OutboundMessage], str]]:
+        """One connection to the mail backend for every message sent through the yielded
+        `send`; after a transient error it is closed and the next message opens a new one
+        (a refused recipient leaves it open: the server is fine)."""
+        connection = get_connection(fail_silently=False)
+
+        def send(message: OutboundMessage) -> str:
+            mail = self._mail(message)
+            try:
+                return send_classified(mail, connection)
+            except TransientProviderError:
+                _close_quietly(connection)
+                raise
+
+        try:
+            yield send
+        finally:
+            _close_quietly(connection)
+
+    @staticmethod
+    def _mail(message: OutboundMessage) -> EmailMultiAlternatives:
         address = message.recipient.email
         if not address:
             raise NoAddress("the user has no e-mail address")
-        mail = build_email(
+        return build_email(
             to=[address], subject=message.subject, text=message.text, html=message.html
         )
-        return send_classified(mail)

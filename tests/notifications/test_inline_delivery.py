@@ -1,0 +1,245 @@
+"""A worker sends the e-mail deliveries it has just written itself, after the commit, over
+one connection; everything it cannot settle (a retry, an open breaker) goes to `deliver`.
+
+`_in_worker()` is what a Celery worker answers; here it is patched, and the
+on-commit callbacks are run by hand (the test's transaction is never committed).
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
+
+from apps.notifications import services
+from apps.notifications.breaker import provider_breaker
+from apps.notifications.models import Delivery, NotificationBatch
+from apps.notifications.services import deliveries_send_now, notify, notify_many
+from tests.accounts.factories import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[dict[str, Any]]:
+    """The `deliver` tasks sent, instead of sending them."""
+    from apps.notifications.tasks import deliver
+
+    sent: list[dict[str, Any]] = []
+
+    def record(args: Any = None, kwargs: Any = None, **options: Any) -> None:
+        sent.append({"delivery_id": args[0], "countdown": options.get("countdown")})
+
+    monkeypatch.setattr(deliver, "apply_async", record)
+    return sent
+
+
+@pytest.fixture
+def in_worker(monkeypatch) -> None:
+    monkeypatch.setattr(services, "_in_worker", lambda: True)
+
+
+class FlakyBackend(LocmemBackend):
+    """The SMTP server drops the connection at every message."""
+
+    def send_messages(self, messages: Any) -> int:
+        raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+
+
+@dataclass
+class Sessions:
+    """A real SMTP server that notes which connection each message came over."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    peers: list[Any] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+
+
+@pytest.fixture
+def smtp_sessions(settings) -> Iterator[Sessions]:
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = Sessions(port=port)
+
+    class Handler:
+        async def handle_RCPT(self, smtp: Any, session: Any, envelope: Any, address: str, *a):
+            if address in server.refuse:
+                return "550 5.1.1 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
+            server.peers.append(session.peer)
+            server.accepted.extend(envelope.rcpt_tos)
+            return "250 Message accepted for delivery"
+
+    controller = Controller(Handler(), hostname=server.host, port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = server.host, port
+    try:
+        yield server
+    finally:
+        controller.stop()
+
+
+def _email(notification: Any) -> Delivery:
+    return notification.deliveries.get(channel="email")
+
+
+def test_in_a_worker_the_email_goes_out_after_the_commit_without_a_task(
+    in_tenant_a, in_worker, enqueued, django_capture_on_commit_callbacks
+) -> None:
+    user = make_user(phone_number="+14155550100")
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        notification = notify(user=user, type="welcome", channels=["in_app", "email", "sms"])
+    assert notification is not None
+    assert _email(notification).status == "pending"  # written first, nothing sent yet
+    assert mail.outbox == []
+
+    for callback in callbacks:
+        callback()
+
+    delivery = _email(notification)
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
+    assert delivery.provider_message_id == mail.outbox[0].extra_headers["Message-ID"]
+    assert mail.outbox[0].to == [user.email]
+    # SMS is not sent inline: its task, and only its.
+    assert enqueued == [
+        {"delivery_id": notification.deliveries.get(channel="sms").pk, "countdown": None}
+    ]
+
+
+def test_the_inline_send_happens_once_a_second_run_finds_it_sent(
+    in_tenant_a, in_worker, enqueued, django_capture_on_commit_callbacks
+) -> None:
+    user = make_user()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        notification = notify(user=user, type="welcome", channels=["email"])
+    assert notification is not None
+
+    for _ in range(2):  # as if the callback, or a `deliver` copy, ran again
+        for callback in callbacks:
+            callback()
+
+    assert len(mail.outbox) == 1
+    assert _email(notification).attempts == 1
+    assert enqueued == []
+
+
+def test_outside_a_worker_every_delivery_is_a_task(
+    in_tenant_a, enqueued, django_capture_on_commit_callbacks
+) -> None:
+    assert services._in_worker() is False  # a test, like a web request, is no worker
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notification = notify(user=make_user(), type="welcome", channels=["in_app", "email"])
+
+    assert notification is not None
+    assert mail.outbox == []
+    assert enqueued == [{"delivery_id": _email(notification).pk, "countdown": None}]
+
+
+def test_an_inline_failure_is_left_to_the_retry_path(
+    in_tenant_a, in_worker, enqueued, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.EMAIL_BACKEND = f"{__name__}.FlakyBackend"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notification = notify(user=make_user(), type="welcome", channels=["email"])
+
+    delivery = _email(notification)
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert "SMTPServerDisconnected" in delivery.last_error
+    assert delivery.next_attempt_at is not None
+    [task] = enqueued
+    assert task["delivery_id"] == delivery.pk and task["countdown"] > 0
+
+
+def test_an_open_breaker_leaves_the_delivery_waiting_for_its_task(
+    in_tenant_a, in_worker, enqueued, django_capture_on_commit_callbacks
+) -> None:
+    provider_breaker("email").open()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notification = notify(user=make_user(), type="welcome", channels=["email"])
+
+    delivery = _email(notification)
+    assert (delivery.status, delivery.attempts) == ("pending", 0)  # not an attempt
+    assert mail.outbox == []
+    [task] = enqueued
+    assert task["delivery_id"] == delivery.pk and task["countdown"] > 0
+
+
+def test_an_error_while_sending_inline_hands_the_deliveries_to_their_tasks(
+    in_tenant_a, in_worker, enqueued, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    def broken(**kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(services, "deliveries_send_now", broken)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notification = notify(user=make_user(), type="welcome", channels=["email"])
+
+    assert _email(notification).status == "pending"
+    assert enqueued == [{"delivery_id": _email(notification).pk, "countdown": None}]
+
+
+def test_a_chunk_is_mailed_over_one_connection_each_delivery_recorded(
+    in_tenant_a, in_worker, enqueued, smtp_sessions, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    users = [make_user() for _ in range(7)]
+    smtp_sessions.refuse = {users[2].email}
+    batch = NotificationBatch.objects.create(type="announcement", title="Hi", body="All")
+    monkeypatch.setattr(services, "send_group", lambda: 3)  # several groups, one connection
+    with django_capture_on_commit_callbacks(execute=True):
+        result = notify_many(
+            user_ids=[u.pk for u in users],
+            type="announcement",
+            title="Hi",
+            body="All",
+            channels=["email"],
+            batch=batch,
+        )
+
+    assert result.created == 7
+    assert len(set(smtp_sessions.peers)) == 1  # one connection for the chunk
+    deliveries = {
+        d.notification.recipient_id: d
+        for d in Delivery.objects.filter(notification__batch=batch).select_related("notification")
+    }
+    refused = deliveries.pop(users[2].pk)
+    assert refused.status == "failed" and "refused" in refused.last_error
+    assert {d.status for d in deliveries.values()} == {"sent"}
+    assert len({d.provider_message_id for d in deliveries.values()}) == 6
+    assert sorted(smtp_sessions.accepted) == sorted(u.email for u in users if u != users[2])
+    assert enqueued == []  # nothing left for a task
+
+
+def test_deliveries_taken_or_settled_elsewhere_are_not_sent_again(
+    in_tenant_a, enqueued, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        first = notify(user=make_user(), type="welcome", channels=["email"])
+        second = notify(user=make_user(), type="welcome", channels=["email"])
+    assert first is not None and second is not None
+    done, pending = _email(first), _email(second)
+    Delivery.objects.filter(pk=done.pk).update(status="sent")
+
+    outcomes = deliveries_send_now(deliveries=[done, pending])
+
+    assert outcomes[done.pk].status == "sent" and outcomes[pending.pk].status == "sent"
+    assert [m.to for m in mail.outbox] == [[second.recipient.email]]
