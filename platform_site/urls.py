@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include("apps.organizations.urls")),
     path("api/v1/", include("apps.audit.urls")),
     path("api/v1/", include("apps.notifications.urls")),
+    path("api/v1/", include("apps.sso.urls")),
     api_not_found_pattern(),
 ]
 
