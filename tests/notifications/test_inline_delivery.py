@@ -243,3 +243,25 @@ def test_deliveries_taken_or_settled_elsewhere_are_not_sent_again(
 
     assert outcomes[done.pk].status == "sent" and outcomes[pending.pk].status == "sent"
     assert [m.to for m in mail.outbox] == [[second.recipient.email]]
+
+
+def test_the_next_inline_send_reuses_the_connection_and_replaces_one_the_server_dropped(
+    in_tenant_a, in_worker, enqueued, smtp_sessions, django_capture_on_commit_callbacks
+) -> None:
+    from apps.notifications.channels import email
+
+    def welcome() -> Delivery:
+        with django_capture_on_commit_callbacks(execute=True):
+            notification = notify(user=make_user(), type="welcome", channels=["email"])
+        return _email(notification)
+
+    first, second = welcome(), welcome()
+    assert smtp_sessions.peers[0] == smtp_sessions.peers[1]  # kept between the two
+    # The server closes the idle connection; the next message notices before sending.
+    email._kept.connection.connection.sock.shutdown(socket.SHUT_RDWR)
+    third = welcome()
+
+    assert [d.status for d in (first, second, third)] == ["sent"] * 3
+    assert third.attempts == 1
+    assert len(smtp_sessions.peers) == 3 and smtp_sessions.peers[2] != smtp_sessions.peers[0]
+    assert enqueued == []

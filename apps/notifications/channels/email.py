@@ -9,12 +9,16 @@ recipient refused, 5xx SMTP replies, provider 4xx).
 from __future__ import annotations
 
 import contextlib
+import os
 import smtplib
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import make_msgid
 
 from apps.notifications.channels.base import (
@@ -89,6 +93,51 @@ def _close_quietly(connection: Any) -> None:
         connection.close()
 
 
+# A session's SMTP connection is kept open for the next session of the same process (a
+# worker sending one welcome after another) if that one starts within this many seconds:
+# far below the idle time servers allow (RFC 5321: 5 minutes).
+KEEP_SMTP_SECONDS = 10.0
+
+
+class _Kept(threading.local):
+    connection: Any = None
+    key: tuple[Any, ...] = ()
+    used_at: float = 0.0
+
+
+_kept = _Kept()
+
+
+def _smtp_key() -> tuple[Any, ...]:
+    return (
+        os.getpid(),
+        settings.EMAIL_BACKEND,
+        settings.EMAIL_HOST,
+        settings.EMAIL_PORT,
+        settings.EMAIL_HOST_USER,
+        settings.EMAIL_USE_TLS,
+        settings.EMAIL_USE_SSL,
+    )
+
+
+def _connection_take() -> tuple[Any, bool]:
+    """An open SMTP connection kept by the last session (and True), else a new one."""
+    kept, _kept.connection = _kept.connection, None
+    if kept is not None:
+        if _kept.key == _smtp_key() and time.monotonic() - _kept.used_at < KEEP_SMTP_SECONDS:
+            return kept, True
+        if _kept.key[:1] == (os.getpid(),):  # a forked child leaves its parent's socket alone
+            _close_quietly(kept)
+    return get_connection(fail_silently=False), False
+
+
+def _connection_give_back(connection: Any) -> None:
+    if isinstance(connection, SmtpBackend) and connection.connection is not None:
+        _kept.connection, _kept.key, _kept.used_at = connection, _smtp_key(), time.monotonic()
+    else:
+        _close_quietly(connection)
+
+
 class DjangoMailProvider(Provider):
     name = "email"
 
@@ -99,21 +148,40 @@ class DjangoMailProvider(Provider):
     def session(self) -> Iterator[Callable[[OutboundMessage], str]]:
         """One connection to the mail backend for every message sent through the yielded
         `send`; after a transient error it is closed and the next message opens a new one
-        (a refused recipient leaves it open: the server is fine)."""
-        connection = get_connection(fail_silently=False)
+        (a refused recipient leaves it open: the server is fine).
+
+        An SMTP connection left open is kept for the process's next session (see
+        KEEP_SMTP_SECONDS). Should the server have closed it meanwhile, the first
+        message finds it disconnected before anything was sent, and goes once more
+        over a new connection.
+        """
+        connection, reused = _connection_take()
 
         def send(message: OutboundMessage) -> str:
+            nonlocal reused
             mail = self._mail(message)
+            may_reconnect, reused = reused, False
             try:
                 return send_classified(mail, connection)
+            except TransientProviderError as exc:
+                _close_quietly(connection)
+                if not (
+                    may_reconnect and isinstance(exc.__cause__, smtplib.SMTPServerDisconnected)
+                ):
+                    raise
+            try:
+                return send_classified(mail, connection)  # open() connects again
             except TransientProviderError:
                 _close_quietly(connection)
                 raise
 
         try:
             yield send
-        finally:
+        except BaseException:
             _close_quietly(connection)
+            raise
+        else:
+            _connection_give_back(connection)
 
     @staticmethod
     def _mail(message: OutboundMessage) -> EmailMultiAlternatives:
