@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.core import health
 from apps.core.apis import InfoApi
 from apps.core.envelope import error_response
+from apps.keys import wellknown
 
 
 def common_patterns(urlconf: str) -> list[URLPattern | URLResolver]:
@@ -19,6 +20,12 @@ def common_patterns(urlconf: str) -> list[URLPattern | URLResolver]:
         path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
         path("health/live", health.live, name="health-live"),
         path("health/ready", health.ready, name="health-ready"),
+        path(".well-known/jwks.json", wellknown.jwks, name="jwks"),
+        path(
+            ".well-known/openid-configuration",
+            wellknown.openid_configuration,
+            name="openid-configuration",
+        ),
         path("api/schema/", schema_view, name="schema"),
         path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
         path("api/v1/info", InfoApi.as_view(), name="info"),

@@ -1,4 +1,4 @@
-"""Access and refresh tokens: djangorestframework-simplejwt's token classes with our claims.
+"""Access and refresh tokens: simplejwt's token classes for the claims, signed with our keys.
 
 Claims of both tokens: `sub` (the user id, a string as RFC 7519 wants),
 `tenant` (the schema that issued it), `sid` (the session, i.e. the refresh
@@ -6,26 +6,27 @@ family), `jti`, `type` (access / refresh), `iat`, `exp`, and `iss` / `aud`
 (checked on every decode). Access tokens also carry `email` and `roles`
 (informational: permissions are checked on every request, not read from here).
 
-simplejwt issues both tokens. Decoding, on every authenticated request, does
-not go through simplejwt's token object and PyJWT's general decoder (together
-more than the rest of the authentication): a token with the header simplejwt
-issues (`{"alg":"HS256","typ":"JWT"}` for the configured HMAC algorithm) has
-its signature checked here first, against the exact canonical encoding of the
-HMAC (constant-time), and only then is its payload parsed; any other header
-(another algorithm, `alg: none`, a `kid` or `crit`) goes to PyJWT's decoder
-with the one configured algorithm, so it is refused or checked as before. The
-claims are checked as PyJWT checks them (`exp` with the configured leeway,
-`iat` / `nbf`, the issuer, the audience, `sub` / `jti` types), then as
-simplejwt does (an `exp`, a `jti` and the right `type`), with simplejwt's
-messages. The tenant, the session and the user's revocation instant are
-checked by `authentication.py`.
+Tokens are signed with the active Ed25519 key of `apps.keys` (EdDSA, header
+`kid`), whose public half is published at /.well-known/jwks.json so other
+services verify them offline. Decoding, on every authenticated request, does
+not go through simplejwt's token object and PyJWT's general decoder: a token
+whose header segment is exactly the one we write for a known, unexpired key
+(`{"alg":"EdDSA","kid":...,"typ":"JWT"}`) has its signature (in its one
+canonical encoding) verified with that key's cached public key first, and only
+then is its payload parsed; any other header goes to PyJWT's decoder with the
+key its `kid` names and that key's algorithm only, so an unknown or retired
+kid, another algorithm (`alg: none`, HS256 keyed with the public key) or a
+`crit` header is refused. The claims are checked as PyJWT checks them (`exp`
+with the configured leeway, `iat` / `nbf`, the issuer, the audience, `sub` /
+`jti` types), then as simplejwt does (an `exp`, a `jti` and the right `type`),
+with simplejwt's messages. The tenant, the session and the user's revocation
+instant are checked by `authentication.py`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+import binascii
 import json
 import time
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
+from cryptography.exceptions import InvalidSignature
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils import timezone
@@ -42,6 +44,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from apps.accounts.models import Session, User
 from apps.core.tenancy import current_schema
+from apps.keys import keyring
 
 
 class InvalidToken(Exception):
@@ -112,32 +115,39 @@ def token_pair_issue(*, user: User, session: Session, now: datetime | None = Non
     access["roles"] = user_roles(user)
 
     expires_in = int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
+    signer = keyring.signer_get()
     return TokenPair(
-        access_token=str(access),
-        refresh_token=str(refresh),
+        access_token=_sign(access.payload, signer),
+        refresh_token=_sign(refresh.payload, signer),
         refresh_jti=str(refresh["jti"]),
         expires_in=expires_in,
     )
 
 
-_HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+def _sign(claims: dict[str, Any], signer: keyring.Signer) -> str:
+    """The compact JWS of `claims` with the issuer and audience simplejwt would add."""
+    payload = dict(claims)
+    verifier = _verifier_get()
+    if verifier.audience is not None:
+        payload["aud"] = verifier.audience
+    if verifier.issuer is not None:
+        payload["iss"] = verifier.issuer
+    body = _b64url(json.dumps(payload, separators=(",", ":")).encode())
+    signing_input = signer.header + b"." + body
+    signature = _b64url(signer.private_key.sign(signing_input))
+    return (signing_input + b"." + signature).decode("ascii")
 
 
 @dataclass(frozen=True)
 class _Verifier:
     """What every decode needs from settings, read once (and again when they change)."""
 
-    key: Any
-    algorithms: list[str]
     audience: str | None
     issuer: str | None
     leeway: float
     options: dict[str, Any]
     type_claim: str | None
     jti_claim: str | None
-    # The fast path: the header segment simplejwt (PyJWT) writes, and the HMAC to check.
-    hmac_header: bytes | None
-    hmac_digest: Any
 
 
 _verifier: _Verifier | None = None
@@ -160,32 +170,22 @@ def _verifier_get() -> _Verifier:
     if _verifier is None:
         # Through the module: simplejwt replaces its api_settings when SIMPLE_JWT changes.
         api_settings = simplejwt_settings.api_settings
-        algorithm = str(api_settings.ALGORITHM)
         if api_settings.JWK_URL:
             raise ImproperlyConfigured("SIMPLE_JWT JWK_URL is not supported: keys are local.")
-        key = api_settings.SIGNING_KEY if algorithm.startswith("HS") else api_settings.VERIFYING_KEY
-        # The key as simplejwt verifies with it (PyJWT refuses PEM / SSH keys for HMAC).
-        prepared = jwt.PyJWS().get_algorithm_by_name(algorithm).prepare_key(key)
-        digest = _HMAC_DIGESTS.get(algorithm)
-        header = json.dumps({"alg": algorithm, "typ": "JWT"}, separators=(",", ":"))
         audience = api_settings.AUDIENCE
         _verifier = _Verifier(
-            key=prepared,
-            algorithms=[algorithm],
             audience=audience,
             issuer=api_settings.ISSUER,
             leeway=_leeway_seconds(api_settings.LEEWAY),
             options={"verify_aud": audience is not None, "verify_signature": True},
             type_claim=api_settings.TOKEN_TYPE_CLAIM,
             jti_claim=api_settings.JTI_CLAIM,
-            hmac_header=_b64url(header.encode()) if digest is not None else None,
-            hmac_digest=digest,
         )
     return _verifier
 
 
 def _verifier_reset(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("SIMPLE_JWT", "SECRET_KEY"):
+    if setting == "SIMPLE_JWT":
         global _verifier
         _verifier = None
 
@@ -244,21 +244,59 @@ def _check_registered_claims(payload: dict[str, Any], verifier: _Verifier) -> No
 _MISSING = object()
 
 
-def _hmac_payload(raw: str, verifier: _Verifier) -> dict[str, Any] | None:
-    """The payload of a token with simplejwt's own header, or None for any other header."""
+_SIGNATURE_LENGTH = 86  # an Ed25519 signature (64 bytes), base64url without padding
+
+# Tokens whose signature this process verified, with the key that verified them: the
+# same access token comes back on every request of its client, and an Ed25519 check
+# costs ~85 µs. Keyed by the whole token text, so a hit is the very bytes verified;
+# the claims (expiry) are checked again on every decode, and a reloaded key set has new
+# key objects, so a retired key's entries no longer match. Oldest entries go first.
+_VERIFIED_MAX = 2048
+_verified: dict[str, tuple[keyring.VerifyingKey, dict[str, Any]]] = {}
+
+
+def _remember(raw: str, key: keyring.VerifyingKey, payload: dict[str, Any]) -> None:
+    if len(_verified) >= _VERIFIED_MAX:
+        try:
+            del _verified[next(iter(_verified))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread got there first
+            pass
+    _verified[raw] = (key, payload)
+
+
+def _fast_payload(raw: str, verifier: _Verifier) -> dict[str, Any] | None:
+    """The payload of a token with the exact header we write for a known key, or None for
+    any other header."""
     if not isinstance(raw, str):
         raise _Invalid
     token = raw.encode("ascii", "strict")
     header, dot, rest = token.partition(b".")
-    if header != verifier.hmac_header or not dot:
-        return None
-    body, dot, signature = rest.partition(b".")
     if not dot:
         raise _Invalid
-    expected = hmac.new(verifier.key, token[: len(header) + 1 + len(body)], verifier.hmac_digest)
-    # The exact canonical encoding of the MAC, compared in constant time.
-    if not hmac.compare_digest(_b64url(expected.digest()), signature):
+    key = keyring.verifying_key_for_header(header)
+    if key is None:
+        return None
+    if key.is_expired(time.time()):
         raise _Invalid
+    known = _verified.get(raw)
+    if known is not None and known[0] is key:
+        payload = dict(known[1])
+        _check_registered_claims(payload, verifier)
+        return payload
+    body, dot, signature = rest.partition(b".")
+    if not dot or len(signature) != _SIGNATURE_LENGTH:
+        raise _Invalid
+    try:
+        signature_bytes = base64.urlsafe_b64decode(signature + b"==")
+    except binascii.Error:
+        raise _Invalid from None
+    # One encoding only (base64 decoding ignores stray characters and the last bits).
+    if _b64url(signature_bytes) != signature:
+        raise _Invalid
+    try:
+        key.public_key.verify(signature_bytes, token[: len(header) + 1 + len(body)])
+    except InvalidSignature:
+        raise _Invalid from None
     try:
         payload = json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
     except ValueError:  # binascii.Error, JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -266,6 +304,27 @@ def _hmac_payload(raw: str, verifier: _Verifier) -> dict[str, Any] | None:
     if not isinstance(payload, dict):
         raise _Invalid
     _check_registered_claims(payload, verifier)
+    _remember(raw, key, payload)
+    return dict(payload)
+
+
+def _general_payload(raw: str, verifier: _Verifier) -> dict[str, Any]:
+    """PyJWT's decoder, with the key the token's `kid` names and that key's algorithm only."""
+    kid = jwt.get_unverified_header(raw).get("kid")
+    if not isinstance(kid, str):
+        raise _Invalid
+    key = keyring.verifying_key_get(kid)
+    if key is None or key.is_expired(time.time()):
+        raise _Invalid
+    payload: dict[str, Any] = jwt.decode(
+        raw,
+        key.public_key,
+        algorithms=[key.algorithm],
+        audience=verifier.audience,
+        issuer=verifier.issuer,
+        leeway=verifier.leeway,
+        options=verifier.options,  # type: ignore[arg-type]
+    )
     return payload
 
 
@@ -273,17 +332,9 @@ def _payload(raw: str, token_type: str) -> dict[str, Any]:
     """The verified payload of `raw`; InvalidToken with simplejwt's message otherwise."""
     verifier = _verifier_get()
     try:
-        payload = _hmac_payload(raw, verifier) if verifier.hmac_header is not None else None
+        payload = _fast_payload(raw, verifier)
         if payload is None:
-            payload = jwt.decode(
-                raw,
-                verifier.key,
-                algorithms=verifier.algorithms,
-                audience=verifier.audience,
-                issuer=verifier.issuer,
-                leeway=verifier.leeway,
-                options=verifier.options,  # type: ignore[arg-type]
-            )
+            payload = _general_payload(raw, verifier)
     except (_Expired, jwt.ExpiredSignatureError):
         raise InvalidToken("Token is expired") from None
     except (_Invalid, jwt.InvalidTokenError, TypeError, ValueError):
