@@ -62,6 +62,7 @@ TENANT_APPS = [
     "apps.rbac",
     "apps.audit",
     "apps.notifications",
+    "apps.sso",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -439,6 +440,19 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # A task still running when the broker connection drops is redelivered anyway
 # (acks late): stop it rather than let two copies run.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
+# SSO
+# Fernet key for identity providers' client secrets at rest (32 url-safe base64 bytes);
+# empty: derived from SECRET_KEY (changing that key then asks for the secrets again).
+SSO_ENCRYPTION_KEY = env_str("SSO_ENCRYPTION_KEY", "")
+SSO_HTTP_TIMEOUT_SECONDS = env_int("SSO_HTTP_TIMEOUT_SECONDS", 5)
+SSO_JWKS_CACHE_SECONDS = env_int("SSO_JWKS_CACHE_SECONDS", 300)
+SSO_JWKS_REFETCH_COOLDOWN_SECONDS = env_int("SSO_JWKS_REFETCH_COOLDOWN_SECONDS", 10)
+SSO_CLOCK_SKEW_SECONDS = env_int("SSO_CLOCK_SKEW_SECONDS", 60)
+# A sign-in must come back from the provider within this long; its one-time code lives 60 s.
+SSO_STATE_TTL_SECONDS = env_int("SSO_STATE_TTL_SECONDS", 600)
+SSO_EXCHANGE_CODE_SECONDS = env_int("SSO_EXCHANGE_CODE_SECONDS", 60)
+AUTH_RATE_LIMITS = {**AUTH_RATE_LIMITS, "sso_ip": env_str("AUTH_RATE_SSO_IP", "30/m")}
 
 # ------------------------------------------------------------------ Signing keys
 # Access and refresh tokens are signed with Ed25519 (EdDSA) key pairs kept in
