@@ -91,6 +91,10 @@ def password_reset_send(*, request_event_id: str, email: str) -> bool:
     user = User.objects.live().filter(email=normalize_email(email), is_active=True).first()
     if user is None:
         return False
+    from apps.sso.selectors import password_refused_for
+
+    if password_refused_for(user):
+        return False  # SSO is required of this user: no password to reset (same answer)
     token = secrets.token_urlsafe(32)
     now = timezone.now()
     try:
@@ -140,6 +144,11 @@ def password_reset_confirm(*, token: str, new_password: str, client: ClientInfo)
         .first()
     )
     if reset is None or reset.user.is_deleted or not reset.user.is_active:
+        raise ValidationError(details={"token": [RESET_LINK_INVALID]})
+    from apps.sso.selectors import password_refused_for
+
+    if password_refused_for(reset.user):
+        # A link sent before SSO became required.
         raise ValidationError(details={"token": [RESET_LINK_INVALID]})
     user = reset.user
     if problems := _password_errors(new_password, user):

@@ -18,13 +18,16 @@ from apps.accounts.authentication import session_state_mark_ended
 from apps.accounts.models import Session, User, normalize_email
 from apps.accounts.tokens import InvalidToken, TokenPair, refresh_token_decode, token_pair_issue
 from apps.audit.services import audit_record
-from apps.core.errors import NotFoundError, UnauthorizedError
+from apps.core.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from apps.core.events import event_record
 from apps.core.net import client_ip
 
 logger = structlog.get_logger("apps.accounts.sessions")
 
 INVALID_CREDENTIALS = "Invalid email or password"
+SSO_REQUIRED = (
+    "This organization signs in through its identity provider; passwords are not accepted."
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     # check_password also re-hashes a password stored with outdated parameters.
     if not user.check_password(password) or not user.is_active:
         raise UnauthorizedError(INVALID_CREDENTIALS)
+    # Checked after the password, so the answer tells nobody which accounts are break-glass.
+    from apps.sso.selectors import password_refused_for
+
+    if password_refused_for(user):
+        raise ForbiddenError(SSO_REQUIRED, code="SSO_REQUIRED")
     now = timezone.now()
     pair = _session_start(user=user, client=client, now=now)
     user.last_login = now
