@@ -392,6 +392,12 @@ NOTIFICATION_BREAKER_FAIL_MAX = env_int("NOTIFICATION_BREAKER_FAIL_MAX", 5)
 NOTIFICATION_BREAKER_RESET_SECONDS = env_int("NOTIFICATION_BREAKER_RESET_SECONDS", 60)
 # notify_many() and send_bulk_email write/send this many at a time.
 NOTIFICATION_CHUNK_SIZE = env_int("NOTIFICATION_CHUNK_SIZE", 500)
+# Channels whose deliveries a worker sends itself right after committing them, in the
+# task that wrote them (a welcome, a batch chunk), over one connection, instead of a
+# `deliver` task each; retries still go through `deliver`. Empty: always a task.
+NOTIFICATION_INLINE_CHANNELS = env_list("NOTIFICATION_INLINE_CHANNELS", ["email"])
+# Deliveries sent together are locked and recorded this many per transaction.
+NOTIFICATION_SEND_GROUP = env_int("NOTIFICATION_SEND_GROUP", 50)
 # A send to many (POST /notifications/send) fans out in tasks of this many recipients.
 NOTIFICATION_BATCH_CHUNK = env_int("NOTIFICATION_BATCH_CHUNK", 500)
 # Web Push endpoints users may register: https at these push services (host suffixes,
