@@ -410,6 +410,10 @@ NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS = env_bool(
 )
 
 # ------------------------------------------------------------------ Jobs
+# Celery would close the database connection around every task; platform_site/celery.py
+# instead closes it as Django does between requests (unusable, or older than
+# DB_CONN_MAX_AGE). This only stops Celery's own closing until this many tasks.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 100_000)
 # Retries with exponential backoff for transient errors only (apps/core/jobs.py
 # TRANSIENT_ERRORS), at most this many times; then the failure is recorded as a
 # JobFailure (admin) instead of looping. The backoff ceiling stays below the
