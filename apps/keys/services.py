@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -38,7 +39,8 @@ def _locked() -> Iterator[None]:
 
 
 def grace_period() -> timedelta:
-    """How long a superseded key still verifies: the longest lifetime of a token it signed."""
+    """How long a superseded key still verifies: the longest lifetime of a token it signed,
+    counting the tokens other processes sign with it until they re-read the key set."""
     from rest_framework_simplejwt import settings as simplejwt_settings
 
     api_settings = simplejwt_settings.api_settings  # replaced when SIMPLE_JWT changes
@@ -46,7 +48,8 @@ def grace_period() -> timedelta:
     refresh: timedelta = api_settings.REFRESH_TOKEN_LIFETIME
     leeway = api_settings.LEEWAY
     leeway = leeway if isinstance(leeway, timedelta) else timedelta(seconds=int(leeway or 0))
-    return max(access, refresh) + leeway
+    stale = timedelta(seconds=settings.SIGNING_KEYS_CACHE_SECONDS)
+    return max(access, refresh) + leeway + stale
 
 
 def _signing_key_create(*, now: datetime) -> SigningKey:

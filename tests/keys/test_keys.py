@@ -219,3 +219,11 @@ def test_signing_keys_command_lists_states() -> None:
     call_command("signing_keys", stdout=out)
     listing = out.getvalue()
     assert listing.count("signing") == 1 and "grace" in listing
+
+
+def test_the_grace_outlives_every_token_the_superseded_key_can_still_sign(settings: Any) -> None:
+    # Other processes keep signing with it until they re-read the key set.
+    refresh = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    leeway = timedelta(seconds=settings.SIMPLE_JWT["LEEWAY"])
+    stale = timedelta(seconds=settings.SIGNING_KEYS_CACHE_SECONDS)
+    assert grace_period() == refresh + leeway + stale
