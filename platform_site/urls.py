@@ -13,6 +13,8 @@ from platform_site.urls_common import (
 )
 
 urlpatterns = [
+    # Before the admin's own patterns (its catch-all would answer first).
+    path("admin/sso/", include("apps.sso.admin_urls")),
     *common_patterns("platform_site.urls"),
     path("api/v1/", include(auth_urlpatterns)),
     path("api/v1/", include(users_urlpatterns)),

@@ -14,6 +14,7 @@ from apps.sso.models import ExternalIdentity, IdentityProvider
 
 
 class IdentityProviderForm(forms.ModelForm[IdentityProvider]):
+    issuer = forms.URLField(max_length=500, assume_scheme="https")
     client_secret = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),

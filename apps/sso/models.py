@@ -86,7 +86,9 @@ class LoginState(models.Model):
     state = models.CharField(max_length=100, unique=True)
     nonce = models.CharField(max_length=100)
     code_verifier = models.CharField(max_length=128)
+    # The client's redirect URI; for a sign-in to the Django admin, the admin path to go to.
     redirect_uri = models.CharField(max_length=1000)
+    for_admin = models.BooleanField(default=False)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -183,11 +183,17 @@ def _provider_for_login(slug: str) -> IdentityProvider:
 
 
 def login_begin(
-    *, provider_slug: str, redirect_uri: str, callback_uri: str, client: ClientInfo
+    *,
+    provider_slug: str,
+    redirect_uri: str,
+    callback_uri: str,
+    client: ClientInfo,
+    for_admin: bool = False,
 ) -> str:
-    """Where to send the browser: the provider's authorization endpoint."""
+    """Where to send the browser: the provider's authorization endpoint. For the admin,
+    `redirect_uri` is a local path the caller has checked."""
     provider = _provider_for_login(provider_slug)
-    if redirect_uri not in provider.redirect_uris:
+    if not for_admin and redirect_uri not in provider.redirect_uris:
         sso_failed_record(provider=provider.slug, reason="redirect_uri_not_allowed", client=client)
         raise ValidationError.for_field(
             "redirect_uri", "This redirect URI is not allowed for this provider."
@@ -198,6 +204,7 @@ def login_begin(
         nonce=secrets.token_urlsafe(32),
         code_verifier=secrets.token_urlsafe(64),  # 86 characters: within PKCE's 43..128
         redirect_uri=redirect_uri,
+        for_admin=for_admin,
         expires_at=timezone.now() + timedelta(seconds=settings.SSO_STATE_TTL_SECONDS),
     )
     return oidc.authorization_url(
@@ -215,6 +222,7 @@ def login_begin(
 class CallbackOutcome:
     redirect_to: str
     user_id: int | None = None
+    error: str = ""
 
 
 def _with_query(uri: str, **params: str) -> str:
@@ -223,13 +231,13 @@ def _with_query(uri: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _state_consume(*, provider_slug: str, state: str) -> LoginState | None:
+def _state_consume(*, provider_slug: str, state: str, for_admin: bool) -> LoginState | None:
     now = timezone.now()
     with transaction.atomic():
         login = (
             LoginState.objects.select_for_update()
             .select_related("provider")
-            .filter(state=state, provider__slug=provider_slug)
+            .filter(state=state, provider__slug=provider_slug, for_admin=for_admin)
             .first()
         )
         if login is None or login.used_at is not None or login.expires_at <= now:
@@ -247,11 +255,19 @@ def login_complete(
     error: str,
     callback_uri: str,
     client: ClientInfo,
+    for_admin: bool = False,
 ) -> CallbackOutcome:
     """Finish the provider's round trip. A bad or replayed state is an error in the
     envelope (there is no trusted place to send the browser); any later failure sends
-    the browser back to the client with `?error=<reason>`."""
-    login = _state_consume(provider_slug=provider_slug, state=state) if state else None
+    the browser back to the client with `?error=<reason>`.
+
+    For the admin (`for_admin`) no one-time code is made: the outcome names the staff
+    user the caller signs in, and a user who is not staff is a failure like the others."""
+    login = (
+        _state_consume(provider_slug=provider_slug, state=state, for_admin=for_admin)
+        if state
+        else None
+    )
     if login is None:
         sso_failed_record(provider=provider_slug, reason="state_invalid", client=client)
         raise BadRequestError(STATE_INVALID, code="SSO_STATE_INVALID")
@@ -281,6 +297,10 @@ def login_complete(
         )
         with transaction.atomic():
             user = _user_for(provider, claims)
+            if for_admin:
+                if not user.is_staff:
+                    raise oidc.ProviderError("not_staff")  # and the link or user rolls back
+                return CallbackOutcome(login.redirect_uri, user_id=user.pk)
             one_time = secrets.token_urlsafe(32)
             ExchangeCode.objects.create(
                 code_hash=_hash(one_time),
@@ -292,7 +312,8 @@ def login_complete(
         sso_failed_record(
             provider=provider.slug, reason=exc.reason, detail=exc.detail, client=client
         )
-        return CallbackOutcome(_with_query(login.redirect_uri, error=exc.reason))
+        redirect_to = _with_query(login.redirect_uri, error=exc.reason)
+        return CallbackOutcome(redirect_to, error=exc.reason)
     return CallbackOutcome(_with_query(login.redirect_uri, code=one_time), user_id=user.pk)
 
 
