@@ -41,11 +41,15 @@ def _loopback(host: str | None) -> bool:
 
 
 def url_acceptable(url: str) -> bool:
-    """https, or http to this machine (a provider run locally, as in the tests)."""
+    """https; plain http only to this machine and only where SSO_ALLOW_LOOPBACK_HTTP is
+    on (a provider run locally, as in the tests): otherwise a tenant admin could make
+    the platform call services listening on its own loopback."""
     parts = urlsplit(url)
     if not parts.hostname or parts.username or parts.password:
         return False
-    return parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname))
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and settings.SSO_ALLOW_LOOPBACK_HTTP and _loopback(parts.hostname)
 
 
 def discovery_fetch(issuer: str) -> dict[str, Any]:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import User, normalize_email
@@ -116,13 +117,23 @@ def _fields_apply(provider: IdentityProvider, data: dict[str, Any]) -> None:
         if org_id is not None and not Organization.objects.filter(pk=org_id).exists():
             raise ValidationError.for_field("jit_organization_id", "Unknown organization.")
         provider.jit_organization_id = org_id
-    bad = [uri for uri in provider.redirect_uris if not oidc.url_acceptable(uri)]
+    bad = [uri for uri in provider.redirect_uris if not _redirect_uri_acceptable(uri)]
     if bad:
         raise ValidationError.for_field(
             "redirect_uris", "Each must be an https URL (http only on localhost)."
         )
     if "openid" not in provider.scopes:
         provider.scopes = ["openid", *provider.scopes]
+
+
+def _redirect_uri_acceptable(uri: str) -> bool:
+    # Where browsers go back to (never fetched by the server): http on localhost is fine.
+    parts = urlsplit(uri)
+    if not parts.hostname or parts.fragment:
+        return False
+    return parts.scheme == "https" or (
+        parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
+    )
 
 
 @transaction.atomic
@@ -308,6 +319,13 @@ def login_complete(
                 user=user,
                 expires_at=timezone.now() + timedelta(seconds=settings.SSO_EXCHANGE_CODE_SECONDS),
             )
+    except IntegrityError:
+        # The same person's first sign-in twice at once: the other one linked them.
+        exc = oidc.ProviderError("try_again", "a concurrent sign-in linked this identity")
+        sso_failed_record(
+            provider=provider.slug, reason=exc.reason, detail=exc.detail, client=client
+        )
+        return CallbackOutcome(_with_query(login.redirect_uri, error=exc.reason), error=exc.reason)
     except oidc.ProviderError as exc:
         sso_failed_record(
             provider=provider.slug, reason=exc.reason, detail=exc.detail, client=client
@@ -380,7 +398,7 @@ def _user_for(provider: IdentityProvider, claims: dict[str, Any]) -> User:
 
 
 def _provision(provider: IdentityProvider, claims: dict[str, Any], email: str) -> User:
-    from apps.accounts.services.users import user_create
+    from apps.accounts.services.users import user_create, username_from_email
     from apps.organizations.services import member_add
     from apps.rbac.models import RoleAssignment
 
@@ -395,19 +413,33 @@ def _provision(provider: IdentityProvider, claims: dict[str, Any], email: str) -
                     email=email, password=password, username=username, full_name=full_name
                 )
         except (ValidationError, ConflictError):
-            if username is None:
-                raise
-            # The provider's username is taken or not valid here: one from the address.
-            user = user_create(email=email, password=password, full_name=full_name)
+            # The name is taken or not valid here: the address's, made unique.
+            fallback = f"{username_from_email(email)[:140]}-{secrets.token_hex(3)}"
+            user = user_create(
+                email=email, password=password, username=fallback, full_name=full_name
+            )
     except PlatformError as exc:
         raise oidc.ProviderError("provisioning_failed", exc.message) from None
     user.set_unusable_password()
     user.save(update_fields=["password"])
     for role in provider.jit_roles.all():
         RoleAssignment.objects.get_or_create(user=user, role=role, organization=None)
-    if provider.jit_organization_id is not None:
-        member_add(organization=provider.jit_organization, user_id=user.pk)  # type: ignore[arg-type]
+    if provider.jit_organization is not None:
+        try:
+            member_add(organization=provider.jit_organization, user_id=user.pk)
+        except PlatformError as exc:
+            raise oidc.ProviderError("provisioning_failed", exc.message) from None
     return user
+
+
+def sso_records_cleanup(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete sign-in states and one-time codes that were used or have expired."""
+    now = now or timezone.now()
+    states, _ = LoginState.objects.filter(Q(used_at__isnull=False) | Q(expires_at__lt=now)).delete()
+    codes, _ = ExchangeCode.objects.filter(
+        Q(used_at__isnull=False) | Q(expires_at__lt=now)
+    ).delete()
+    return {"login_states": states, "exchange_codes": codes}
 
 
 def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair:

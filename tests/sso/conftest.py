@@ -20,7 +20,8 @@ CLIENT_REDIRECT = "https://app.example.test/sso/done"
 
 
 @pytest.fixture
-def op() -> Iterator[OpenIDProvider]:
+def op(settings: Any) -> Iterator[OpenIDProvider]:
+    settings.SSO_ALLOW_LOOPBACK_HTTP = True  # the provider below speaks http on 127.0.0.1
     provider = OpenIDProvider(
         claims={
             "sub": "op-user-1",

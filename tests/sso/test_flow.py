@@ -262,3 +262,30 @@ def test_providers_are_per_tenant(tenant_b, make_provider, api_b):
         HTTP_HOST=api_b.host,
     )
     assert response.status_code == 404
+
+
+def test_jit_falls_back_to_a_username_from_the_address_when_taken(tenant_a, make_provider, sign_in):
+    make_provider(jit_enabled=True)
+    with tenant_context(tenant_a.tenant):
+        make_user(email="someone.else@alpha.test", username="pat")
+    assert sign_in.exchange(sign_in.run()["code"]).status_code == 200
+    with tenant_context(tenant_a.tenant):
+        assert User.objects.get(email="pat@corp.test").username != "pat"
+
+
+def test_cleanup_deletes_used_and_expired_records(tenant_a, make_provider, sign_in):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.sso.models import ExchangeCode, LoginState
+    from apps.sso.services import sso_records_cleanup
+
+    make_provider(jit_enabled=True)
+    sign_in.exchange(sign_in.run()["code"])  # a used state and a used code
+    assert sign_in.start().status_code == 302  # a live state
+    with tenant_context(tenant_a.tenant):
+        assert sso_records_cleanup() == {"login_states": 1, "exchange_codes": 1}
+        assert LoginState.objects.count() == 1 and not ExchangeCode.objects.exists()
+        later = timezone.now() + timedelta(hours=1)
+        assert sso_records_cleanup(now=later)["login_states"] == 1

@@ -92,3 +92,10 @@ def test_managing_providers_needs_tenant_manage(api_a, member_a, op):
     response = api_a.call("post", URL, _body(op), token=token)
     assert response.status_code == 403
     assert "tenant.manage" in response.json()["error"]["message"]
+
+
+def test_loopback_http_issuer_is_refused_unless_allowed(api_a, op, admin_token, settings):
+    settings.SSO_ALLOW_LOOPBACK_HTTP = False
+    response = api_a.call("post", URL, _body(op), token=admin_token)
+    assert response.status_code == 422
+    assert "issuer_invalid" in response.json()["error"]["details"]["issuer"][0]
