@@ -15,8 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import connection
 from django.db.models import Q
@@ -26,6 +28,8 @@ from django_tenants.utils import schema_context
 from apps.core.tenancy import public_schema
 from apps.keys.crypto import b64url, private_key_decrypt, public_jwk, public_key_load
 from apps.keys.models import SigningKey
+
+logger = structlog.get_logger("apps.keys.keyring")
 
 _UNKNOWN_KID_RELOAD_SECONDS = 1.0
 
@@ -91,11 +95,14 @@ def _load() -> Keyring:
         )
         verifying[row.kid] = key
         if row.is_signing and row.private_key_encrypted:
+            try:
+                private_key = private_key_decrypt(row.private_key_encrypted)
+            except ImproperlyConfigured:
+                # Tokens still verify; issuing fails with the reason (signer_get).
+                logger.error("signing_key_undecryptable", kid=row.kid)
+                continue
             signer = Signer(
-                kid=row.kid,
-                algorithm=row.algorithm,
-                private_key=private_key_decrypt(row.private_key_encrypted),
-                header=key.header,
+                kid=row.kid, algorithm=row.algorithm, private_key=private_key, header=key.header
             )
     return Keyring(
         signer=signer,
@@ -136,7 +143,10 @@ def signer_get() -> Signer:
         # token but not remembered: the next call reads it again (or creates another).
         ring = _reload(remember=not connection.in_atomic_block)
         if ring.signer is None:
-            raise RuntimeError("No signing key after creating one")
+            raise ImproperlyConfigured(
+                "The signing key cannot be decrypted with JWT_KEY_ENCRYPTION_KEYS / SECRET_KEY "
+                "(put the old secret back, or run manage.py rotate_signing_key)."
+            )
     return ring.signer
 
 

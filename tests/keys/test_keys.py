@@ -227,3 +227,20 @@ def test_the_grace_outlives_every_token_the_superseded_key_can_still_sign(settin
     leeway = timedelta(seconds=settings.SIMPLE_JWT["LEEWAY"])
     stale = timedelta(seconds=settings.SIGNING_KEYS_CACHE_SECONDS)
     assert grace_period() == refresh + leeway + stale
+
+
+@pytest.mark.django_db
+def test_a_lost_encryption_secret_stops_issuing_but_not_verifying(
+    api_a: Api, member_a: Any, settings: Any
+) -> None:
+    token = api_a.login("member@alpha.test")["access_token"]
+    settings.JWT_KEY_ENCRYPTION_KEYS = ["not-the-secret-the-key-was-encrypted-with"]
+
+    assert api_a.call("get", ME, token=token).status_code == 200
+    with pytest.raises(ImproperlyConfigured, match="rotate_signing_key"):
+        keyring.signer_get()
+
+    # A rotation makes a key under the new secret: issuing works again.
+    signing_key_rotate()
+    assert keyring.signer_get().kid != _kid(token)
+    assert api_a.call("get", ME, token=token).status_code == 200
