@@ -25,7 +25,8 @@ def password_reset_send_task(event_id: str, email: str) -> None:
 
 @tenant_task(name="accounts.cleanup_expired_sessions")
 def cleanup_expired_sessions_task() -> dict[str, int]:
-    """Ended sessions, spent or expired reset tokens, users past the retention, old event rows."""
+    """Ended sessions, spent or expired reset tokens, users past the retention, old event rows,
+    used or expired single sign-on states and one-time codes."""
     from apps.accounts.services.sessions import auth_records_cleanup
     from apps.accounts.services.users import users_purge
     from apps.core.jobs import events_prune
@@ -34,6 +35,9 @@ def cleanup_expired_sessions_task() -> dict[str, int]:
     with transaction.atomic():
         counts["users_purged"] = users_purge(older_than_days=settings.USER_RETENTION_DAYS)
     counts.update(events_prune(older_than_days=settings.JOBS_EVENT_RETENTION_DAYS))
+    from apps.sso.services import sso_records_cleanup
+
+    counts.update({f"sso_{name}": n for name, n in sso_records_cleanup().items()})
     return counts
 
 

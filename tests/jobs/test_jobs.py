@@ -65,6 +65,8 @@ def test_cleanup_removes_what_ended_and_keeps_what_is_live(tenant_a) -> None:
         assert counts["sessions"] == 2
         assert counts["password_reset_tokens"] == 2
         assert counts["users_purged"] == 1
+        # The single sign-on records are cleaned by the same job (tests/sso tests what).
+        assert counts["sso_login_states"] == 0 and counts["sso_exchange_codes"] == 0
         assert set(Session.objects.filter(user=user)) == {live, recently_revoked}
         assert list(PasswordResetToken.objects.filter(user=user)) == [valid_token]
         assert not User.objects.filter(pk=gone.pk).exists()

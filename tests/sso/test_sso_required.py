@@ -63,3 +63,18 @@ def test_sso_required_reset_answers_the_same_and_sends_nothing(
 
 def test_sso_required_does_not_touch_another_tenant(api_b, tenant_b, sso_required):
     assert api_b.login(tenant_b.admin_email, ADMIN_PASSWORD)["access_token"]
+
+
+def test_sso_required_refuses_the_admins_password_login_too(tenant_a, sso_required):
+    from django.test import Client
+
+    with tenant_context(tenant_a.tenant):
+        make_user(email="staffer.sso@alpha.test", username="staffer-sso", is_staff=True)
+    client = Client()
+    page = client.post(
+        "/admin/login/",
+        {"username": "staffer.sso@alpha.test", "password": PASSWORD},
+        HTTP_HOST=tenant_a.host,
+    )
+    assert page.status_code == 200  # the form again, with its error: not signed in
+    assert "_auth_user_id" not in client.session
