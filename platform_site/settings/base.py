@@ -226,8 +226,6 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
 }
-if env_str("JWT_SIGNING_KEY"):
-    SIMPLE_JWT["SIGNING_KEY"] = env_str("JWT_SIGNING_KEY")  # else simplejwt signs with SECRET_KEY
 # A session (refresh family) ends this long after login, however often it is refreshed.
 SESSION_MAX_AGE = timedelta(days=env_int("SESSION_MAX_AGE_DAYS", 30))
 # The replaced refresh token may be presented again this long after a rotation

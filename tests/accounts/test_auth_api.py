@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
@@ -151,8 +152,14 @@ def test_public_token_is_refused_on_a_tenant_host(api, api_a, operator) -> None:
 # ------------------------------------------------------------------ forged and wrong tokens
 
 
-def _forge(claims: dict, *, key: str | None = None, algorithm: str = "HS256") -> str:
-    return jwt.encode(claims, key or settings.SECRET_KEY, algorithm=algorithm)
+def _forge(claims: dict, *, key: object | None = None) -> str:
+    """Signed with the platform's own signing key (so only the claims are wrong), or `key`."""
+    from apps.keys.keyring import signer_get
+
+    signer = signer_get()
+    return jwt.encode(
+        claims, key or signer.private_key, algorithm=signer.algorithm, headers={"kid": signer.kid}
+    )
 
 
 @pytest.mark.django_db
@@ -167,7 +174,8 @@ def test_forged_expired_and_wrong_type_tokens_are_401(api_a, member_a) -> None:
     body = base64.urlsafe_b64encode(json.dumps(good).encode()).rstrip(b"=").decode()
     cases = {
         "alg none": f"{unsigned_header}.{body}.",
-        "wrong key": _forge(good, key="another-key-that-is-long-enough-to-be-a-key-000"),
+        "another Ed25519 key under our kid": _forge(good, key=Ed25519PrivateKey.generate()),
+        "HS256 with the server secret": jwt.encode(good, settings.SECRET_KEY, algorithm="HS256"),
         "wrong audience": _forge({**good, "aud": "someone-else"}),
         "wrong issuer": _forge({**good, "iss": "evil"}),
         "expired": _forge({**good, "iat": now - 3600, "exp": now - 1800}),
@@ -176,6 +184,7 @@ def test_forged_expired_and_wrong_type_tokens_are_401(api_a, member_a) -> None:
         "garbage": "not-a-token",
         "empty": "",
     }
+    assert api_a.call("get", ME, token=_forge(good)).status_code == 200  # the forger works
     for name, token in cases.items():
         response = api_a.call("get", ME, token=token)
         assert response.status_code == 401, name
