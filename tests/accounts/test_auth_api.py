@@ -152,7 +152,7 @@ def test_public_token_is_refused_on_a_tenant_host(api, api_a, operator) -> None:
 # ------------------------------------------------------------------ forged and wrong tokens
 
 
-def _forge(claims: dict, *, key: object | None = None) -> str:
+def _forge(claims: dict, *, key: Ed25519PrivateKey | None = None) -> str:
     """Signed with the platform's own signing key (so only the claims are wrong), or `key`."""
     from apps.keys.keyring import signer_get
 
