@@ -4,6 +4,8 @@ provider's JWKS through PyJWKClient: cached, fetched again when a `kid` is unkno
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,8 +50,24 @@ def url_acceptable(url: str) -> bool:
     if not parts.hostname or parts.username or parts.password:
         return False
     if parts.scheme == "https":
-        return True
+        return settings.SSO_ALLOW_PRIVATE_ADDRESSES or not _private_address(parts.hostname)
     return parts.scheme == "http" and settings.SSO_ALLOW_LOOPBACK_HTTP and _loopback(parts.hostname)
+
+
+def _private_address(host: str) -> bool:
+    """Whether `host` is, or resolves to, an address inside the platform's own networks
+    (loopback, private, link-local such as cloud metadata, reserved): a tenant admin must
+    not make the platform fetch from there. A name that does not resolve is left to the
+    fetch, which fails on its own."""
+    try:
+        infos = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return False
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return True
+    return False
 
 
 def discovery_fetch(issuer: str) -> dict[str, Any]:

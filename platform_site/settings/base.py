@@ -456,6 +456,10 @@ SSO_ENCRYPTION_KEY = env_str("SSO_ENCRYPTION_KEY", "")
 SSO_HTTP_TIMEOUT_SECONDS = env_int("SSO_HTTP_TIMEOUT_SECONDS", 5)
 # Issuers over plain http on 127.0.0.1/localhost (a provider run locally); never in production.
 SSO_ALLOW_LOOPBACK_HTTP = env_bool("SSO_ALLOW_LOOPBACK_HTTP", False)
+# https issuers and endpoints at private, loopback or link-local addresses are refused (a
+# tenant admin must not reach the platform's own network); turn on for an identity
+# provider on your internal network.
+SSO_ALLOW_PRIVATE_ADDRESSES = env_bool("SSO_ALLOW_PRIVATE_ADDRESSES", False)
 SSO_JWKS_CACHE_SECONDS = env_int("SSO_JWKS_CACHE_SECONDS", 300)
 SSO_JWKS_REFETCH_COOLDOWN_SECONDS = env_int("SSO_JWKS_REFETCH_COOLDOWN_SECONDS", 10)
 SSO_CLOCK_SKEW_SECONDS = env_int("SSO_CLOCK_SKEW_SECONDS", 60)

@@ -99,3 +99,24 @@ def test_loopback_http_issuer_is_refused_unless_allowed(api_a, op, admin_token, 
     response = api_a.call("post", URL, _body(op), token=admin_token)
     assert response.status_code == 422
     assert "issuer_invalid" in response.json()["error"]["details"]["issuer"][0]
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://127.0.0.1/realms/x",
+        "https://localhost/realms/x",
+        "https://10.1.2.3",
+        "https://169.254.169.254/latest",  # cloud metadata
+        "https://[::1]:8443",
+    ],
+)
+def test_issuers_inside_the_platforms_network_are_refused(
+    api_a, op, admin_token, settings, tenant_a, issuer
+):
+    settings.SSO_ALLOW_PRIVATE_ADDRESSES = False
+    response = api_a.call("post", URL, {**_body(op), "issuer": issuer}, token=admin_token)
+    assert response.status_code == 422, response.content
+    assert "issuer_invalid" in response.json()["error"]["details"]["issuer"][0]
+    with tenant_context(tenant_a.tenant):
+        assert not IdentityProvider.objects.filter(issuer=issuer).exists()
