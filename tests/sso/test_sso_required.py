@@ -78,3 +78,13 @@ def test_sso_required_refuses_the_admins_password_login_too(tenant_a, sso_requir
     )
     assert page.status_code == 200  # the form again, with its error: not signed in
     assert "_auth_user_id" not in client.session
+
+
+def test_the_admin_login_page_points_to_single_sign_on(tenant_a):
+    from django.test import Client
+
+    page = Client().get("/admin/login/?next=/admin/", HTTP_HOST=tenant_a.host)
+    assert page.status_code == 200
+    assert b"/admin/sso/?next=/admin/" in page.content
+    public = Client().get("/admin/login/", HTTP_HOST="localhost")
+    assert public.status_code == 200 and b"/admin/sso/" not in public.content
