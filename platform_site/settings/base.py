@@ -436,6 +436,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     ),
     "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,
+    # A worker killed while it sweeps holds the sweep's lock until this expires, and no
+    # worker restores anything meanwhile (kombu's default: 5 minutes). A sweep takes
+    # milliseconds.
+    "unacked_mutex_expire": env_int("CELERY_UNACKED_MUTEX_EXPIRE", 30),
     "socket_connect_timeout": 3,
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 3

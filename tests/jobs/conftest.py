@@ -92,6 +92,8 @@ def process_env(*, broker_url: str, queue: str, smtp_port: int | None) -> dict[s
         # A killed worker's unacknowledged tasks come back within seconds (Redis broker).
         "CELERY_VISIBILITY_TIMEOUT": "4",
         "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+        # A worker killed in the middle of a sweep must not block the next one for long.
+        "CELERY_UNACKED_MUTEX_EXPIRE": "3",
         "LOG_FORMAT": "console",
     }
     if smtp_port:
