@@ -5,7 +5,10 @@
 preferences), and writes the notification with one delivery per channel in one
 transaction. In-app is delivered by that write; a channel with nothing to send
 to (no phone number, no push device) is skipped; the rest are sent by the
-worker (`tasks.deliver`), enqueued once the transaction commits.
+worker (`tasks.deliver`), enqueued once the transaction commits. In a worker
+(a consumer's task), `notify()` sends its e-mail itself, before writing the
+delivery with the outcome (`_send_before_insert`); a batch's chunk is mailed
+right after its commit, over one connection (`_send_after_commit`).
 
 `delivery_send()` is what the worker runs for one delivery: it locks the row,
 sends through the channel's provider and its circuit breaker, and records the
@@ -269,7 +272,9 @@ def notify(
     title, body = _title_body(
         type=type, recipient=user, data=data, tenant=_current_tenant(), title=title, body=body
     )
-    with transaction.atomic():
+    # No savepoint of its own inside a caller's transaction (a consumer's): an error here
+    # fails the caller's whole transaction anyway.
+    with transaction.atomic(savepoint=False):
         try:
             with transaction.atomic():
                 notification = Notification.objects.create(
@@ -291,10 +296,13 @@ def notify(
         audience = _Audience.load(
             user_ids=[user.pk], type=type, is_security=is_security, channels=requested
         )
-        deliveries = Delivery.objects.bulk_create(
-            audience.deliveries(notification=notification, user=user, channels=requested)
-        )
-        _send_after_commit(deliveries)
+        deliveries = audience.deliveries(notification=notification, user=user, channels=requested)
+        retry_in = _send_before_insert(deliveries)
+        deliveries = Delivery.objects.bulk_create(deliveries)
+        retrying = {id(delivery) for delivery, _ in retry_in}
+        _send_after_commit([d for d in deliveries if id(d) not in retrying])
+        for delivery, wait in retry_in:
+            _enqueue_after_commit([delivery.pk], countdown=wait)
     return notification
 
 
@@ -462,13 +470,56 @@ def _in_worker() -> bool:
     return bool(current_task) and not current_task.request.is_eager
 
 
+def _send_before_insert(deliveries: list[Delivery]) -> list[tuple[Delivery, float]]:
+    """In a worker, send the inline channels' pending deliveries of one notification now,
+    before their rows are written: the rows go in with the outcome (sent, failed, or
+    pending with an attempt counted). Returns those left to retry, with their wait.
+
+    This is `notify()`'s path: the message goes out inside the transaction that writes
+    the notification, and a commit that then fails makes the task run again, as a
+    worker lost between the send and the commit would; the unwritten rows need no
+    lock (nobody else sees them), and no second transaction records the outcome.
+    EMAIL_TIMEOUT bounds how long the transaction waits for the server. Anything
+    unexpected leaves the deliveries pending, for `deliver` after the commit.
+    """
+    if not _in_worker():
+        return []
+    inline = inline_channels()
+    now = [d for d in deliveries if d.status == Delivery.Status.PENDING and d.channel in inline]
+    retry_in: list[tuple[Delivery, float]] = []
+    by_channel: dict[str, list[Delivery]] = {}
+    for delivery in now:
+        by_channel.setdefault(delivery.channel, []).append(delivery)
+    for channel, rows in by_channel.items():
+        attempted: list[Delivery] = []
+        try:
+            with provider_for(channel).session() as send:
+                for delivery in rows:
+                    outcome = _attempt_unsaved(delivery, timezone.now(), send)
+                    attempted.append(delivery)
+                    if outcome.retry_in is not None:
+                        retry_in.append((delivery, outcome.retry_in))
+        except Exception:
+            logger.exception("inline_delivery_failed", channel=channel, deliveries=len(rows))
+            for delivery in rows[len(attempted) :]:
+                _reset_unsaved(delivery)  # what it may have set before the error
+    return retry_in
+
+
+def _reset_unsaved(delivery: Delivery) -> None:
+    delivery.status, delivery.attempts, delivery.last_error = Delivery.Status.PENDING, 0, ""
+    delivery.next_attempt_at = delivery.sent_at = None
+    delivery.provider_message_id = ""
+
+
 def _send_after_commit(deliveries: list[Delivery]) -> None:
     """Once the deliveries are committed, have the pending ones sent.
 
     In a worker, the deliveries of NOTIFICATION_INLINE_CHANNELS (e-mail: fast, and
     local to the worker) are sent right here, after the commit, over one connection
-    (`deliveries_send_now`) instead of a `deliver` task each; the rest, and every
-    delivery written in a web process, go to `deliver`.
+    (`deliveries_send_now`) instead of a `deliver` task each: a batch's chunk, or
+    what `notify()` could not send before writing it; the rest, and every delivery
+    written in a web process, go to `deliver`.
     """
     pending = [d for d in deliveries if d.status == Delivery.Status.PENDING]
     if not pending:
@@ -583,13 +634,28 @@ def _attempt_if_due(
     return _attempt(delivery, now, send)
 
 
+# What an attempt changes on its delivery row.
+ATTEMPT_FIELDS = [
+    "status", "attempts", "last_error", "provider", "next_attempt_at", "updated_at",
+    "sent_at", "provider_message_id",
+]  # fmt: skip
+
+
 def _attempt(
     delivery: Delivery, now: Any, send: Callable[[OutboundMessage], str] | None = None
 ) -> DeliveryOutcome:
+    outcome = _attempt_unsaved(delivery, now, send)
+    delivery.save(update_fields=ATTEMPT_FIELDS)
+    return outcome
+
+
+def _attempt_unsaved(
+    delivery: Delivery, now: Any, send: Callable[[OutboundMessage], str] | None = None
+) -> DeliveryOutcome:
+    """Send `delivery` once and set the outcome on it, unsaved."""
     log = logger.bind(delivery_id=delivery.pk, channel=delivery.channel)
     provider = provider_for(delivery.channel)
     delivery.provider = provider.name
-    fields = ["status", "attempts", "last_error", "provider", "next_attempt_at", "updated_at"]
     send = send or provider.send
     try:
         message = outbound_message(delivery.notification)
@@ -599,7 +665,6 @@ def _attempt(
         # little jitter so the waiting deliveries do not all arrive at once.
         delivery.next_attempt_at = exc.retry_at
         delivery.last_error = str(exc)
-        delivery.save(update_fields=fields)
         wait = max((exc.retry_at - now).total_seconds(), 0.0)
         wait += random.uniform(0, 1 + settings.NOTIFICATION_BREAKER_RESET_SECONDS / 10)  # noqa: S311
         log.info("delivery_waits_for_breaker", provider=provider.name, retry_in=wait)
@@ -607,13 +672,11 @@ def _attempt(
     except NoAddress as exc:
         delivery.status, delivery.last_error = Delivery.Status.SKIPPED, str(exc)
         delivery.next_attempt_at = None
-        delivery.save(update_fields=fields)
         return DeliveryOutcome(delivery.status)
     except PermanentProviderError as exc:
         delivery.attempts += 1
         delivery.status, delivery.last_error = Delivery.Status.FAILED, str(exc)[:4000]
         delivery.next_attempt_at = None
-        delivery.save(update_fields=fields)
         log.warning("delivery_failed", provider=provider.name, error=str(exc))
         return DeliveryOutcome(delivery.status)
     except Exception as exc:  # noqa: BLE001 (transient, or a bug: retried, then failed, recorded)
@@ -622,19 +685,16 @@ def _attempt(
         delivery.last_error = error[:4000]
         if delivery.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
             delivery.status, delivery.next_attempt_at = Delivery.Status.FAILED, None
-            delivery.save(update_fields=fields)
             log.warning("delivery_failed", provider=provider.name, error=error, final=True)
             return DeliveryOutcome(delivery.status)
         wait = retry_delay(delivery.attempts)
         delivery.next_attempt_at = now + timedelta(seconds=wait)
-        delivery.save(update_fields=fields)
         log.info("delivery_retry", provider=provider.name, error=error, retry_in=wait)
         return DeliveryOutcome(Delivery.Status.PENDING, retry_in=wait)
     delivery.attempts += 1
     delivery.status, delivery.sent_at = Delivery.Status.SENT, timezone.now()
     delivery.provider_message_id = message_id[:255]
     delivery.last_error, delivery.next_attempt_at = "", None
-    delivery.save(update_fields=[*fields, "sent_at", "provider_message_id"])
     return DeliveryOutcome(delivery.status)
 
 

@@ -1,5 +1,7 @@
-"""A worker sends the e-mail deliveries it has just written itself, after the commit, over
-one connection; everything it cannot settle (a retry, an open breaker) goes to `deliver`.
+"""A worker sends the e-mail of a notification it writes itself, without a `deliver` task:
+`notify()` sends it before writing the delivery with the outcome; a batch's chunk is
+mailed after its commit, over one connection. Whatever a worker cannot settle (a
+retry, an open breaker) goes to `deliver`.
 
 `_in_worker()` is what a Celery worker answers; here it is patched, and the
 on-commit callbacks are run by hand (the test's transaction is never committed).
@@ -16,6 +18,8 @@ from typing import Any
 import pytest
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.notifications import services
 from apps.notifications.breaker import provider_breaker
@@ -98,28 +102,36 @@ def _email(notification: Any) -> Delivery:
     return notification.deliveries.get(channel="email")
 
 
-def test_in_a_worker_the_email_goes_out_after_the_commit_without_a_task(
+def test_in_a_worker_notify_sends_the_email_and_writes_the_delivery_sent(
     in_tenant_a, in_worker, enqueued, django_capture_on_commit_callbacks
 ) -> None:
     user = make_user(phone_number="+14155550100")
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        CaptureQueriesContext(connection) as queries,
+    ):
         notification = notify(user=user, type="welcome", channels=["in_app", "email", "sms"])
     assert notification is not None
-    assert _email(notification).status == "pending"  # written first, nothing sent yet
-    assert mail.outbox == []
-
-    for callback in callbacks:
-        callback()
-
+    # Sent in the transaction that wrote it: the row went in sent, once, and no
+    # second transaction locked it or updated it.
     delivery = _email(notification)
     assert (delivery.status, delivery.attempts) == ("sent", 1)
     assert delivery.provider_message_id == mail.outbox[0].extra_headers["Message-ID"]
     assert mail.outbox[0].to == [user.email]
-    # SMS is not sent inline: its task, and only its.
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not [sql for sql in statements if "FOR UPDATE" in sql]
+    assert not [sql for sql in statements if sql.startswith('UPDATE "notifications_delivery"')]
+    assert enqueued == []
+
+    for callback in callbacks:
+        callback()
+
+    # SMS is not sent inline: its task, and only its, once committed.
     assert enqueued == [
         {"delivery_id": notification.deliveries.get(channel="sms").pk, "countdown": None}
     ]
+    assert len(mail.outbox) == 1
 
 
 def test_the_inline_send_happens_once_a_second_run_finds_it_sent(
@@ -186,16 +198,20 @@ def test_an_open_breaker_leaves_the_delivery_waiting_for_its_task(
 def test_an_error_while_sending_inline_hands_the_deliveries_to_their_tasks(
     in_tenant_a, in_worker, enqueued, monkeypatch, django_capture_on_commit_callbacks
 ) -> None:
-    def broken(**kwargs: Any) -> Any:
-        raise RuntimeError("the database went away")
+    from apps.notifications.channels.email import DjangoMailProvider
 
-    monkeypatch.setattr(services, "deliveries_send_now", broken)
+    def broken(self: Any) -> Any:
+        raise RuntimeError("the mail backend could not be set up")
+
+    monkeypatch.setattr(DjangoMailProvider, "session", broken)
 
     with django_capture_on_commit_callbacks(execute=True):
         notification = notify(user=make_user(), type="welcome", channels=["email"])
 
-    assert _email(notification).status == "pending"
-    assert enqueued == [{"delivery_id": _email(notification).pk, "countdown": None}]
+    delivery = _email(notification)
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("pending", 0, "")
+    assert mail.outbox == []
+    assert enqueued == [{"delivery_id": delivery.pk, "countdown": None}]
 
 
 def test_a_chunk_is_mailed_over_one_connection_each_delivery_recorded(
