@@ -21,6 +21,7 @@ after the last try, the per-tenant run flag of periodic jobs, and once-per-event
 from __future__ import annotations
 
 import smtplib
+import uuid
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import datetime, timedelta
@@ -29,7 +30,6 @@ from typing import Any, TypeVar
 import structlog
 from django.conf import settings
 from django.db import (
-    IntegrityError,
     InterfaceError,
     OperationalError,
     close_old_connections,
@@ -268,15 +268,26 @@ def consume_once(*, consumer: str, event_id: str, handle: Callable[[], T]) -> T 
     The mark and the work share one transaction: if the work fails, the mark is
     rolled back with it and a redelivery does the work. Two deliveries running
     at once serialize on the unique index; the second finds the first's mark.
+    The mark is one `INSERT ... ON CONFLICT DO NOTHING` (no savepoint needed to
+    survive a repeat).
     """
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                ConsumedEvent.objects.create(consumer=consumer, event_id=event_id)
-        except IntegrityError:
+        if not _mark_consumed(consumer, event_id):
             logger.info("event_already_consumed", consumer=consumer, event_id=event_id)
             return None
         return handle()
+
+
+def _mark_consumed(consumer: str, event_id: str) -> bool:
+    """Insert the (consumer, event_id) mark; False if it was there (committed) already."""
+    table = connection.ops.quote_name(ConsumedEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (consumer, event_id, consumed_at) VALUES (%s, %s, %s) "  # noqa: S608 (a model's table name)
+            "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING id",
+            [consumer, uuid.UUID(str(event_id)), timezone.now()],
+        )
+        return cursor.fetchone() is not None
 
 
 def events_prune(*, older_than_days: int) -> dict[str, int]:
