@@ -17,6 +17,8 @@ from apps.accounts.models import User
 def user_changed(sender: type[User], instance: User, **kwargs: Any) -> None:
     # Now, so this process never serves the old state again; after commit, so a
     # request that cached the pre-commit row meanwhile is corrected.
+    if kwargs.get("created"):
+        return  # a new id: nothing can be cached for it (ids are never reused)
     user_id = instance.pk
     if kwargs.get("update_fields") != frozenset({"last_login"}):
         # Sign-in's own save skips this: a moment of the old last_login is harmless.

@@ -247,9 +247,16 @@ def owner_grant(*, user: User) -> RoleAssignment:
 
 
 def member_grant(*, user: User) -> RoleAssignment | None:
-    """The member role for a new user, with no checks (user creation's baseline)."""
+    """The member role for a user being created, with no checks (user creation's baseline).
+
+    Written without the model's signals: a user created in this transaction has no
+    cached grants anywhere, so the tenant's grants cache (every user's) is left as
+    it is instead of being invalidated by each sign-up.
+    """
     member = Role.objects.filter(system_key=MEMBER).first()
     if member is None:  # the tenant deleted nothing: system roles cannot be deleted
         return None
-    assignment, _ = RoleAssignment.objects.get_or_create(user=user, role=member, organization=None)
+    [assignment] = RoleAssignment.objects.bulk_create(
+        [RoleAssignment(user=user, role=member, organization=None)]
+    )
     return assignment

@@ -280,6 +280,46 @@ def test_a_permission_check_costs_no_extra_redis_round_trip(
     assert commands == ["EVALSHA"]
 
 
+@pytest.mark.django_db
+def test_a_sign_up_keeps_everyone_elses_cached_grants(
+    api_a, owner_token, grant, person, tenant_a, monkeypatch
+) -> None:
+    from django_redis import get_redis_connection
+
+    from apps.rbac.grants import generation_key
+
+    viewer = person("viewer")
+    grant(viewer, ["roles.view"])
+    token = token_of(api_a, "viewer@alpha.test")
+    api_a.call("get", ROLES, token=token)  # the viewer's grants are cached now
+    with tenant_context(tenant_a.tenant):
+        generation = get_redis_connection("default").get(generation_key())
+    created = api_a.call(
+        "post",
+        USERS,
+        {"email": "new@alpha.test", "username": "newcomer", "password": "a-Long-passw0rd!",
+         "password_confirm": "a-Long-passw0rd!"},
+        token=owner_token,
+    )  # fmt: skip
+    assert created.status_code == 201, created.json()
+    with tenant_context(tenant_a.tenant):
+        assert get_redis_connection("default").get(generation_key()) == generation
+        newcomer = RoleAssignment.objects.get(user_id=created.json()["data"]["id"])
+        assert newcomer.role.system_key == "member"
+    # The viewer's next request is answered from the cache: no query for its grants.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert api_a.call("get", ROLES, token=token).status_code == 200
+    assert not [q for q in queries.captured_queries if "rbac_roleassignment" in q["sql"]]
+    # And the newcomer holds the member role's permissions at once.
+    newcomer_token = str(api_a.login("new@alpha.test", "a-Long-passw0rd!")["access_token"])
+    mine = api_a.call("get", f"{USERS}/me/permissions", token=newcomer_token)
+    assert mine.status_code == 200
+    assert [a["role"]["name"] for a in mine.json()["data"]["roles"]] == ["member"]
+
+
 # ------------------------------------------------------------------ scoped grants
 
 
