@@ -19,6 +19,7 @@ import pybreaker
 from django.conf import settings
 from django.utils import timezone
 from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 
 from apps.notifications.channels.base import PermanentProviderError
 
@@ -44,9 +45,56 @@ def provider_breaker(provider: str) -> pybreaker.CircuitBreaker:
     )
 
 
+class _RedisStorage(pybreaker.CircuitRedisStorage):
+    """pybreaker's Redis storage, at one round trip per call while all is well.
+
+    The stock storage reads the state (GET) before every call and zeroes the
+    failure counter (SET) after every success. Here the state and the counter
+    are read together (MGET), and a success zeroes the counter only when that
+    read found failures. (Between processes, "consecutive" failures were never
+    exact: a success elsewhere may or may not land between two failures.)
+    """
+
+    _counter_seen: int | None = None
+
+    @property
+    def state(self) -> str:
+        try:
+            state, counter = self._redis.mget(
+                self._namespace("state"), self._namespace("fail_counter")
+            )
+        except RedisError:
+            self._counter_seen = None
+            self.logger.exception("RedisError: falling back to default circuit state")
+            return str(self._fallback_circuit_state)
+        try:
+            self._counter_seen = int(counter or 0)
+        except ValueError:
+            self._counter_seen = None
+        if state is None:
+            self._initialize_redis_state(self._fallback_circuit_state)
+            return str(self._fallback_circuit_state)
+        return state.decode("utf-8") if isinstance(state, bytes) else str(state)
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._counter_seen = None
+        pybreaker.CircuitRedisStorage.state.fset(self, state)  # type: ignore[attr-defined]
+
+    def increment_counter(self) -> None:
+        self._counter_seen = None
+        super().increment_counter()
+
+    def reset_counter(self) -> None:
+        if self._counter_seen == 0:
+            return  # nothing to zero: the read before this call found no failures
+        self._counter_seen = 0
+        super().reset_counter()
+
+
 @functools.cache
 def _breaker(provider: str, fail_max: int, reset_seconds: int) -> pybreaker.CircuitBreaker:
-    storage = pybreaker.CircuitRedisStorage(
+    storage = _RedisStorage(
         pybreaker.STATE_CLOSED,
         get_redis_connection("default"),
         namespace=breaker_namespace(provider),

@@ -77,8 +77,30 @@ def test_email_reaches_a_real_smtp_server(in_tenant_a, smtp_server, settings) ->
         "text/plain",
         "text/html",
     ]
+    text, html = (
+        part.get_payload(decode=True).decode()
+        for part in received.walk()
+        if part.get_content_maintype() == "text"
+    )
+    assert text.replace("\r\n", "\n").strip() == "Line one\nLine two & more"
+    assert "<p>Line one<br>Line two &amp; more</p>" in html
     delivery.refresh_from_db()
     assert delivery.provider_message_id == received["Message-ID"]
+
+
+def test_each_message_has_its_own_mime_boundary_absent_from_its_parts() -> None:
+    from apps.notifications.channels.email import build_email
+
+    def boundary_of(text: str) -> tuple[str, bytes]:
+        raw = build_email(to=["a@alpha.test"], subject="S", text=text, html=f"<p>{text}</p>")
+        message = raw.message()
+        return str(message.get_boundary()), message.as_bytes()
+
+    first, raw_first = boundary_of("--=_ looks like a boundary")
+    second, _ = boundary_of("--=_ looks like a boundary")
+    assert first != second and len(first) >= 32
+    # The boundary delimits the two parts, and nowhere else.
+    assert raw_first.count(f"--{first}".encode()) == 3  # two openings, one closing
 
 
 def test_an_smtp_server_that_is_down_is_a_transient_error(in_tenant_a, settings) -> None:
@@ -392,3 +414,43 @@ def test_the_console_push_provider_writes_a_file(in_tenant_a, tmp_path, settings
     record = json.loads(written.read_text())
     assert record["devices"] == ["https://push.example.com/1"]
     assert (record["payload"]["title"], record["payload"]["body"]) == ("Ping", "Pong")
+
+
+def test_a_success_costs_the_breaker_one_redis_round_trip_and_still_clears_failures(
+    settings, monkeypatch
+) -> None:
+    from redis.client import Redis
+
+    from apps.notifications.breaker import breaker_call
+
+    settings.NOTIFICATION_BREAKER_FAIL_MAX = 3
+
+    def fail() -> None:
+        raise OSError("provider down")
+
+    def calls(func, count: int) -> None:
+        for _ in range(count):
+            try:
+                breaker_call("bench", func)
+            except OSError:
+                pass
+
+    breaker_call("bench", lambda: "warm")  # the storage's keys exist now
+    commands: list[str] = []
+    original = Redis.execute_command
+
+    def counting(self, *args, **kwargs):
+        commands.append(str(args[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Redis, "execute_command", counting)
+    assert breaker_call("bench", lambda: "ok") == "ok"
+    assert commands == ["MGET"]
+
+    # Two failures, a success, two failures: never three in a row, so still closed.
+    calls(fail, 2)
+    calls(lambda: "ok", 1)
+    calls(fail, 2)
+    assert breaker_state("bench") == "closed"
+    calls(fail, 1)  # the third in a row
+    assert breaker_state("bench") == "open"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import smtplib
 import threading
 import time
@@ -30,10 +31,26 @@ from apps.notifications.channels.base import (
 )
 
 
+class _Mail(EmailMultiAlternatives):
+    """Django's message, with its MIME boundary chosen up front.
+
+    The standard library's generator otherwise picks a random boundary and, to
+    make sure the text does not contain it, compiles a new regular expression
+    for every message (about a fifth of the time spent building one). A
+    boundary of 128 random bits, drawn after the text exists, cannot be in it.
+    """
+
+    def message(self, *args: Any, **kwargs: Any) -> Any:
+        msg = super().message(*args, **kwargs)
+        if msg.is_multipart() and msg.get_boundary() is None:
+            msg.set_boundary(f"=_{secrets.token_hex(16)}")
+        return msg
+
+
 def build_email(
     *, to: list[str], subject: str, text: str, html: str | None = None, message_id: str = ""
 ) -> EmailMultiAlternatives:
-    mail = EmailMultiAlternatives(
+    mail = _Mail(
         subject=" ".join(subject.split()),  # a header: one line
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
