@@ -95,6 +95,9 @@ def main() -> int:
         f"Event-to-inbox latency over {report['users']} users (user created -> welcome accepted):"
     )
     print(f"  median {latency['median']:.1f} ms   p95 {latency['p95']:.1f} ms")
+    print("  legs (medians, from the rows' timestamps):")
+    for leg, ms in report["latency_stages_ms"].items():
+        print(f"    {leg:24} {ms:6.2f} ms")
     print(f"Empty Celery task round trip ({report['empty_tasks']} tasks):")
     print(f"  median {empty['median']:.1f} ms   p95 {empty['p95']:.1f} ms")
     verdict = "PASS" if ratio <= TARGET_LATENCY_RATIO else "FAIL"

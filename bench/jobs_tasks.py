@@ -128,7 +128,13 @@ def _now_into(moments: list[float]) -> None:
     moments.append(time.perf_counter())
 
 
-def event_to_inbox(tenant: Any, count: int) -> list[float]:
+# perf_counter -> wall clock, to set the inbox's moments beside the rows' timestamps.
+WALL_OFFSET = time.time() - time.perf_counter()
+
+
+def event_to_inbox(
+    tenant: Any, count: int, moments: list[tuple[str, float, float]] | None = None
+) -> list[float]:
     times = []
     with tenant_context(tenant):
         for _ in range(count):
@@ -140,7 +146,44 @@ def event_to_inbox(tenant: Any, count: int) -> list[float]:
                 user_create(email=email, password=uuid.uuid4().hex)
             accepted = INBOX.wait_for(email)
             times.append((accepted - committed[0]) * 1000)
+            if moments is not None:
+                moments.append((email, committed[0] + WALL_OFFSET, accepted + WALL_OFFSET))
     return times
+
+
+def stages(tenant: Any, moments: list[tuple[str, float, float]]) -> dict[str, float]:
+    """Median ms of each leg of event_to_inbox, from the rows' own timestamps.
+
+    commit -> consumed: the event's signal, the enqueue, the broker, the worker
+    picking the task up and marking the event consumed; consumed -> notified:
+    the user read, templates rendered, notification row written; notified ->
+    sent: deliveries written, committed, the SMTP session and the message sent
+    (sent_at is taken after the server accepted it); sent -> accepted: what is
+    left (negative: the server's moment came first, as it should).
+    """
+    from apps.core.models import ConsumedEvent
+    from apps.notifications.models import Delivery, Notification
+
+    legs: dict[str, list[float]] = {
+        "commit_to_consumed": [], "consumed_to_notified": [], "notified_to_sent": [],
+        "sent_row_to_accepted": [], "committed_to_sent_row": [],
+    }  # fmt: skip
+    with tenant_context(tenant):
+        for email, committed, accepted in moments:
+            notification = Notification.objects.get(recipient__email=email, type="welcome")
+            consumed = ConsumedEvent.objects.get(
+                consumer="notifications.welcome", event_id=str(notification.source_event_id)
+            ).consumed_at.timestamp()
+            sent_at = Delivery.objects.get(notification=notification, channel="email").sent_at
+            assert sent_at is not None, email
+            sent = sent_at.timestamp()
+            notified = notification.created_at.timestamp()
+            legs["commit_to_consumed"].append((consumed - committed) * 1000)
+            legs["consumed_to_notified"].append((notified - consumed) * 1000)
+            legs["notified_to_sent"].append((sent - notified) * 1000)
+            legs["sent_row_to_accepted"].append((accepted - sent) * 1000)
+            legs["committed_to_sent_row"].append((sent - committed) * 1000)
+    return {name: round(statistics.median(values), 2) for name, values in legs.items()}
 
 
 def raw_send_mail(addresses: list[str]) -> float:
@@ -202,7 +245,9 @@ def main() -> None:
         empty_round_trips(20)  # warm both sides: connections, imports, templates
         event_to_inbox(tenant, 5)
         empty_ms = empty_round_trips(args.users)
-        latency_ms = event_to_inbox(tenant, args.users)
+        moments: list[tuple[str, float, float]] = []
+        latency_ms = event_to_inbox(tenant, args.users, moments)
+        latency_stages = stages(tenant, moments)
         rates: dict[str, list[float]] = {"raw_send_mail": [], "batch": [], "send_bulk_email": []}
         for round_number in range(args.rounds):
             addresses = [f"{round_number}-{i}@raw.bench.test" for i in range(args.bulk)]
@@ -221,6 +266,7 @@ def main() -> None:
                 "empty_tasks": args.users,
                 "latency_ms": summary(latency_ms),
                 "empty_task_ms": summary(empty_ms),
+                "latency_stages_ms": latency_stages,
                 "bulk": args.bulk,
                 "rounds": args.rounds,
                 "bulk_per_second": {k: round(statistics.median(v), 1) for k, v in rates.items()},
