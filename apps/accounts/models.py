@@ -29,6 +29,19 @@ class UserQuerySet(models.QuerySet["User"]):
     def live(self) -> UserQuerySet:
         return self.filter(is_deleted=False)
 
+    def with_email(self, email: str) -> UserQuerySet:
+        """Live users with this address, found through the live-address unique index
+        (`lower(email)`; a plain `email =` would read every user of the tenant)."""
+        return self.live().alias(email_key=Lower("email")).filter(email_key=normalize_email(email))
+
+    def with_username(self, username: str) -> UserQuerySet:
+        """Live users with this name, any case, through the live-username unique index."""
+        return (
+            self.live()
+            .alias(username_key=Lower("username"))
+            .filter(username_key=username.strip().lower())
+        )
+
 
 class UserManager(BaseUserManager["User"]):
     def get_queryset(self) -> UserQuerySet:
@@ -37,9 +50,15 @@ class UserManager(BaseUserManager["User"]):
     def live(self) -> UserQuerySet:
         return self.get_queryset().live()
 
+    def with_email(self, email: str) -> UserQuerySet:
+        return self.get_queryset().with_email(email)
+
+    def with_username(self, username: str) -> UserQuerySet:
+        return self.get_queryset().with_username(username)
+
     def get_by_natural_key(self, username: str | None) -> User:
         # Sign-in is by e-mail, among live users only.
-        return self.live().get(email=normalize_email(username or ""))
+        return self.get_queryset().with_email(username or "").get()
 
     def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
         if not email:

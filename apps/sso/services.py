@@ -366,7 +366,7 @@ def _user_for(provider: IdentityProvider, claims: dict[str, Any]) -> User:
         identity.last_login_at = now
         identity.save(update_fields=["last_login_at"])
         return user
-    existing = User.objects.live().filter(email=email).first() if email else None
+    existing = User.objects.with_email(email).first() if email else None
     if existing is not None:
         # Never by an address alone: the provider must vouch for it and the tenant allow it.
         if not (provider.allow_email_linking and email_verified):

@@ -279,3 +279,23 @@ def test_a_password_set_in_the_admin_ends_every_session(api_a, member_a, tenant_
         == 401
     )
     api_a.login("member@alpha.test", "an-admin-chosen-passphrase-1")
+
+
+@pytest.mark.django_db
+def test_address_and_name_lookups_use_the_live_unique_indexes(api_a, tenant_a) -> None:
+    # Sign-in, password reset, SSO linking and the sign-up checks find users by address or
+    # name: a plain `email =` could not use the lower(email) index and read every user.
+    with tenant_context(tenant_a.tenant):
+        user = make_user(email="indexed@alpha.test", username="Indexed")
+        plans = {}
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        for name, queryset, index in (
+            ("email", User.objects.with_email(" INDEXED@alpha.test"), "live_email_uniq"),
+            ("username", User.objects.with_username("iNDEXED"), "live_username_uniq"),
+        ):
+            assert [u.pk for u in queryset] == [user.pk]
+            plans[name] = queryset.explain()
+            assert f"accounts_user_{index}" in plans[name], plans[name]
+        assert User.objects.with_email("indexed@alpha.test").filter(is_deleted=True).count() == 0
+        api_a.login("indexed@alpha.test")  # signs in through it

@@ -88,7 +88,7 @@ def password_reset_send(*, request_event_id: str, email: str) -> bool:
     Returns whether a mail was sent. The token is created and mailed in one
     transaction: if sending fails, no token exists and the task retries.
     """
-    user = User.objects.live().filter(email=normalize_email(email), is_active=True).first()
+    user = User.objects.with_email(email).filter(is_active=True).first()
     if user is None:
         return False
     from apps.sso.selectors import password_refused_for

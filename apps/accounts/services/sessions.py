@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.authentication import session_state_mark_ended
-from apps.accounts.models import Session, User, normalize_email
+from apps.accounts.models import Session, User
 from apps.accounts.tokens import InvalidToken, TokenPair, refresh_token_decode, token_pair_issue
 from apps.audit.services import audit_record
 from apps.core.errors import ForbiddenError, NotFoundError, UnauthorizedError
@@ -66,7 +66,7 @@ def _session_start(*, user: User, client: ClientInfo, now: datetime) -> TokenPai
 def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     """Start a session. Unknown address, wrong password, inactive or deleted user: the same
     401, after the same work (one password hash either way)."""
-    user = User.objects.live().filter(email=normalize_email(email)).first()
+    user = User.objects.with_email(email).first()
     if user is None:
         make_password(password)  # as long as checking a real password takes
         raise UnauthorizedError(INVALID_CREDENTIALS)

@@ -46,9 +46,9 @@ def _identity_errors(*, email: str | None, username: str | None) -> dict[str, li
 def _ensure_free(*, user: User, email: str | None, username: str | None) -> None:
     """409 when another live user already has the address or the name."""
     others = User.objects.live().exclude(pk=user.pk)
-    if email is not None and others.filter(email=email).exists():
+    if email is not None and others.with_email(email).exists():
         raise ConflictError(EMAIL_TAKEN, details={"email": [EMAIL_TAKEN]})
-    if username is not None and others.filter(username__iexact=username).exists():
+    if username is not None and others.with_username(username).exists():
         raise ConflictError(USERNAME_TAKEN, details={"username": [USERNAME_TAKEN]})
 
 
