@@ -175,7 +175,8 @@ def stages(tenant: Any, moments: list[tuple[str, float, float]]) -> dict[str, fl
                 consumer="notifications.welcome", event_id=str(notification.source_event_id)
             ).consumed_at.timestamp()
             sent_at = Delivery.objects.get(notification=notification, channel="email").sent_at
-            assert sent_at is not None, email
+            if sent_at is None:
+                raise RuntimeError(f"the welcome to {email} was accepted but is not sent")
             sent = sent_at.timestamp()
             notified = notification.created_at.timestamp()
             legs["commit_to_consumed"].append((consumed - committed) * 1000)
