@@ -56,9 +56,13 @@ What it measures (the acceptance text):
    token's revocation state in one round trip is the target.
 4. Sign-in: `POST /api/v1/auth/login` through the same gunicorn (2 workers),
    one connection at a time (so a request's time is the time of one sign-in),
-   in rounds interleaved with timing `PlatformArgon2PasswordHasher.verify`
-   alone (median of a few calls in this process, the server idle); target:
-   time per sign-in <= 1.3x one verify. Then 4 concurrent connections: sign-ins
+   in rounds, each bracketed by timing `PlatformArgon2PasswordHasher.verify`
+   alone (a few calls in this process just before the round and a few just
+   after, the server idle); each round's ratio is its time per sign-in over
+   the median of its bracketing verifies, and the median of the rounds'
+   ratios is compared with the target: time per sign-in <= 1.3x one verify.
+   (A shared VM's speed drifts by a third within seconds; a ratio of pooled
+   medians taken at different moments moved with it.) Then 4 concurrent connections: sign-ins
    per second, per core (per CPU-second of the workers) and per worker's peak
    RSS (Linux's VmHWM, reset before, plus sampling) against the same worker
    idle. The hasher's parameters are read from the class and checked against
@@ -129,9 +133,9 @@ class Plan:
     connections: int = 8
     processes: int = 1
     users: int = 10_000
-    login_rounds: int = 5
-    login_seconds: float = 3.0
-    verifies_per_round: int = 15
+    login_rounds: int = 9
+    login_seconds: float = 1.5
+    verifies_per_round: int = 16
     login_concurrency: int = 4
     concurrent_login_rounds: int = 2
     concurrent_login_seconds: float = 4.0
@@ -142,8 +146,8 @@ class Plan:
         return cls(
             rounds=3,
             round_seconds=1.5,
-            login_rounds=3,
-            login_seconds=1.5,
+            login_rounds=5,
+            login_seconds=1.0,
             verifies_per_round=8,
             concurrent_login_rounds=1,
             concurrent_login_seconds=2.0,
@@ -272,9 +276,14 @@ def login_rounds(login: Endpoint, plan: Plan, password: str, encoded: str) -> di
     say(f"sign-in warm-up ({plan.warmup_seconds:g}s, 1 connection)")
     load(login, sequential, plan.warmup_seconds)
     rounds: list[dict[str, Any]] = []
+    half = max(1, plan.verifies_per_round // 2)
     for index in range(1, plan.login_rounds + 1):
-        verify = verify_alone(password, encoded, plan.verifies_per_round)
+        # Bracketed: half the verifies before the round, half after, so a machine whose
+        # speed drifts (a shared VM's often does, by a third within seconds) drifts
+        # under both sides of the round's ratio alike.
+        verify = verify_alone(password, encoded, half)
         result = load(login, sequential, plan.login_seconds)
+        verify += verify_alone(password, encoded, half)
         done = result["ok"]
         per_request_ms = result["duration_s"] / done * 1000 if done else float("inf")
         verify_ms = statistics.median(verify) * 1000
@@ -577,7 +586,9 @@ def summarize(report: dict[str, Any]) -> list[Check]:
     login_ms = _median(sequential, "ms_per_request")
     login_p50 = _median(sequential, "latency_p50_ms")
     verify_ms = statistics.median(v for r in sequential for v in r["verify_ms"])
-    login_ratio = login_ms / verify_ms
+    pooled_ratio = login_ms / verify_ms
+    # The headline: each round's sign-ins against the verifies bracketing that round.
+    login_ratio = statistics.median(r["ratio"] for r in sequential)
     login_cpu_ms = _median(sequential, "worker_cpu_us_per_request") / 1000
     concurrent = login["concurrent"]
     concurrent_rps = _median(concurrent, "rps")
@@ -703,9 +714,12 @@ def summarize(report: dict[str, Any]) -> list[Check]:
         ),
         Check(
             "sign-in: time per request, 1 connection / one verify alone",
-            f"{login_ms:.1f} ms (p50 latency {login_p50:.1f} ms) / {verify_ms:.1f} ms = "
-            f"{login_ratio:.2f}x; worker CPU per sign-in {login_cpu_ms:.1f} ms = "
-            f"{login_cpu_ms / verify_ms:.2f}x",
+            f"median of {len(sequential)} rounds' ratios (each round against the verifies "
+            f"bracketing it) {login_ratio:.2f}x (rounds "
+            f"{min(r['ratio'] for r in sequential):.2f} to {max(r['ratio'] for r in sequential):.2f}); "
+            f"pooled medians {login_ms:.1f} ms (p50 latency {login_p50:.1f} ms) / "
+            f"{verify_ms:.1f} ms = {pooled_ratio:.2f}x; worker CPU per sign-in "
+            f"{login_cpu_ms:.1f} ms = {login_cpu_ms / verify_ms:.2f}x",
             f"<= {TARGET_LOGIN_RATIO}x",
             login_ratio <= TARGET_LOGIN_RATIO,
         ),
