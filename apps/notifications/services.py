@@ -479,8 +479,9 @@ def _send_before_insert(deliveries: list[Delivery]) -> list[tuple[Delivery, floa
     the notification, and a commit that then fails makes the task run again, as a
     worker lost between the send and the commit would; the unwritten rows need no
     lock (nobody else sees them), and no second transaction records the outcome.
-    EMAIL_TIMEOUT bounds how long the transaction waits for the server. Anything
-    unexpected leaves the deliveries pending, for `deliver` after the commit.
+    EMAIL_TIMEOUT bounds how long the transaction waits for the server. An unexpected
+    error leaves the deliveries not yet attempted pending, for the after-commit path
+    (`_send_after_commit`: sent there, or handed to `deliver`).
     """
     if not _in_worker():
         return []
