@@ -615,23 +615,36 @@ def deliveries_send_now(*, deliveries: Sequence[Delivery]) -> dict[int, Delivery
                         .filter(pk__in=list(group))
                         .order_by("pk")
                     )
+                    attempted: list[Delivery] = []
                     for row in locked:
                         row.notification = group[row.pk].notification
-                        outcomes[row.pk] = _attempt_if_due(row, send=send)
+                        due = row.status == Delivery.Status.PENDING
+                        outcomes[row.pk] = _attempt_if_due(row, send=send, save=False)
+                        if due and outcomes[row.pk].status != "not_due":
+                            attempted.append(row)
+                    # The group's outcomes in one statement, in the transaction that
+                    # holds their locks (committed together, as the updates one by one were).
+                    now = timezone.now()
+                    for row in attempted:
+                        row.updated_at = now
+                    Delivery.objects.bulk_update(attempted, ATTEMPT_FIELDS)
         for delivery_id in {d.pk for d in rows} - outcomes.keys():
             outcomes[delivery_id] = DeliveryOutcome("busy")  # gone, or another worker has it
     return outcomes
 
 
 def _attempt_if_due(
-    delivery: Delivery, send: Callable[[OutboundMessage], str] | None = None
+    delivery: Delivery, send: Callable[[OutboundMessage], str] | None = None, save: bool = True
 ) -> DeliveryOutcome:
-    """`delivery` is locked: attempt it if it is still pending and due."""
+    """`delivery` is locked: attempt it if it is still pending and due (and save the
+    outcome, unless the caller saves it)."""
     if delivery.status != Delivery.Status.PENDING:
         return DeliveryOutcome(delivery.status)
     now = timezone.now()
     if delivery.next_attempt_at and delivery.next_attempt_at > now + EARLY_TOLERANCE:
         return DeliveryOutcome("not_due")  # an earlier copy of the task is scheduled for it
+    if not save:
+        return _attempt_unsaved(delivery, now, send)
     return _attempt(delivery, now, send)
 
 

@@ -221,7 +221,10 @@ def test_a_chunk_is_mailed_over_one_connection_each_delivery_recorded(
     smtp_sessions.refuse = {users[2].email}
     batch = NotificationBatch.objects.create(type="announcement", title="Hi", body="All")
     monkeypatch.setattr(services, "send_group", lambda: 3)  # several groups, one connection
-    with django_capture_on_commit_callbacks(execute=True):
+    with (
+        CaptureQueriesContext(connection) as queries,  # outermost: the callbacks run inside
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         result = notify_many(
             user_ids=[u.pk for u in users],
             type="announcement",
@@ -233,6 +236,13 @@ def test_a_chunk_is_mailed_over_one_connection_each_delivery_recorded(
 
     assert result.created == 7
     assert len(set(smtp_sessions.peers)) == 1  # one connection for the chunk
+    # Each group of 3 (3, 3, 1) records its outcomes in one statement.
+    updates = [
+        q
+        for q in queries.captured_queries
+        if q["sql"].startswith('UPDATE "notifications_delivery"')
+    ]
+    assert len(updates) == 3
     deliveries = {
         d.notification.recipient_id: d
         for d in Delivery.objects.filter(notification__batch=batch).select_related("notification")
