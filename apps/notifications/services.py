@@ -624,10 +624,7 @@ def deliveries_send_now(*, deliveries: Sequence[Delivery]) -> dict[int, Delivery
                             attempted.append(row)
                     # The group's outcomes in one statement, in the transaction that
                     # holds their locks (committed together, as the updates one by one were).
-                    now = timezone.now()
-                    for row in attempted:
-                        row.updated_at = now
-                    Delivery.objects.bulk_update(attempted, ATTEMPT_FIELDS)
+                    _outcomes_write(attempted)
         for delivery_id in {d.pk for d in rows} - outcomes.keys():
             outcomes[delivery_id] = DeliveryOutcome("busy")  # gone, or another worker has it
     return outcomes
@@ -653,6 +650,38 @@ ATTEMPT_FIELDS = [
     "status", "attempts", "last_error", "provider", "next_attempt_at", "updated_at",
     "sent_at", "provider_message_id",
 ]  # fmt: skip
+
+
+def _outcomes_write(rows: Sequence[Delivery]) -> None:
+    """Save the ATTEMPT_FIELDS of `rows` in one `UPDATE ... FROM (VALUES ...)`.
+
+    Django's bulk_update builds a CASE per field and row, whose compiling cost
+    more than saving the rows one by one (5.8 against 4.5 ms per delivery of a
+    chunk); this statement costs one round trip and no compiling.
+    """
+    if not rows:
+        return
+    now = timezone.now()
+    for row in rows:
+        row.updated_at = now
+    fields = [Delivery._meta.get_field(name) for name in ATTEMPT_FIELDS]
+    pk = Delivery._meta.pk
+    columns = [pk, *fields]
+    quote = connection.ops.quote_name
+    placeholder = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f in columns) + ")"
+    params: list[Any] = []
+    for row in rows:
+        params.append(row.pk)
+        params.extend(f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields)
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
+    names = ", ".join(quote(f.column) for f in columns)
+    sql = (
+        f"UPDATE {quote(Delivery._meta.db_table)} AS d SET {assignments} "  # noqa: S608 (model names)
+        f"FROM (VALUES {', '.join([placeholder] * len(rows))}) AS v({names}) "
+        f"WHERE d.{quote(pk.column)} = v.{quote(pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _attempt(

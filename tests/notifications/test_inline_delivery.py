@@ -291,3 +291,30 @@ def test_the_next_inline_send_reuses_the_connection_and_replaces_one_the_server_
     assert third.attempts == 1
     assert len(smtp_sessions.peers) == 3 and smtp_sessions.peers[2] != smtp_sessions.peers[0]
     assert enqueued == []
+
+
+def test_a_groups_outcomes_are_written_exactly_in_one_statement(in_tenant_a) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    first = notify(user=make_user(), type="welcome", channels=["email", "sms"])
+    second = notify(user=make_user(phone_number="+14155550101"), type="welcome", channels=["sms"])
+    assert first is not None and second is not None
+    sent, failed = first.deliveries.get(channel="email"), first.deliveries.get(channel="sms")
+    waiting = second.deliveries.get(channel="sms")
+    later = timezone.now() + timedelta(minutes=3)
+    sent.status, sent.attempts, sent.sent_at = "sent", 1, timezone.now()
+    sent.provider_message_id = "<abc@example>"
+    failed.status, failed.attempts, failed.last_error = "failed", 5, "refusé: 'quoted' \\ text"
+    waiting.attempts, waiting.next_attempt_at, waiting.last_error = 2, later, "timeout"
+
+    with CaptureQueriesContext(connection) as queries:
+        services._outcomes_write([sent, failed, waiting])
+
+    assert len(queries.captured_queries) == 1
+    for expected in (sent, failed, waiting):
+        row = Delivery.objects.get(pk=expected.pk)
+        for name in services.ATTEMPT_FIELDS:
+            assert getattr(row, name) == getattr(expected, name), name
+    assert Delivery.objects.get(pk=waiting.pk).sent_at is None
