@@ -25,12 +25,12 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Field, Q, QuerySet
 from django.template import Context, Engine
 from django.template.loader import select_template
 from django.utils import timezone
@@ -664,10 +664,13 @@ def _outcomes_write(rows: Sequence[Delivery]) -> None:
     now = timezone.now()
     for row in rows:
         row.updated_at = now
-    fields = [Delivery._meta.get_field(name) for name in ATTEMPT_FIELDS]
+    fields = [cast("Field[Any, Any]", Delivery._meta.get_field(name)) for name in ATTEMPT_FIELDS]
     pk = Delivery._meta.pk
     columns = [pk, *fields]
-    quote = connection.ops.quote_name
+
+    def quote(name: str | None) -> str:
+        return str(connection.ops.quote_name(str(name)))
+
     placeholder = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f in columns) + ")"
     params: list[Any] = []
     for row in rows:
