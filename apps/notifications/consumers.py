@@ -25,9 +25,9 @@ logger = structlog.get_logger("apps.notifications.consumers")
 
 
 def _live_user(user_id: int) -> Any:
-    from apps.accounts.models import User
+    from apps.notifications.sql import live_active_user
 
-    return User.objects.live().filter(pk=user_id, is_active=True).first()
+    return live_active_user(user_id)
 
 
 # ------------------------------------------------------------------ user.created

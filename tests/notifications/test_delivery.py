@@ -167,7 +167,8 @@ def test_the_same_source_event_notifies_once(
 
 def test_a_concurrent_duplicate_is_stopped_by_the_unique_constraint(in_tenant_a) -> None:
     # notify() asks nothing first: another worker's row (or an earlier run's) is found by
-    # the insert, inside a savepoint, and the caller's transaction goes on.
+    # the insert itself (ON CONFLICT DO NOTHING on the index), and the caller's
+    # transaction goes on.
     user = make_user()
     event_id = uuid.uuid4()
     assert notify(user=user, type="welcome", source_event_id=event_id) is not None
@@ -177,6 +178,30 @@ def test_a_concurrent_duplicate_is_stopped_by_the_unique_constraint(in_tenant_a)
     assert again is None
     assert Notification.objects.filter(recipient=user).count() == 1
     assert Delivery.objects.filter(notification__recipient=user).count() == 4
+
+
+def test_the_written_notification_is_what_the_orm_reads_back(in_tenant_a) -> None:
+    user = make_user()
+    batch = NotificationBatch.objects.create(type="announcement", title="Hi", body="All")
+    data = {"n": 1, "text": 'é "quoted"', "nested": {"list": [1, None, True]}}
+
+    written = notify(
+        user=user, type="announcement", title="T", body="B", data=data, batch=batch,
+        is_security=True,
+    )  # fmt: skip
+
+    assert written is not None and written.pk is not None and written.created_at is not None
+    read = Notification.objects.get(pk=written.pk)
+    assert (read.recipient_id, read.type, read.title, read.body) == (
+        user.pk,
+        "announcement",
+        "T",
+        "B",
+    )
+    assert read.data == data and read.is_security and read.read_at is None
+    assert (read.batch_id, read.source_event_id) == (batch.pk, batch.pk)
+    assert read.created_at == written.created_at
+    assert {d.notification_id for d in read.deliveries.all()} == {written.pk}
 
 
 def test_a_batch_is_its_own_source_event(in_tenant_a) -> None:

@@ -25,6 +25,7 @@ from apps.notifications import services
 from apps.notifications.breaker import provider_breaker
 from apps.notifications.models import Delivery, NotificationBatch
 from apps.notifications.services import deliveries_send_now, notify, notify_many
+from apps.notifications.sql import ATTEMPT_FIELDS, outcomes_write
 from tests.accounts.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -310,11 +311,11 @@ def test_a_groups_outcomes_are_written_exactly_in_one_statement(in_tenant_a) -> 
     waiting.attempts, waiting.next_attempt_at, waiting.last_error = 2, later, "timeout"
 
     with CaptureQueriesContext(connection) as queries:
-        services._outcomes_write([sent, failed, waiting])
+        outcomes_write([sent, failed, waiting])
 
     assert len(queries.captured_queries) == 1
     for expected in (sent, failed, waiting):
         row = Delivery.objects.get(pk=expected.pk)
-        for name in services.ATTEMPT_FIELDS:
+        for name in ATTEMPT_FIELDS:
             assert getattr(row, name) == getattr(expected, name), name
     assert Delivery.objects.get(pk=waiting.pk).sent_at is None
