@@ -11,6 +11,7 @@ Keys are per provider, not per tenant: a provider down is down for everyone.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -45,20 +46,32 @@ def provider_breaker(provider: str) -> pybreaker.CircuitBreaker:
     )
 
 
+# How long this process trusts a read that found a breaker closed with no failures.
+CLOSED_FRESH_SECONDS = 1.0
+
+
 class _RedisStorage(pybreaker.CircuitRedisStorage):
     """pybreaker's Redis storage, at one round trip per call while all is well.
 
     The stock storage reads the state (GET) before every call and zeroes the
     failure counter (SET) after every success. Here the state and the counter
     are read together (MGET), and a success zeroes the counter only when that
-    read found failures. (Between processes, "consecutive" failures were never
-    exact: a success elsewhere may or may not land between two failures.)
+    read found failures. A read that found the breaker closed with no failures
+    stands for CLOSED_FRESH_SECONDS in this process (a chunk's messages cost no
+    round trip each); any failure here ends it at once, and a breaker another
+    process opened is seen here within that time. (Between processes,
+    "consecutive" failures were never exact: a success elsewhere may or may
+    not land between two failures.)
     """
 
     _counter_seen: int | None = None
+    _closed_until: float = 0.0
 
     @property
     def state(self) -> str:
+        if self._counter_seen == 0 and time.monotonic() < self._closed_until:
+            return pybreaker.STATE_CLOSED
+        self._closed_until = 0.0
         try:
             state, counter = self._redis.mget(
                 self._namespace("state"), self._namespace("fail_counter")
@@ -74,15 +87,18 @@ class _RedisStorage(pybreaker.CircuitRedisStorage):
         if state is None:
             self._initialize_redis_state(self._fallback_circuit_state)
             return str(self._fallback_circuit_state)
-        return state.decode("utf-8") if isinstance(state, bytes) else str(state)
+        text = state.decode("utf-8") if isinstance(state, bytes) else str(state)
+        if text == pybreaker.STATE_CLOSED and self._counter_seen == 0:
+            self._closed_until = time.monotonic() + CLOSED_FRESH_SECONDS
+        return text
 
     @state.setter
     def state(self, state: str) -> None:
-        self._counter_seen = None
+        self._counter_seen, self._closed_until = None, 0.0
         pybreaker.CircuitRedisStorage.state.fset(self, state)  # type: ignore[attr-defined]
 
     def increment_counter(self) -> None:
-        self._counter_seen = None
+        self._counter_seen, self._closed_until = None, 0.0
         super().increment_counter()
 
     def reset_counter(self) -> None:

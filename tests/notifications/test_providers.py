@@ -421,6 +421,7 @@ def test_a_success_costs_the_breaker_one_redis_round_trip_and_still_clears_failu
 ) -> None:
     from redis.client import Redis
 
+    from apps.notifications import breaker as breaker_module
     from apps.notifications.breaker import breaker_call
 
     settings.NOTIFICATION_BREAKER_FAIL_MAX = 3
@@ -435,6 +436,7 @@ def test_a_success_costs_the_breaker_one_redis_round_trip_and_still_clears_failu
             except OSError:
                 pass
 
+    monkeypatch.setattr(breaker_module, "CLOSED_FRESH_SECONDS", 0.0)
     breaker_call("bench", lambda: "warm")  # the storage's keys exist now
     commands: list[str] = []
     original = Redis.execute_command
@@ -445,7 +447,12 @@ def test_a_success_costs_the_breaker_one_redis_round_trip_and_still_clears_failu
 
     monkeypatch.setattr(Redis, "execute_command", counting)
     assert breaker_call("bench", lambda: "ok") == "ok"
-    assert commands == ["MGET"]
+    assert commands == ["MGET"]  # one round trip: the state and the failures read together
+    # A read that found it closed with no failures is trusted for a moment: no round trip.
+    monkeypatch.setattr(breaker_module, "CLOSED_FRESH_SECONDS", 60.0)
+    breaker_call("bench", lambda: "ok")
+    breaker_call("bench", lambda: "ok")
+    assert commands == ["MGET", "MGET"]
 
     # Two failures, a success, two failures: never three in a row, so still closed.
     calls(fail, 2)
