@@ -48,6 +48,8 @@ def live_active_user(user_id: int) -> User | None:
 
 def disabled_channels(user_ids: Sequence[int], type: str) -> set[tuple[int, str]]:
     """(user_id, channel) pairs the users turned off for notifications of `type`."""
+    if not user_ids:
+        return set()
     user, kind = _field(Preference, "user"), _field(Preference, "type")
     channel, enabled = _field(Preference, "channel"), _field(Preference, "enabled")
     sql = (

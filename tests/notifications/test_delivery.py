@@ -325,3 +325,21 @@ def test_pending_deliveries_whose_task_was_lost_are_requeued(
 
     assert requeued == 1 and len(callbacks) == 1
     assert fresh.status == "pending"
+
+
+def test_turned_off_channels_are_read_for_exactly_the_users_and_type_asked(in_tenant_a) -> None:
+    from apps.notifications.models import Preference
+    from apps.notifications.sql import disabled_channels
+
+    ann, bob, cat = make_user(), make_user(), make_user()
+    Preference.objects.create(user=ann, type="announcement", channel="email", enabled=False)
+    Preference.objects.create(user=ann, type="announcement", channel="sms", enabled=True)
+    Preference.objects.create(user=bob, type="announcement", channel="push", enabled=False)
+    Preference.objects.create(user=bob, type="welcome", channel="email", enabled=False)
+    Preference.objects.create(user=cat, type="announcement", channel="sms", enabled=False)
+
+    assert disabled_channels([ann.pk, bob.pk], "announcement") == {
+        (ann.pk, "email"),
+        (bob.pk, "push"),
+    }
+    assert disabled_channels([], "announcement") == set()
