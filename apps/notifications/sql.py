@@ -5,7 +5,9 @@ ORM query costs 0.6 to 0.7 ms, more than the round trip it makes; a welcome
 notification made five of them before its e-mail went out. These statements
 take their table and column names from the models' `_meta` and their values
 through each field's own `get_db_prep_save`, so they follow the models; the
-tests check them against what the ORM writes and reads.
+tests check them against what the ORM writes and reads. Like bulk_create and
+update, they send no model signals: none is connected to these models (a
+receiver added to Notification or Delivery would not hear these writes).
 """
 
 from __future__ import annotations
