@@ -147,7 +147,7 @@ def _title_body(
 
 
 def outbound_message(notification: Notification) -> OutboundMessage:
-    """The notification rendered for every channel (templates keyed on its type)."""
+    """The notification for every channel (templates keyed on its type, rendered as used)."""
     recipient = notification.recipient
     data = dict(notification.data or {})
     context = _context(
@@ -158,17 +158,21 @@ def outbound_message(notification: Notification) -> OutboundMessage:
         body=notification.body,
         notification=notification,
     )
+
+    def render(name: str) -> str:
+        if name.endswith(".html"):
+            return render_html(notification.type, name, context)
+        return render_text(notification.type, name, context)
+
     return OutboundMessage(
         notification_id=notification.pk,
         type=notification.type,
         recipient=recipient,
         subject=notification.title,
         text=notification.body,
-        html=render_html(notification.type, "body.html", context),
-        sms=render_text(notification.type, "sms.txt", context),
         push_title=notification.title,
-        push_body=render_text(notification.type, "push.txt", context),
         data=data,
+        render=render,
     )
 
 

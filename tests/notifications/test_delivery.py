@@ -343,3 +343,32 @@ def test_turned_off_channels_are_read_for_exactly_the_users_and_type_asked(in_te
         (bob.pk, "push"),
     }
     assert disabled_channels([], "announcement") == set()
+
+
+def test_a_channel_renders_only_the_bodies_it_sends(in_tenant_a, monkeypatch) -> None:
+    from apps.notifications import services
+
+    rendered: list[str] = []
+    text, html = services.render_text, services.render_html
+
+    def counted(render: Any) -> Any:
+        def wrapper(type: str, name: str, context: dict[str, Any]) -> str:
+            rendered.append(name)
+            return str(render(type, name, context))
+
+        return wrapper
+
+    monkeypatch.setattr(services, "render_text", counted(text))
+    monkeypatch.setattr(services, "render_html", counted(html))
+    notification = notify(
+        user=make_user(), type="announcement", title="T", body="B", channels=["in_app"]
+    )
+    assert notification is not None
+    rendered.clear()
+
+    message = services.outbound_message(notification)
+    assert rendered == []
+    assert "<p>B</p>" in message.html and rendered == ["body.html"]
+    assert message.sms and message.push_body and rendered == ["body.html", "sms.txt", "push.txt"]
+    message.html  # noqa: B018 (rendered once, then kept)
+    assert rendered == ["body.html", "sms.txt", "push.txt"]

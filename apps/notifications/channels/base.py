@@ -38,20 +38,39 @@ class NoAddress(PermanentProviderError):
     """Nothing to send to (no phone number, no device left): the delivery is skipped."""
 
 
+def _no_template(name: str) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
-    """One notification rendered for every channel, addressed to its recipient."""
+    """One notification for every channel, addressed to its recipient.
+
+    The channel-specific bodies (`html`, `sms`, `push_body`) are rendered by
+    `render` (a template name of the notification's type) on first use: a
+    channel renders only what it sends.
+    """
 
     notification_id: int
     type: str
     recipient: User
     subject: str
     text: str
-    html: str
-    sms: str
     push_title: str
-    push_body: str
     data: dict[str, Any] = field(default_factory=dict)
+    render: Callable[[str], str] = field(default=_no_template, repr=False, compare=False)
+
+    @functools.cached_property
+    def html(self) -> str:
+        return self.render("body.html")
+
+    @functools.cached_property
+    def sms(self) -> str:
+        return self.render("sms.txt")
+
+    @functools.cached_property
+    def push_body(self) -> str:
+        return self.render("push.txt")
 
 
 class Provider:
