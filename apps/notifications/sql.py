@@ -3,7 +3,8 @@
 On the 2-core machine the benchmarks run on, building and compiling a simple
 ORM query costs 0.6 to 0.7 ms, more than the round trip it makes; a welcome
 notification made five of them before its e-mail went out. These statements
-take their table and column names from the models' `_meta` and their values
+take their table and column names from the models' `_meta` (the texts are
+built once per process) and their values
 through each field's own `get_db_prep_save`, so they follow the models; the
 tests check them against what the ORM writes and reads. Like bulk_create and
 update, they send no model signals: none is connected to these models (a
@@ -12,6 +13,7 @@ receiver added to Notification or Delivery would not hear these writes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,32 +39,42 @@ def live_active_user(user_id: int) -> User | None:
     """The user, if live (not soft-deleted) and active; one statement, no ORM compiling."""
     from apps.accounts.models import User
 
+    found = list(User.objects.raw(_live_active_user_sql(), [user_id]))
+    return found[0] if found else None
+
+
+@functools.cache
+def _live_active_user_sql() -> str:
+    from apps.accounts.models import User
+
     opts = User._meta
-    sql = (
+    return (
         f"SELECT * FROM {_quote(opts.db_table)} "  # noqa: S608 (model names)
         f"WHERE {_quote(opts.pk.column)} = %s "
         f"AND NOT {_quote(_field(User, 'is_deleted').column)} "
         f"AND {_quote(_field(User, 'is_active').column)}"
     )
-    found = list(User.objects.raw(sql, [user_id]))
-    return found[0] if found else None
 
 
 def disabled_channels(user_ids: Sequence[int], type: str) -> set[tuple[int, str]]:
     """(user_id, channel) pairs the users turned off for notifications of `type`."""
     if not user_ids:
         return set()
+    with connection.cursor() as cursor:
+        cursor.execute(_disabled_channels_sql(), [list(user_ids), type])
+        return {(int(user_id), str(name)) for user_id, name in cursor.fetchall()}
+
+
+@functools.cache
+def _disabled_channels_sql() -> str:
     user, kind = _field(Preference, "user"), _field(Preference, "type")
     channel, enabled = _field(Preference, "channel"), _field(Preference, "enabled")
-    sql = (
+    return (
         f"SELECT {_quote(user.column)}, {_quote(channel.column)} "  # noqa: S608 (model names)
         f"FROM {_quote(Preference._meta.db_table)} "
         f"WHERE {_quote(user.column)} = ANY(%s) AND {_quote(kind.column)} = %s "
         f"AND NOT {_quote(enabled.column)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [list(user_ids), type])
-        return {(int(user_id), str(name)) for user_id, name in cursor.fetchall()}
 
 
 _NOTIFICATION_FIELDS = (
@@ -78,21 +90,10 @@ def notification_insert_once(notification: Notification) -> bool:
     `INSERT ... ON CONFLICT DO NOTHING` on that partial unique index: no savepoint
     to survive the repeat, and one statement.
     """
-    fields = [_field(Notification, name) for name in _NOTIFICATION_FIELDS]
+    fields = _notification_fields()
     values = [f.get_db_prep_save(f.pre_save(notification, True), connection) for f in fields]
-    recipient, kind, source = (
-        _quote(_field(Notification, name).column)
-        for name in ("recipient", "type", "source_event_id")
-    )
-    sql = (
-        f"INSERT INTO {_quote(Notification._meta.db_table)} "  # noqa: S608 (model names)
-        f"({', '.join(_quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({recipient}, {kind}, {source}) WHERE {source} IS NOT NULL DO NOTHING "
-        f"RETURNING {_quote(Notification._meta.pk.column)}"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(_notification_insert_sql(), values)
         row = cursor.fetchone()
     if row is None:
         return False
@@ -100,6 +101,27 @@ def notification_insert_once(notification: Notification) -> bool:
     notification._state.adding = False
     notification._state.db = connection.alias
     return True
+
+
+@functools.cache
+def _notification_fields() -> list[Field[Any, Any]]:
+    return [_field(Notification, name) for name in _NOTIFICATION_FIELDS]
+
+
+@functools.cache
+def _notification_insert_sql() -> str:
+    fields = _notification_fields()
+    recipient, kind, source = (
+        _quote(_field(Notification, name).column)
+        for name in ("recipient", "type", "source_event_id")
+    )
+    return (
+        f"INSERT INTO {_quote(Notification._meta.db_table)} "  # noqa: S608 (model names)
+        f"({', '.join(_quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({recipient}, {kind}, {source}) WHERE {source} IS NOT NULL DO NOTHING "
+        f"RETURNING {_quote(Notification._meta.pk.column)}"
+    )
 
 
 # What an attempt changes on its delivery row.
