@@ -33,6 +33,7 @@ SHARED_APPS = [
     "apps.core",
     "apps.tenants",
     "apps.accounts",
+    "apps.audit",  # operators' changes in public are audited like users' in a tenant
     "apps.keys",  # token signing keys: public schema only
     "django.contrib.contenttypes",
     "django.contrib.auth",

@@ -512,3 +512,49 @@ def test_reset_send_is_idempotent_per_request(member_a, tenant_a) -> None:
         assert password_reset_send(request_event_id=event_id, email="member@alpha.test") is True
         assert password_reset_send(request_event_id=event_id, email="member@alpha.test") is False
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_operators_manage_their_own_password_and_sessions_on_the_public_host(api, operator) -> None:
+    from tests.accounts.conftest import Api
+    from tests.conftest import ADMIN_PASSWORD
+
+    public = Api(api, "localhost")
+    token = public.login(operator.email, ADMIN_PASSWORD)["access_token"]
+    sessions = public.call("get", "/api/v1/auth/sessions", token=token)
+    assert sessions.status_code == 200, sessions.json()
+    changed = public.call(
+        "post",
+        "/api/v1/auth/password/change",
+        {"old_password": ADMIN_PASSWORD, "new_password": "an-Operator-passw0rd!"},
+        token=token,
+    )
+    assert changed.status_code == 200, changed.json()
+    assert public.call("get", "/api/v1/auth/sessions", token=token).status_code == 401
+    again = public.login(operator.email, "an-Operator-passw0rd!")["access_token"]
+    assert public.call("post", "/api/v1/auth/logout-all", token=again).status_code == 200
+    # Audited in the public schema, as a tenant user's change is in theirs.
+    from apps.audit.models import AuditEvent
+
+    actions = set(AuditEvent.objects.filter(actor=operator).values_list("action", flat=True))
+    assert {"user.password_changed", "user.sessions_revoked"} <= actions, actions
+
+
+@pytest.mark.django_db
+def test_a_public_schema_migrated_before_the_audit_table_gets_it() -> None:
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = importlib.import_module("apps.audit.migrations.0002_public_schema_table")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE audit_auditevent")  # as a database migrated before
+        assert "audit_auditevent" not in connection.introspection.table_names(cursor)
+    with connection.schema_editor(atomic=False) as editor:
+        migration.table_ensure(apps, editor)
+        migration.table_ensure(apps, editor)  # a second run changes nothing
+    with connection.cursor() as cursor:
+        assert "audit_auditevent" in connection.introspection.table_names(cursor)
+        indexes = connection.introspection.get_constraints(cursor, "audit_auditevent")
+    assert {"audit_target_idx", "audit_actor_idx", "audit_action_idx"} <= set(indexes)
