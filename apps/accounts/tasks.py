@@ -1,12 +1,15 @@
-"""The accounts app's tasks: sending a reset link, and two periodic jobs run per tenant
-(fanned out by core.jobs_fan_out; see TENANT_JOBS in apps/core/tasks.py)."""
+"""The accounts app's tasks: sending a reset link, two periodic jobs run per tenant
+(fanned out by core.jobs_fan_out; see TENANT_JOBS in apps/core/tasks.py), and the
+same cleanup for the public schema, where platform operators sign in."""
 
 from __future__ import annotations
 
 from smtplib import SMTPException
 
+from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django_tenants.utils import get_public_schema_name, schema_context
 
 from apps.core.tasks import tenant_task
 
@@ -27,6 +30,23 @@ def password_reset_send_task(event_id: str, email: str) -> None:
 def cleanup_expired_sessions_task() -> dict[str, int]:
     """Ended sessions, spent or expired reset tokens, users past the retention, old event rows,
     used or expired single sign-on states and one-time codes."""
+    from apps.sso.services import sso_records_cleanup
+
+    counts = _records_cleanup()
+    counts.update({f"sso_{name}": n for name, n in sso_records_cleanup().items()})
+    return counts
+
+
+@shared_task(name="accounts.cleanup_public", ignore_result=True)
+def cleanup_public_task() -> dict[str, int]:
+    """The daily cleanup of the public schema: platform operators' ended sessions and spent
+    reset tokens, operators past the retention, old event rows (single sign-on is per
+    tenant only). The per-tenant job never runs there."""
+    with schema_context(get_public_schema_name()):
+        return _records_cleanup()
+
+
+def _records_cleanup() -> dict[str, int]:
     from apps.accounts.services.sessions import auth_records_cleanup
     from apps.accounts.services.users import users_purge
     from apps.core.jobs import events_prune
@@ -35,9 +55,6 @@ def cleanup_expired_sessions_task() -> dict[str, int]:
     with transaction.atomic():
         counts["users_purged"] = users_purge(older_than_days=settings.USER_RETENTION_DAYS)
     counts.update(events_prune(older_than_days=settings.JOBS_EVENT_RETENTION_DAYS))
-    from apps.sso.services import sso_records_cleanup
-
-    counts.update({f"sso_{name}": n for name, n in sso_records_cleanup().items()})
     return counts
 
 

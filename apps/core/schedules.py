@@ -52,6 +52,17 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         crontab=("0", "3"),
     ),
     DefaultSchedule(
+        name="jobs.cleanup_public",
+        task="accounts.cleanup_public",
+        args=(),
+        description=(
+            "The public schema: platform operators' ended sessions and spent reset tokens, "
+            "operators soft-deleted longer than USER_RETENTION_DAYS, old event rows."
+        ),
+        expire_seconds=3600,
+        crontab=("30", "3"),
+    ),
+    DefaultSchedule(
         name="jobs.sync_user_data",
         task="core.jobs_fan_out",
         args=("sync_user_data",),

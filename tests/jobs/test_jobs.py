@@ -16,7 +16,11 @@ from django_tenants.utils import schema_context, tenant_context
 
 from apps.accounts.authentication import user_state_key
 from apps.accounts.models import PasswordResetToken, Session, User
-from apps.accounts.tasks import cleanup_expired_sessions_task, sync_user_data_task
+from apps.accounts.tasks import (
+    cleanup_expired_sessions_task,
+    cleanup_public_task,
+    sync_user_data_task,
+)
 from apps.core.jobs import events_prune, run_flag_key, run_flag_release
 from apps.core.models import ConsumedEvent, OutboxEvent
 from apps.core.schedules import DEFAULT_SCHEDULES, schedules_ensure
@@ -78,6 +82,30 @@ def test_cleanup_removes_what_ended_and_keeps_what_is_live(tenant_a) -> None:
             0,
             0,
         )
+
+
+@pytest.mark.django_db
+def test_the_public_schema_is_cleaned_too(operator) -> None:
+    # Platform operators sign in on the public host: their sessions, reset tokens and
+    # event rows live in public, where the per-tenant job never runs.
+    now = timezone.now()
+    old = now - timedelta(days=settings.JOBS_EVENT_RETENTION_DAYS + 1)
+    live = _session(operator)
+    _session(operator, expires_at=now - 8 * DAY)
+    _reset_token(operator, used_at=now)
+    dispatched = OutboxEvent.objects.create(
+        event_type="test.old", source="tests", data={}, dispatched_at=old
+    )
+    pending = OutboxEvent.objects.create(event_type="test.pending", source="tests", data={})
+    OutboxEvent.objects.filter(pk=pending.pk).update(occurred_at=old)
+
+    counts = cleanup_public_task()
+
+    assert (counts["sessions"], counts["password_reset_tokens"]) == (1, 1)
+    assert list(Session.objects.filter(user=operator)) == [live]
+    assert not OutboxEvent.objects.filter(pk=dispatched.pk).exists()
+    assert OutboxEvent.objects.filter(pk=pending.pk).exists()
+    assert "jobs.cleanup_public" in [d.name for d in DEFAULT_SCHEDULES]
 
 
 @pytest.mark.django_db
