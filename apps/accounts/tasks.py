@@ -16,6 +16,7 @@ from apps.core.tasks import tenant_task
 
 @tenant_task(
     name="accounts.password_reset_send",
+    allows_public=True,  # platform operators reset their passwords on the public host
     autoretry_for=(SMTPException, OSError),
     retry_backoff=True,
     max_retries=5,

@@ -45,10 +45,15 @@ class TenantRequiredTask(TenantTask):
     abstract = True
     # A deactivated tenant's work waits for nobody: its tasks are skipped, not failed.
     runs_for_inactive_tenant = False
+    # Work for an app that also lives in the public schema (apps.accounts: platform
+    # operators) may run there too, sent from there (`tenant_task(..., allows_public=True)`).
+    allows_public = False
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         headers = options.get("headers") or {}
         schema = headers.get("_schema_name") or current_schema()
+        if self.allows_public and schema == get_public_schema_name():
+            return super().apply_async(args, kwargs, **options)
         if not schema or schema == get_public_schema_name():
             raise TenantContextMissing(
                 f"Task {self.name} needs a tenant: send it from inside a tenant's schema "
@@ -57,6 +62,8 @@ class TenantRequiredTask(TenantTask):
         return super().apply_async(args, kwargs, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.allows_public and current_schema() == get_public_schema_name():
+            return super().__call__(*args, **kwargs)
         if current_schema() == get_public_schema_name():
             raise TenantContextMissing(
                 f"Task {self.name} received without a tenant; refusing to run."

@@ -4,7 +4,9 @@
     user.updated           -> the user's cached auth state and grants are dropped
     auth.password_changed  -> a security notice (cannot be turned off)
 
-A receiver runs on commit of the change (apps/core/events.py); if it cannot
+Only tenants' events are consumed: notifications live in tenant schemas, and a
+platform operator's events (public schema) are left alone. A receiver runs on
+commit of the change (apps/core/events.py); if it cannot
 enqueue (broker down), the event stays pending in the outbox and the relay
 sends it again. Each task marks (consumer, event_id) first in its own
 transaction (`consume_once`), so an event delivered twice, by the relay or by
@@ -22,6 +24,17 @@ from apps.core.jobs import consume_once
 from apps.core.tasks import tenant_task
 
 logger = structlog.get_logger("apps.notifications.consumers")
+
+
+def _in_a_tenant() -> bool:
+    """Whether the event being dispatched belongs to a tenant. Notifications live in tenant
+    schemas only: the public schema's events (platform operators') have nothing here to do,
+    and enqueuing a tenant task from public would fail the event again at every relay."""
+    from django_tenants.utils import get_public_schema_name
+
+    from apps.core.tenancy import current_schema
+
+    return current_schema() != get_public_schema_name()
 
 
 def _live_user(user_id: int) -> Any:
@@ -55,6 +68,8 @@ def welcome_send_task(event_id: str, user_id: int) -> bool:
 
 @event_receiver("user.created")
 def on_user_created(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
+    if not _in_a_tenant():
+        return
     welcome_send_task.delay(event["event_id"], event["data"]["user_id"])
 
 
@@ -86,6 +101,8 @@ def user_caches_refresh_task(event_id: str, user_id: int) -> bool:
 
 @event_receiver("user.updated")
 def on_user_updated(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
+    if not _in_a_tenant():
+        return
     user_caches_refresh_task.delay(event["event_id"], event["data"]["user_id"])
 
 
@@ -116,6 +133,8 @@ def password_changed_notice_task(event_id: str, user_id: int, how: str = "change
 
 @event_receiver("auth.password_changed")
 def on_password_changed(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
+    if not _in_a_tenant():
+        return
     data = event["data"]
     password_changed_notice_task.delay(
         event["event_id"], data["user_id"], data.get("how", "change")

@@ -538,6 +538,14 @@ def test_operators_manage_their_own_password_and_sessions_on_the_public_host(api
 
     actions = set(AuditEvent.objects.filter(actor=operator).values_list("action", flat=True))
     assert {"user.password_changed", "user.sessions_revoked"} <= actions, actions
+    # Their events are dispatched, not left failing for the relay to retry forever.
+    from apps.core.events import event_dispatch
+    from apps.core.models import OutboxEvent
+
+    events = list(OutboxEvent.objects.filter(dispatched_at__isnull=True))
+    assert {e.event_type for e in events} >= {"auth.password_changed"}
+    for event in events:  # what the commit would do (this test's transaction never commits)
+        assert event_dispatch(event), OutboxEvent.objects.get(pk=event.pk).last_error
 
 
 @pytest.mark.django_db
@@ -558,3 +566,28 @@ def test_a_public_schema_migrated_before_the_audit_table_gets_it() -> None:
         assert "audit_auditevent" in connection.introspection.table_names(cursor)
         indexes = connection.introspection.get_constraints(cursor, "audit_auditevent")
     assert {"audit_target_idx", "audit_actor_idx", "audit_action_idx"} <= set(indexes)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("eager_tasks")
+def test_operators_reset_their_password_on_the_public_host(
+    api, operator, django_capture_on_commit_callbacks
+) -> None:
+    from apps.core.models import OutboxEvent
+    from tests.accounts.conftest import Api
+
+    public = Api(api, "localhost")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = public.call("post", "/api/v1/auth/password/reset", {"email": operator.email})
+    assert response.status_code == 200
+    assert [m.to for m in mail.outbox] == [[operator.email]]
+    assert "https://localhost/reset-password?token=" in mail.outbox[0].body
+    confirm = public.call(
+        "post",
+        "/api/v1/auth/password/reset/confirm",
+        {"token": _link_token(mail.outbox[0]), "new_password": "operator-reset-passphrase"},
+    )
+    assert confirm.status_code == 200, confirm.content
+    public.login(operator.email, "operator-reset-passphrase")
+    # Every event of the flow went out; none is left for the relay to fail on again.
+    assert not OutboxEvent.objects.filter(dispatched_at__isnull=True, attempts__gt=0).exists()
