@@ -92,8 +92,13 @@ def user_roles(user: User) -> list[str]:
     return sorted(set(names))
 
 
-def token_pair_issue(*, user: User, session: Session, now: datetime | None = None) -> TokenPair:
-    """A fresh access token and refresh token for `session` (the caller stores the refresh jti)."""
+def token_pair_issue(
+    *, user: User, session: Session, now: datetime | None = None, roles: list[str] | None = None
+) -> TokenPair:
+    """A fresh access token and refresh token for `session` (the caller stores the refresh jti).
+
+    `roles`: the user's role names when the caller has read them already (sign-in does,
+    in its one statement before the password hash); else they are read here."""
     now = now or timezone.now()
     schema = current_schema()
 
@@ -112,7 +117,7 @@ def token_pair_issue(*, user: User, session: Session, now: datetime | None = Non
     access["tenant"] = schema
     access["sid"] = str(session.id)
     access["email"] = user.email
-    access["roles"] = user_roles(user)
+    access["roles"] = user_roles(user) if roles is None else roles
 
     expires_in = int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
     signer = keyring.signer_get()

@@ -15,24 +15,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.db.models import Field
 from django.utils import timezone
 
+from apps.core.sql import model_field as _field
+from apps.core.sql import quote as _quote
 from apps.notifications.models import Delivery, Notification, Preference
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
-
-
-def _quote(name: str | None) -> str:
-    return str(connection.ops.quote_name(str(name)))
-
-
-def _field(model: Any, name: str) -> Field[Any, Any]:
-    return cast("Field[Any, Any]", model._meta.get_field(name))
 
 
 def live_active_user(user_id: int) -> User | None:
