@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -13,12 +14,13 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
 from apps.core.context import request_id_var, request_var
+from apps.core.logging import log_rendered
 
 # A client may name its own request id (to follow a call across services) if it
 # is a sane token: no spaces, quotes or control characters that could forge log lines.
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 
-access_logger = structlog.get_logger("platform.access")
+access_logger = logging.getLogger("platform.access")
 
 
 def new_request_id() -> str:
@@ -56,7 +58,9 @@ class RequestContextMiddleware:
             response["X-Request-ID"] = request_id
             response["X-Response-Time"] = f"{duration_ms:.2f}ms"
             tenant = getattr(request, "tenant", None)
-            access_logger.info(
+            log_rendered(
+                access_logger,
+                logging.INFO,
                 "request",
                 tenant=getattr(tenant, "schema_name", None),
                 user=_user_id(request),
