@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Window
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.pagination import BasePagination
@@ -48,8 +48,20 @@ class PagePagination(BasePagination):
         self.total = 0
 
     def paginate_queryset(
-        self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: APIView | None = None
+        self,
+        queryset: QuerySet[Any] | Sequence[Any],
+        request: Request,
+        view: APIView | None = None,
+        *,
+        total_with_rows: bool = False,
     ) -> list[Any]:
+        """The page's rows, and `self.total`.
+
+        `total_with_rows`: read the total in the page's own statement (`COUNT(*) OVER ()`)
+        instead of a `COUNT(*)` of its own, for a query that visits every matching row
+        anyway, such as one ordered by a computed rank; an empty page still counts apart.
+        (Where an index gives the order, a LIMIT stops early and the window would not.)
+        """
         params = request.query_params
         self.page = _positive_int(
             params.get(self.page_query_param), name="page", default=1, maximum=self.max_page
@@ -60,8 +72,17 @@ class PagePagination(BasePagination):
             default=settings.API_PAGE_SIZE_DEFAULT,
             maximum=settings.API_PAGE_SIZE_MAX,
         )
-        self.total = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)
         offset = (self.page - 1) * self.page_size
+        if total_with_rows and isinstance(queryset, QuerySet):
+            rows = list(
+                queryset.annotate(pagination_total=Window(Count("pk")))[
+                    offset : offset + self.page_size
+                ]
+            )
+            # An empty page (past the end, or nothing matches) has no row to carry it.
+            self.total = rows[0].pagination_total if rows else queryset.count()
+            return rows
+        self.total = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)
         if offset >= self.total:
             return []
         return list(queryset[offset : offset + self.page_size])

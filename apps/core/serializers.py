@@ -90,6 +90,13 @@ class OutputSerializer(serializers.Serializer[_Instance]):
     def fields(self) -> Mapping[str, Field[Any, Any, Any, Any]]:  # type: ignore[override]
         return self._bind_shared()
 
+    @classmethod
+    def sources(cls) -> list[str]:
+        """The attributes the output reads: what a list needs to load (`QuerySet.only`)."""
+        return [
+            str(field.source) for field in cls._bind_shared().values() if field.source != "*"
+        ]
+
     def to_representation(self, instance: Any) -> dict[str, Any]:
         # DRF's Serializer.to_representation over the shared fields.
         self._bind_shared()

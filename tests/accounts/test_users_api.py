@@ -297,6 +297,36 @@ def test_list_costs_the_same_queries_at_page_size_1_and_100(api_a, staff_token, 
 
 
 @pytest.mark.django_db
+def test_a_search_reads_its_total_with_its_page(api_a, staff_token, tenant_a) -> None:
+    with tenant_context(tenant_a.tenant):
+        for n in range(7):
+            make_user(email=f"paged{n}@alpha.test", username=f"paged{n}", full_name="Paged Person")
+        make_user(email="other@alpha.test", username="other", full_name="Someone Else")
+    api_a.call("get", USERS, token=staff_token)  # warm the tenant and auth caches
+    seen: list[int] = []
+    for page in (1, 2, 3):
+        with CaptureQueriesContext(connection) as ctx:
+            response = api_a.call(
+                "get", USERS, {"search": "paged", "page_size": 3, "page": page}, token=staff_token
+            )
+        data = response.json()["data"]
+        assert (data["total"], data["total_pages"], data["page"]) == (7, 3, page)
+        seen += [u["id"] for u in data["items"]]
+        statements = [q["sql"] for q in ctx.captured_queries]
+        assert len(statements) == 1 and "COUNT(" in statements[0] and "OVER ()" in statements[0]
+        # Only the columns the output shows: never the password hash or the search vector.
+        columns = statements[0].partition(" FROM ")[0].partition(", ts_rank(")[0]
+        assert '"email"' in columns and '"password"' not in columns
+        assert '"search_vector"' not in columns
+    assert len(seen) == len(set(seen)) == 7  # every match once, in rank order across pages
+    # Past the end and no match at all: an empty page, still with the real total.
+    past = api_a.call("get", USERS, {"search": "paged", "page": 9}, token=staff_token)
+    assert past.json()["data"]["items"] == [] and past.json()["data"]["total"] == 7
+    none = api_a.call("get", USERS, {"search": "zzzz"}, token=staff_token).json()["data"]
+    assert (none["items"], none["total"], none["total_pages"]) == ([], 0, 0)
+
+
+@pytest.mark.django_db
 def test_other_tenants_users_are_invisible(api_a, api_b, tenant_b, staff_token) -> None:
     with tenant_context(tenant_b.tenant):
         stranger = make_user(email="stranger@beta.test")

@@ -55,8 +55,14 @@ class UsersApi(APIView):
             deleted=filters["deleted"],
         )
         queryset = users_within(queryset, request_grants(request).scope("users.view"))
+        # Only what the output shows: never the password hash, nor the search vector.
+        queryset = queryset.only(*UserOutput.sources())
         paginator = PagePagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
+        # A search visits every match (to rank them, or to filter before another order):
+        # the total comes with the page, in one statement.
+        page = paginator.paginate_queryset(
+            queryset, request, view=self, total_with_rows=bool(filters.get("search"))
+        )
         return paginator.get_paginated_response(UserOutput(page, many=True).data)  # type: ignore[arg-type]
 
     @extend_schema(
