@@ -93,9 +93,7 @@ class OutputSerializer(serializers.Serializer[_Instance]):
     @classmethod
     def sources(cls) -> list[str]:
         """The attributes the output reads: what a list needs to load (`QuerySet.only`)."""
-        return [
-            str(field.source) for field in cls._bind_shared().values() if field.source != "*"
-        ]
+        return [str(field.source) for field in cls._bind_shared().values() if field.source != "*"]
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         # DRF's Serializer.to_representation over the shared fields.
