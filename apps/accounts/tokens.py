@@ -92,13 +92,33 @@ def user_roles(user: User) -> list[str]:
     return sorted(set(names))
 
 
-def token_pair_issue(
-    *, user: User, session: Session, now: datetime | None = None, roles: list[str] | None = None
-) -> TokenPair:
-    """A fresh access token and refresh token for `session` (the caller stores the refresh jti).
+@dataclass(frozen=True)
+class TokenPairDraft:
+    """The claims of a token pair, not yet signed (see `token_pair_draft`)."""
 
-    `roles`: the user's role names when the caller has read them already (sign-in does,
-    in its one statement before the password hash); else they are read here."""
+    access_claims: dict[str, Any]
+    refresh_claims: dict[str, Any]
+    refresh_jti: str
+    expires_in: int
+
+    def sign(self) -> TokenPair:
+        signer = keyring.signer_get()
+        return TokenPair(
+            access_token=_sign(self.access_claims, signer),
+            refresh_token=_sign(self.refresh_claims, signer),
+            refresh_jti=self.refresh_jti,
+            expires_in=self.expires_in,
+        )
+
+
+def token_pair_draft(
+    *, user: User, session: Session, now: datetime | None = None, roles: list[str] | None = None
+) -> TokenPairDraft:
+    """The claims of a fresh access and refresh token for `session`, unsigned.
+
+    Sign-in builds them before the password hash and signs them only once the password
+    checks out (the hash leaves the caches cold for whatever follows it). `roles`: the
+    user's role names when the caller has read them already; else they are read here."""
     now = now or timezone.now()
     schema = current_schema()
 
@@ -119,14 +139,17 @@ def token_pair_issue(
     access["email"] = user.email
     access["roles"] = user_roles(user) if roles is None else roles
 
-    expires_in = int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
-    signer = keyring.signer_get()
-    return TokenPair(
-        access_token=_sign(access.payload, signer),
-        refresh_token=_sign(refresh.payload, signer),
+    return TokenPairDraft(
+        access_claims=dict(access.payload),
+        refresh_claims=dict(refresh.payload),
         refresh_jti=str(refresh["jti"]),
-        expires_in=expires_in,
+        expires_in=int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
     )
+
+
+def token_pair_issue(*, user: User, session: Session, now: datetime | None = None) -> TokenPair:
+    """A fresh access token and refresh token for `session` (the caller stores the refresh jti)."""
+    return token_pair_draft(user=user, session=session, now=now).sign()
 
 
 def _sign(claims: dict[str, Any], signer: keyring.Signer) -> str:

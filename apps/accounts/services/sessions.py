@@ -17,7 +17,13 @@ from django.utils import timezone
 from apps.accounts.authentication import session_state_mark_ended, user_state_forget
 from apps.accounts.models import Session, User
 from apps.accounts.sql import signin_candidate, signin_record
-from apps.accounts.tokens import InvalidToken, TokenPair, refresh_token_decode, token_pair_issue
+from apps.accounts.tokens import (
+    InvalidToken,
+    TokenPair,
+    refresh_token_decode,
+    token_pair_draft,
+    token_pair_issue,
+)
 from apps.audit.services import audit_record
 from apps.core.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from apps.core.events import event_record
@@ -79,15 +85,18 @@ def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
         make_password(password)  # as long as checking a real password takes
         raise UnauthorizedError(INVALID_CREDENTIALS)
     user = candidate.user
+    # The session and its tokens' claims are made ready before the hash: nothing is signed
+    # or stored unless the password checks out.
+    now = timezone.now()
+    session = _session_new(user=user, client=client, now=now)
+    draft = token_pair_draft(user=user, session=session, now=now, roles=candidate.roles)
     # check_password also re-hashes a password stored with outdated parameters.
     if not user.check_password(password) or not user.is_active:
         raise UnauthorizedError(INVALID_CREDENTIALS)
     # Checked after the password, so the answer tells nobody which accounts are break-glass.
     if candidate.password_refused:
         raise ForbiddenError(SSO_REQUIRED, code="SSO_REQUIRED")
-    now = timezone.now()
-    session = _session_new(user=user, client=client, now=now)
-    pair = token_pair_issue(user=user, session=session, now=now, roles=candidate.roles)
+    pair = draft.sign()
     session.refresh_jti = pair.refresh_jti
     user.last_login = now
     signin_record(session=session, user=user)
