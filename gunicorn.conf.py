@@ -15,8 +15,10 @@ preload_app = True
 # with preloading a recycle is only a fork.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
 max_requests_jitter = 5000
-# The app logs one structured line per request itself (apps.core.middleware).
+# The app logs one structured line per request itself (apps.core.middleware); this
+# logger class skips building gunicorn's own, which nothing would write.
 accesslog = None
+logger_class = "platform_site.gunicorn_logger.GunicornLogger"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

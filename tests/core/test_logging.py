@@ -7,6 +7,7 @@ import json
 import logging
 import logging.config
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -73,3 +74,29 @@ def test_other_handlers_and_the_console_format_format_the_record(configured: Non
     log_rendered(logger, logging.INFO, "request", status=202)
     logger.removeHandler(extra)
     assert _lines(other)[0]["status"] == 202 == _lines(stream)[0]["status"]
+
+
+def _gunicorn_logger(access_level: str | None = None) -> Any:
+    import copy
+    import runpy
+    from pathlib import Path
+
+    from gunicorn.config import Config  # type: ignore[import-untyped]
+
+    settings = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))
+    cfg = Config()
+    for name, value in settings.items():
+        if name in cfg.settings:
+            cfg.set(name, copy.deepcopy(value))
+    if access_level is not None:
+        cfg.logconfig_dict["loggers"]["gunicorn.access"]["level"] = access_level
+    return cfg.logger_class(cfg)
+
+
+def test_gunicorn_builds_no_access_line_that_nothing_writes(configured: None) -> None:
+    from platform_site.gunicorn_logger import GunicornLogger
+
+    quiet = _gunicorn_logger()
+    assert isinstance(quiet, GunicornLogger)
+    assert quiet.access_log_enabled is False  # gunicorn.access at WARNING (gunicorn.conf.py)
+    assert _gunicorn_logger(access_level="INFO").access_log_enabled is True
