@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
-from rest_framework import relations, serializers
+from django.utils import timezone
+from rest_framework import ISO_8601, relations, serializers
 from rest_framework.fields import Field, SkipField
 from rest_framework.utils.serializer_helpers import BindingDict
 
@@ -58,6 +62,7 @@ class OutputSerializer(serializers.Serializer[_Instance]):
 
     _shared_fields: ClassVar[Mapping[str, Field[Any, Any, Any, Any]] | None] = None
     _shared_readable: ClassVar[tuple[Field[Any, Any, Any, Any], ...]] = ()
+    _shared_readers: ClassVar[tuple[_Reader, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -83,6 +88,7 @@ class OutputSerializer(serializers.Serializer[_Instance]):
                     raise TypeError(f"{cls.__name__}.{name}: {problem}")
             shared = MappingProxyType(dict(bound))
             cls._shared_readable = tuple(f for f in shared.values() if not f.write_only)
+            cls._shared_readers = tuple(_reader(f) for f in cls._shared_readable)
             cls._shared_fields = shared
         return shared
 
@@ -96,10 +102,46 @@ class OutputSerializer(serializers.Serializer[_Instance]):
         return [str(field.source) for field in cls._bind_shared().values() if field.source != "*"]
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
-        # DRF's Serializer.to_representation over the shared fields.
+        # DRF's Serializer.to_representation over the shared fields, with each field's
+        # reading and rendering worked out once per class (`_reader`): for a plain
+        # attribute, a getattr, and for the common types the rendering DRF's own
+        # to_representation would do, without its per-call checks. Anything else
+        # (a mapping, a callable or missing attribute, other values) goes DRF's way.
         self._bind_shared()
         ret: dict[str, Any] = {}
-        for field in self._shared_readable:
+        plain = not isinstance(instance, Mapping)
+        zone: tzinfo | None = None
+        for reader in self._shared_readers:
+            field = reader.field
+            if plain and reader.attribute is not None:
+                try:
+                    value = getattr(instance, reader.attribute)
+                except Exception:  # noqa: BLE001  (missing, or DoesNotExist: DRF's way below)
+                    value = _MISSING
+                if value is None:
+                    ret[reader.name] = None
+                    continue
+                if value is not _MISSING and not callable(value):
+                    kind = type(value)
+                    if kind is reader.fast_type:
+                        if reader.kind == _DATETIME:
+                            if value.tzinfo is not None:
+                                if zone is None:
+                                    zone = timezone.get_current_timezone()
+                                try:
+                                    text = value.astimezone(zone).isoformat()
+                                except OverflowError:  # DRF's "overflow" error, below
+                                    ret[reader.name] = field.to_representation(value)
+                                    continue
+                                ret[reader.name] = (
+                                    text[:-6] + "Z" if text.endswith("+00:00") else text
+                                )
+                                continue
+                        else:
+                            ret[reader.name] = value if reader.kind == _AS_IS else str(value)
+                            continue
+                    ret[reader.name] = field.to_representation(value)
+                    continue
             try:
                 attribute = field.get_attribute(instance)
             except SkipField:
@@ -108,10 +150,62 @@ class OutputSerializer(serializers.Serializer[_Instance]):
                 attribute.pk if isinstance(attribute, relations.PKOnlyObject) else attribute
             )
             if check_for_none is None:
-                ret[field.field_name] = None  # type: ignore[index]
+                ret[reader.name] = None
             else:
-                ret[field.field_name] = field.to_representation(attribute)  # type: ignore[index]
+                ret[reader.name] = field.to_representation(attribute)
         return ret
+
+
+_MISSING = object()
+_AS_IS, _STR, _DATETIME, _DRF = "as-is", "str", "datetime", "drf"
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """How OutputSerializer reads and renders one field (see to_representation)."""
+
+    field: Field[Any, Any, Any, Any]
+    name: str
+    attribute: str | None  # the one attribute the field's source names, if that plain
+    kind: str  # _AS_IS / _STR / _DATETIME: rendered here; _DRF: field.to_representation
+    fast_type: type | None  # the one value type rendered here (another goes DRF's way)
+
+
+def _reader(field: Field[Any, Any, Any, Any]) -> _Reader:
+    source_attrs = list(getattr(field, "source_attrs", []))
+    attribute = source_attrs[0] if len(source_attrs) == 1 and field.source != "*" else None
+    render = type(field).to_representation
+    kind: str = _DRF
+    fast_type: type | None = None
+    # Each case renders its type exactly as that DRF method does (tests compare them).
+    if render is serializers.CharField.to_representation:  # also Email, Slug, URL, Regex
+        kind, fast_type = _STR, str
+    elif render is serializers.IntegerField.to_representation:
+        kind, fast_type = _AS_IS, int  # int(value) of an int
+    elif render is serializers.BooleanField.to_representation:
+        kind, fast_type = _AS_IS, bool  # True / False are its TRUE / FALSE values
+    elif render is serializers.UUIDField.to_representation:
+        if getattr(field, "uuid_format", "hex_verbose") == "hex_verbose":
+            kind, fast_type = _STR, uuid.UUID
+    elif render is serializers.DateTimeField.to_representation and _iso_in_current_zone(field):
+        kind, fast_type = _DATETIME, datetime
+    return _Reader(
+        field=field, name=str(field.field_name), attribute=attribute, kind=kind, fast_type=fast_type
+    )
+
+
+def _iso_in_current_zone(field: Field[Any, Any, Any, Any]) -> bool:
+    """Whether DRF renders this DateTimeField's aware values as ISO 8601 in the current zone."""
+    from django.conf import settings
+    from rest_framework.settings import api_settings
+
+    output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
+    return (
+        isinstance(output_format, str)
+        and output_format.lower() == ISO_8601
+        and not hasattr(field, "timezone")
+        and bool(settings.USE_TZ)
+    )
 
 
 def _unshareable(field: Field[Any, Any, Any, Any]) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import uuid
+import zoneinfo
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,3 +116,85 @@ def test_the_published_schema_has_no_description_from_the_base(api: Any, tenant_
     assert list(published["properties"]) == list(PlainUserOutput().fields)
     assert all(field["readOnly"] for field in published["properties"].values())
     assert published["properties"]["last_login"]["type"] == ["string", "null"]
+
+
+# ------------------------------------------------------------------ the per-field fast paths
+
+
+class _Many(OutputSerializer[Any]):
+    text = serializers.CharField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    slug = serializers.SlugField(read_only=True)
+    url = serializers.URLField(read_only=True)
+    number = serializers.IntegerField(read_only=True)
+    flag = serializers.BooleanField(read_only=True)
+    key = serializers.UUIDField(read_only=True)
+    key_hex = serializers.UUIDField(read_only=True, format="hex", source="key")
+    moment = serializers.DateTimeField(read_only=True, allow_null=True)
+    year = serializers.DateTimeField(read_only=True, format="%Y", source="moment")
+    in_paris = serializers.DateTimeField(
+        read_only=True, default_timezone=zoneinfo.ZoneInfo("Europe/Paris"), source="moment"
+    )
+    blob = serializers.JSONField(read_only=True)
+    tags = serializers.ListField(child=serializers.CharField(), read_only=True)
+    nested = serializers.CharField(read_only=True, source="inner.name")
+    called = serializers.CharField(read_only=True)
+    missing = serializers.CharField(read_only=True, default="fallback")
+    gone = serializers.CharField(read_only=True, allow_null=True)
+
+
+# The same declared fields on DRF's Serializer: the reference output.
+_PlainMany: type[serializers.Serializer[Any]] = type(
+    "_PlainMany",
+    (serializers.Serializer,),
+    {"__module__": __name__, **copy.deepcopy(_Many._declared_fields)},
+)
+
+
+class _Label(str):
+    pass
+
+
+class _Thing:
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def called(self) -> str:
+        return "from a method"
+
+    @property
+    def gone(self) -> str:
+        raise User.DoesNotExist  # a reverse one-to-one without its row
+
+
+def _things() -> list[Any]:
+    key = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    inner = _Thing(name="inside")
+    base = {
+        "text": "plain", "email": "a@example.com", "slug": "a-b", "url": "https://x.test/",
+        "number": 7, "flag": True, "key": key, "moment": datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC),
+        "blob": {"a": [1, 2]}, "tags": ["x", "y"], "inner": inner,
+    }  # fmt: skip
+    variants: list[dict[str, Any]] = [
+        {},
+        {"moment": datetime(2026, 3, 4, 5, 6, 7, tzinfo=zoneinfo.ZoneInfo("Asia/Tokyo"))},
+        {"moment": datetime(2026, 7, 1, 12, 0)},  # noqa: DTZ001  (naive: DRF makes it aware)
+        {"moment": None, "flag": False, "number": 0, "text": ""},
+        {"text": 5, "number": True, "flag": 1, "email": _Label("label@example.com")},
+        {"text": None, "key": uuid.UUID(int=0)},
+    ]
+    things: list[Any] = [_Thing(**{**base, **variant}) for variant in variants]
+    things.append({**base, "called": "in a mapping", "gone": None})  # a mapping: DRF's way
+    return things
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_the_fast_readers_render_what_drf_renders(zone: str) -> None:
+    from django.utils import timezone
+
+    with timezone.override(zoneinfo.ZoneInfo(zone)):
+        for thing in _things():
+            ours, drfs = _Many(thing).data, _PlainMany(thing).data
+            assert ours == drfs, thing
+            assert list(ours) == list(drfs)
+        assert _Many(_things(), many=True).data == _PlainMany(_things(), many=True).data
