@@ -1,8 +1,8 @@
-"""The users-list baseline of `identity.py`: a plain DRF `ListAPIView`, served at `/bench/users`.
+"""The users-list baselines of `identity.py`: plain DRF `ListAPIView`s at `/bench/users...`.
 
-It is what a plain DRF service would write for "the first 20 users", over
-the same table, in the same schema, with the same serializer, and nothing
-else. Exactly what it includes:
+`/bench/users` is what a plain DRF service would write for "the first 20
+users", over the same table, in the same schema, and nothing else; it is the
+acceptance baseline. Exactly what it includes:
 
 - DRF's `ListAPIView` with `JSONRenderer`, no authentication classes, no
   permission check beyond `AllowAny`, no throttling, no pagination class (so
@@ -13,8 +13,13 @@ else. Exactly what it includes:
   (`selectors.search_query`, `SearchRank`, then `id`), sliced to `?page_size=`
   rows (default 20, at most 100), so the rows and the main query are the
   platform's and the comparison is the platform's overhead, not the query's;
-- the rows serialized by the platform's own `UserOutput` (a `ModelSerializer`
-  with the same 12 fields);
+- the rows serialized by a DRF `ModelSerializer` of the same 13 fields as the
+  platform's `UserOutput`, as a plain DRF service declares one. (Until
+  2026-12 this view used the platform's own `UserOutput`: when the benchmark
+  was written `UserOutput` was that ModelSerializer, and a later change made
+  it the platform's faster `OutputSerializer`, which moved this baseline with
+  it. That stricter comparison is still served, at `/bench/users-platform-serializer`,
+  and printed beside the acceptance one.)
 - the tenant's schema set on the connection by name with
   `connection.set_schema()` (from BENCH_REFERENCE_SCHEMA, which `identity.py`
   passes to gunicorn): no tenant lookup by host, no tenant cache. The
@@ -22,7 +27,7 @@ else. Exactly what it includes:
   changes, which it does not between these requests and the platform's own
   for the same tenant.
 
-It runs in `bench.wsgi`'s reference handler, so none of the platform's
+They run in `bench.wsgi`'s reference handler, so none of the platform's
 middleware runs (no request context or access log, no tenant resolution, no
 sessions, CSRF, auth or gateway rate limit).
 """
@@ -35,6 +40,7 @@ from typing import Any
 from django.contrib.postgres.search import SearchRank
 from django.db.models import F, QuerySet
 from django.urls import path
+from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -57,13 +63,22 @@ def _page_size(raw: str | None) -> int:
         return 20
 
 
+class PlainUserSerializer(serializers.ModelSerializer[User]):
+    """What a plain DRF service declares: a ModelSerializer of UserOutput's fields."""
+
+    class Meta:
+        model = User
+        fields = UserOutput.sources()
+        read_only_fields = fields
+
+
 class ReferenceUserList(ListAPIView):
     authentication_classes = []
     permission_classes = [AllowAny]
     renderer_classes = [JSONRenderer]
     throttle_classes = []
     pagination_class = None
-    serializer_class = UserOutput
+    serializer_class: type[serializers.BaseSerializer[User]] = PlainUserSerializer
 
     def get_queryset(self) -> QuerySet[User]:
         params = self.request.query_params
@@ -90,4 +105,17 @@ class ReferenceUserList(ListAPIView):
         return super().list(request, *args, **kwargs)
 
 
-urlpatterns = [path("bench/users", ReferenceUserList.as_view(), name="bench-users")]
+class ReferenceUserListPlatformSerializer(ReferenceUserList):
+    """The same view with the platform's own output serializer (the stricter comparison)."""
+
+    serializer_class = UserOutput
+
+
+urlpatterns = [
+    path("bench/users", ReferenceUserList.as_view(), name="bench-users"),
+    path(
+        "bench/users-platform-serializer",
+        ReferenceUserListPlatformSerializer.as_view(),
+        name="bench-users-platform-serializer",
+    ),
+]
