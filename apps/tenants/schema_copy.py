@@ -11,14 +11,16 @@ is read once per migration state and turned into a script:
 3. identity sequences moved past those rows;
 4. primary keys, unique and exclusion constraints under their own names;
 5. the other indexes, from `pg_get_indexdef`, under their own names;
-6. foreign keys, pointing into the new schema.
+6. foreign keys, pointing into the new schema;
+7. triggers on those tables (their functions live outside the template: in
+   public, such as accounts' user counts).
 
 Names are kept exactly (later migrations drop indexes and constraints by
 name). Replaying it costs the same however many schemas the database holds.
 
 The script covers tables and what hangs off them. If the template ever holds
-anything else (a view, a function, a trigger, a free-standing sequence, a
-type, a policy), `template_copy_sql` returns None and the caller falls back to
+anything else (a view, a function, a free-standing sequence, a type, a
+policy), `template_copy_sql` returns None and the caller falls back to
 `clone_schema()`, which copies those too.
 """
 
@@ -64,8 +66,6 @@ def _only_tables_and_their_parts(cursor: CursorWrapper, template: str) -> bool:
                                WHERE d.objid = s.oid AND d.classid = 'pg_class'::regclass
                                  AND d.deptype = 'i'))
         + (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = n.oid)
-        + (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-            WHERE c.relnamespace = n.oid AND NOT t.tgisinternal)
         + (SELECT count(*) FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
             WHERE c.relnamespace = n.oid)
         + (SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
@@ -173,6 +173,16 @@ def _read_script(cursor: CursorWrapper, template: str, template_q: str) -> str:
         statements.append(
             f"ALTER TABLE {dest}.{quote(table)} ADD CONSTRAINT {quote(name)} {definition}"
         )
+    # Last, so the rows copied above fire nothing (the template's counts are its rows').
+    # Functions in schemas on the search path are spelt unqualified: the copy runs on
+    # public (schema_clone_from_template refuses to run elsewhere).
+    cursor.execute(
+        "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "WHERE c.relnamespace = %s::regnamespace AND NOT t.tgisinternal ORDER BY 1",
+        [template],
+    )
+    for (definition,) in cursor.fetchall():
+        statements.append(str(definition).replace(f" ON {prefix}", f" ON {dest}.", 1))
     return ";\n".join(statements) + ";"
 
 

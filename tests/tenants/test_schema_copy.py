@@ -37,6 +37,11 @@ def footprint(schema: str) -> dict[str, set]:
             "SELECT sequencename, data_type, start_value, increment_by FROM pg_sequences "
             "WHERE schemaname = %s"
         ),
+        "triggers": rows(
+            "SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE c.relnamespace = %s::regnamespace AND NOT t.tgisinternal"
+        ),
         "rows": _row_counts(schema),
     }
 
@@ -62,6 +67,8 @@ def test_copy_matches_the_template_exactly() -> None:
     for part in template:
         assert copy[part] == template[part], part
     assert template["indexes"] and template["constraints"] and template["rows"]
+    assert {name for _, name, _ in template["triggers"]} >= {"accounts_user_count_insert"}
+    assert schema_copy.template_copy(template_schema_name()).script is not None  # no fallback
 
 
 @pytest.mark.django_db

@@ -54,14 +54,22 @@ class UsersApi(APIView):
             ordering=filters.get("ordering"),
             deleted=filters["deleted"],
         )
-        queryset = users_within(queryset, request_grants(request).scope("users.view"))
+        scope = request_grants(request).scope("users.view")
+        queryset = users_within(queryset, scope)
         # Only what the output shows: never the password hash, nor the search vector.
         queryset = queryset.only(*UserOutput.sources())
+        searching = bool(filters.get("search"))
+        # Everyone in sight and no search: the total is the tenant's kept count. A search
+        # visits every match (to rank them, or to filter before another order): its total
+        # comes with the page, in one statement. Else (a scoped grant) a COUNT.
+        total = None
+        if scope is None and not searching:
+            total = selectors.user_list_total(
+                deleted=filters["deleted"], is_active=filters.get("is_active")
+            )
         paginator = PagePagination()
-        # A search visits every match (to rank them, or to filter before another order):
-        # the total comes with the page, in one statement.
         page = paginator.paginate_queryset(
-            queryset, request, view=self, total_with_rows=bool(filters.get("search"))
+            queryset, request, view=self, total_with_rows=searching, total=total
         )
         return paginator.get_paginated_response(UserOutput(page, many=True).data)  # type: ignore[arg-type]
 
