@@ -1,7 +1,7 @@
 """Users counted per (is_deleted, is_active) by triggers, so the users list needs no COUNT(*).
 
 The trigger function lives in the public schema (created when public migrates,
-which is always first) and writes to the counts table of the schema whose user
+which is normally first, or by the first schema that finds it missing) and writes to the counts table of the schema whose user
 table fired it (TG_TABLE_SCHEMA), whatever the search path. Inserts and
 deletes are counted once per statement (transition tables: a bulk insert is one
 upsert per pair), changes of the two columns once per changed row, and a
@@ -70,7 +70,15 @@ def counting_start(apps, schema_editor):  # type: ignore[no-untyped-def]
 
     connection = schema_editor.connection
     with connection.cursor() as cursor:
-        if getattr(connection, "schema_name", None) == get_public_schema_name():
+        # Public (migrated first) writes the function; a schema migrated on its own before
+        # public creates it if missing. Tenants never replace it, so a parallel migration of
+        # tenants does not race on it.
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'accounts_user_count_apply' "
+            "AND pronamespace = 'public'::regnamespace)"
+        )
+        exists = cursor.fetchone()[0]
+        if getattr(connection, "schema_name", None) == get_public_schema_name() or not exists:
             cursor.execute(FUNCTION)
         cursor.execute(TRIGGERS)
 
