@@ -61,7 +61,6 @@ class OutputSerializer(serializers.Serializer[_Instance]):
     # description of every output schema.)
 
     _shared_fields: ClassVar[Mapping[str, Field[Any, Any, Any, Any]] | None] = None
-    _shared_readable: ClassVar[tuple[Field[Any, Any, Any, Any], ...]] = ()
     _shared_readers: ClassVar[tuple[_Reader, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -87,8 +86,7 @@ class OutputSerializer(serializers.Serializer[_Instance]):
                 if problem:  # get_fields() overridden to add something unshareable
                     raise TypeError(f"{cls.__name__}.{name}: {problem}")
             shared = MappingProxyType(dict(bound))
-            cls._shared_readable = tuple(f for f in shared.values() if not f.write_only)
-            cls._shared_readers = tuple(_reader(f) for f in cls._shared_readable)
+            cls._shared_readers = tuple(_reader(f) for f in shared.values() if not f.write_only)
             cls._shared_fields = shared
         return shared
 
@@ -121,25 +119,28 @@ class OutputSerializer(serializers.Serializer[_Instance]):
                 if value is None:
                     ret[reader.name] = None
                     continue
-                if value is not _MISSING and not callable(value):
-                    kind = type(value)
-                    if kind is reader.fast_type:
-                        if reader.kind == _DATETIME:
-                            if value.tzinfo is not None:
-                                if zone is None:
-                                    zone = timezone.get_current_timezone()
-                                try:
-                                    text = value.astimezone(zone).isoformat()
-                                except OverflowError:  # DRF's "overflow" error, below
-                                    ret[reader.name] = field.to_representation(value)
-                                    continue
-                                ret[reader.name] = (
-                                    text[:-6] + "Z" if text.endswith("+00:00") else text
-                                )
-                                continue
-                        else:
-                            ret[reader.name] = value if reader.kind == _AS_IS else str(value)
-                            continue
+                if value is _MISSING or callable(value):
+                    pass  # DRF's way, below
+                elif type(value) is not reader.fast_type:
+                    ret[reader.name] = field.to_representation(value)
+                    continue
+                elif reader.kind == _AS_IS:
+                    ret[reader.name] = value
+                    continue
+                elif reader.kind == _STR:
+                    ret[reader.name] = str(value)
+                    continue
+                elif value.tzinfo is not None:  # an aware datetime
+                    if zone is None:
+                        zone = timezone.get_current_timezone()
+                    try:
+                        text = value.astimezone(zone).isoformat()
+                    except OverflowError:  # DRF's "overflow" error
+                        ret[reader.name] = field.to_representation(value)
+                        continue
+                    ret[reader.name] = text[:-6] + "Z" if text.endswith("+00:00") else text
+                    continue
+                else:  # a naive datetime: DRF makes it aware
                     ret[reader.name] = field.to_representation(value)
                     continue
             try:
