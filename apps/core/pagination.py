@@ -77,10 +77,7 @@ class PagePagination(BasePagination):
             maximum=settings.API_PAGE_SIZE_MAX,
         )
         offset = (self.page - 1) * self.page_size
-        if total is not None:
-            self.total = total
-            return [] if offset >= total else list(queryset[offset : offset + self.page_size])
-        if total_with_rows and isinstance(queryset, QuerySet):
+        if total_with_rows and total is None and isinstance(queryset, QuerySet):
             rows = list(
                 queryset.annotate(pagination_total=Window(Count("pk")))[
                     offset : offset + self.page_size
@@ -89,7 +86,10 @@ class PagePagination(BasePagination):
             # An empty page (past the end, or nothing matches) has no row to carry it.
             self.total = rows[0].pagination_total if rows else queryset.count()
             return rows
-        self.total = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)
+        if total is not None:
+            self.total = total
+        else:
+            self.total = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)
         if offset >= self.total:
             return []
         return list(queryset[offset : offset + self.page_size])
