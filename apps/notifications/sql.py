@@ -21,6 +21,7 @@ from django.db import connection
 from django.db.models import Field
 from django.utils import timezone
 
+from apps.core.sql import column, table
 from apps.core.sql import model_field as _field
 from apps.core.sql import quote as _quote
 from apps.notifications.models import Delivery, Notification, Preference
@@ -43,10 +44,10 @@ def _live_active_user_sql() -> str:
 
     opts = User._meta
     return (
-        f"SELECT * FROM {_quote(opts.db_table)} "  # noqa: S608 (model names)
+        f"SELECT * FROM {table(User)} "  # noqa: S608 (model names)
         f"WHERE {_quote(opts.pk.column)} = %s "
-        f"AND NOT {_quote(_field(User, 'is_deleted').column)} "
-        f"AND {_quote(_field(User, 'is_active').column)}"
+        f"AND NOT {column(User, 'is_deleted')} "
+        f"AND {column(User, 'is_active')}"
     )
 
 
@@ -65,7 +66,7 @@ def _disabled_channels_sql() -> str:
     channel, enabled = _field(Preference, "channel"), _field(Preference, "enabled")
     return (
         f"SELECT {_quote(user.column)}, {_quote(channel.column)} "  # noqa: S608 (model names)
-        f"FROM {_quote(Preference._meta.db_table)} "
+        f"FROM {table(Preference)} "
         f"WHERE {_quote(user.column)} = ANY(%s) AND {_quote(kind.column)} = %s "
         f"AND NOT {_quote(enabled.column)}"
     )
@@ -106,11 +107,10 @@ def _notification_fields() -> list[Field[Any, Any]]:
 def _notification_insert_sql() -> str:
     fields = _notification_fields()
     recipient, kind, source = (
-        _quote(_field(Notification, name).column)
-        for name in ("recipient", "type", "source_event_id")
+        column(Notification, name) for name in ("recipient", "type", "source_event_id")
     )
     return (
-        f"INSERT INTO {_quote(Notification._meta.db_table)} "  # noqa: S608 (model names)
+        f"INSERT INTO {table(Notification)} "  # noqa: S608 (model names)
         f"({', '.join(_quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
         f"ON CONFLICT ({recipient}, {kind}, {source}) WHERE {source} IS NOT NULL DO NOTHING "
@@ -148,7 +148,7 @@ def outcomes_write(rows: Sequence[Delivery]) -> None:
     assignments = ", ".join(f"{_quote(f.column)} = v.{_quote(f.column)}" for f in fields)
     names = ", ".join(_quote(f.column) for f in columns)
     sql = (
-        f"UPDATE {_quote(Delivery._meta.db_table)} AS d SET {assignments} "  # noqa: S608 (model names)
+        f"UPDATE {table(Delivery)} AS d SET {assignments} "  # noqa: S608 (model names)
         f"FROM (VALUES {', '.join([placeholder] * len(rows))}) AS v({names}) "
         f"WHERE d.{_quote(pk.column)} = v.{_quote(pk.column)}"
     )
