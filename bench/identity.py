@@ -430,7 +430,8 @@ def run(plan: Plan) -> dict[str, Any]:
         setup = identity_task(
             environment,
             *("setup", "--slug", TENANT, "--users", str(plan.users)),
-            *("--search", SEARCH, "--password", password),
+            # One argument with "=": a random password may begin with "-".
+            *("--search", SEARCH, f"--password={password}"),
         )
         report["setup"] = setup
         say(
@@ -501,7 +502,7 @@ def run(plan: Plan) -> dict[str, Any]:
         report["per_request_counts"] = identity_task(
             environment,
             *("count", "--host", host, "--schema", setup["schema"], "--token", token),
-            *("--search", SEARCH, "--email", setup["login_email"], "--password", password),
+            *("--search", SEARCH, "--email", setup["login_email"], f"--password={password}"),
         )
 
         report["load"] = {"rounds": load_rounds(endpoints, plan.load_plan())}
