@@ -84,7 +84,7 @@ TENANT_UNSCOPED_PATH_PREFIXES = ["/health/"]
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestContextMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    "apps.core.middleware.CorsMiddleware",
     "apps.tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -132,6 +132,17 @@ DATABASES = {
         "ENGINE": "apps.core.dbbackend",
     }
 }
+if env_bool("DB_PREPARED_STATEMENTS", True):
+    # Server-side parameters and psycopg's prepared statements: a statement run a few times
+    # on a connection is parsed and planned once, not on every request (a sign-in's read
+    # spent more time in the planner than executing). Django turns them off by default for
+    # connection poolers: behind PgBouncer in transaction mode (before 1.21, or without
+    # max_prepared_statements) set DB_PREPARED_STATEMENTS=false.
+    DATABASES["default"]["OPTIONS"] = {
+        **dict(DATABASES["default"].get("OPTIONS") or {}),  # type: ignore[call-overload]
+        "server_side_binding": True,
+        "prepare_threshold": env_int("DB_PREPARE_THRESHOLD", 5),
+    }
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
