@@ -25,7 +25,12 @@ class JSONFirstNegotiation(DefaultContentNegotiation):
         renderers = list(renderers)
         accept = request.META.get("HTTP_ACCEPT", "").strip()
         format_param = self.settings.URL_FORMAT_OVERRIDE
-        asks_for_format = format_suffix or (format_param and format_param in request.query_params)
+        # No query string, no ?format=: skip parsing one into request.query_params.
+        asks_for_format = format_suffix or (
+            format_param
+            and request.META.get("QUERY_STRING")
+            and format_param in request.query_params
+        )
         if accept in _ANY_JSON and not asks_for_format:
             return renderers[0], renderers[0].media_type
         return super().select_renderer(request, renderers, format_suffix)

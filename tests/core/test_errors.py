@@ -108,6 +108,16 @@ def test_not_acceptable_is_406(operator_api: APIClient) -> None:
 
 
 @pytest.mark.django_db
+def test_format_query_parameter_still_negotiates(operator_api: APIClient) -> None:
+    """The JSON fast path is taken only without ?format=: a format DRF has no renderer for
+    is refused as DRF refuses it, and ?format=json is served."""
+    assert operator_api.get("/api/v1/info?format=json", HTTP_HOST=PUBLIC).status_code == 200
+    response = operator_api.get("/api/v1/info?format=xml", HTTP_HOST=PUBLIC)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.django_db
 def test_csrf_failure_on_session_auth_is_403(operator) -> None:
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(operator)
