@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -100,6 +101,31 @@ def _forget_cached_state() -> None:
         keys = list(redis.scan_iter(match=pattern, count=1000))
         if keys:
             redis.delete(*keys)
+
+
+@pytest.fixture
+def redis_commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every command sent to Redis from now on, as the connection sends it
+    (so whichever client path sent it: the gateway writes to a connection itself); a
+    pipeline is one entry, `PIPELINE(A+B)`."""
+    from redis.connection import AbstractConnection
+
+    sent: list[str] = []
+    send_command = AbstractConnection.send_command
+    pack_commands = AbstractConnection.pack_commands
+
+    def counted_send(conn: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        sent.append(str(args[0]).upper())
+        send_command(conn, *args, **kwargs)
+
+    def counted_pack(conn: AbstractConnection, commands: Any) -> Any:
+        commands = list(commands)
+        sent.append("PIPELINE(" + "+".join(str(c[0]).upper() for c in commands) + ")")
+        return pack_commands(conn, commands)
+
+    monkeypatch.setattr(AbstractConnection, "send_command", counted_send)
+    monkeypatch.setattr(AbstractConnection, "pack_commands", counted_pack)
+    return sent
 
 
 @pytest.fixture

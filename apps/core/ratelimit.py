@@ -165,26 +165,128 @@ def hit(
     None when Redis is unavailable: the limit fails open, and callers that
     asked for keys fall back to their source of truth.
     """
-    if rate is None and not read_keys:
-        return RoundTrip(result=None, values=[])
+    return hit_start(scope=scope, client=client, rate=rate, read_keys=read_keys, now=now).finish()
+
+
+def hit_start(
+    *,
+    scope: str,
+    client: str,
+    rate: Rate | None,
+    read_keys: Sequence[str] = (),
+    now: float | None = None,
+) -> PendingHit:
+    """`hit`, sent now and read later: the script goes out at once, and `finish()` reads its
+    reply. Work done in between (the gateway does the rest of the middleware and the URL
+    resolution) overlaps the round trip, so the reply has usually arrived when it is read and
+    the worker does not sit waiting for Redis."""
     now = time.time() if now is None else now
+    if rate is None and not read_keys:
+        return PendingHit(rate=None, now=now, window_index=0, keys=[], expiry=0, sent=None)
     window = rate.window if rate else 1
     window_index = int(now // window)
     counter = f"{settings.RATE_LIMIT_KEY_PREFIX}:{scope}:{client}:{window}:{window_index}"
+    keys = [counter, *read_keys]
+    expiry = window + 1 if rate else 0
+    sent: _Sent | None = None
     try:
-        reply = _run([counter, *read_keys], window + 1 if rate else 0)
+        pool = get_redis_connection("default").connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command("EVALSHA", _script_sha, len(keys), *keys, expiry)
+        except BaseException:
+            pool.release(connection)
+            raise
+        sent = _Sent(pool=pool, connection=connection)
     except RedisError as exc:
         logger.warning("rate_limit_unavailable", error=type(exc).__name__)
-        return None
-    values: list[bytes | None] = list(reply[1:])
-    if rate is None:
-        return RoundTrip(result=None, values=values)
-    count = int(reply[0])
-    reset = max(1, int((window_index + 1) * rate.window - now + 0.999))
-    result = RateLimitResult(
-        limit=rate.limit,
-        remaining=max(0, rate.limit - count),
-        reset=reset,
-        allowed=count <= rate.limit,
+        return PendingHit(
+            rate=rate, now=now, window_index=window_index, keys=keys, expiry=expiry,
+            sent=None, failed=True,
+        )  # fmt: skip
+    return PendingHit(
+        rate=rate, now=now, window_index=window_index, keys=keys, expiry=expiry, sent=sent
     )
-    return RoundTrip(result=result, values=values)
+
+
+@dataclass
+class _Sent:
+    pool: Any
+    connection: Any
+
+
+class PendingHit:
+    """A gateway round trip in flight. `finish()` reads the reply once (later calls answer
+    the same) and always gives the connection back to the pool."""
+
+    def __init__(
+        self,
+        *,
+        rate: Rate | None,
+        now: float,
+        window_index: int,
+        keys: list[str],
+        expiry: int,
+        sent: _Sent | None,
+        failed: bool = False,
+    ) -> None:
+        self._rate = rate
+        self._now = now
+        self._window_index = window_index
+        self._keys = keys
+        self._expiry = expiry
+        self._sent = sent
+        self._failed = failed
+        self._done = False
+        self._trip: RoundTrip | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+    def finish(self) -> RoundTrip | None:
+        if not self._done:
+            self._done = True
+            self._trip = self._read()
+        return self._trip
+
+    def _read(self) -> RoundTrip | None:
+        if self._failed:
+            return None
+        if not self._keys:
+            return RoundTrip(result=None, values=[])
+        try:
+            reply = self._reply()
+        except RedisError as exc:
+            logger.warning("rate_limit_unavailable", error=type(exc).__name__)
+            return None
+        values: list[bytes | None] = list(reply[1:])
+        rate = self._rate
+        if rate is None:
+            return RoundTrip(result=None, values=values)
+        count = int(reply[0])
+        reset = max(1, int((self._window_index + 1) * rate.window - self._now + 0.999))
+        result = RateLimitResult(
+            limit=rate.limit,
+            remaining=max(0, rate.limit - count),
+            reset=reset,
+            allowed=count <= rate.limit,
+        )
+        return RoundTrip(result=result, values=values)
+
+    def _reply(self) -> list[Any]:
+        sent, self._sent = self._sent, None
+        if sent is None:
+            return _run(self._keys, self._expiry)
+        try:
+            return list(sent.connection.read_response())
+        except NoScriptError:
+            # A new or flushed server: the reply was an error, the connection is clean.
+            pass
+        except RedisError:
+            # The connection broke mid-way (redis-py has closed it): once more through the
+            # client, with its retries, as any other command would be.
+            pass
+        finally:
+            sent.pool.release(sent.connection)
+        return _run(self._keys, self._expiry)

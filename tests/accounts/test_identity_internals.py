@@ -11,7 +11,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import tenant_context
-from redis.client import Redis
 
 from apps.accounts.hashers import PlatformArgon2PasswordHasher
 from apps.accounts.models import PasswordResetToken, Session, User
@@ -52,18 +51,12 @@ def test_hashes_with_other_parameters_are_upgraded_at_sign_in(api_a, tenant_a, s
 
 @pytest.mark.django_db
 def test_an_authenticated_request_costs_one_redis_command_and_no_query(
-    api_a, member_a, monkeypatch
+    api_a, member_a, redis_commands
 ) -> None:
     pair = api_a.login("member@alpha.test")
     api_a.call("get", "/api/v1/info", token=pair["access_token"])  # warm: tenant, user, session
-    commands: list[str] = []
-    original = Redis.execute_command
-
-    def counting(self, *args, **kwargs):
-        commands.append(str(args[0]))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Redis, "execute_command", counting)
+    commands = redis_commands
+    commands.clear()
     with CaptureQueriesContext(connection) as queries:
         response = api_a.call("get", "/api/v1/info", token=pair["access_token"])
     assert response.status_code == 200

@@ -181,3 +181,92 @@ def test_a_garbage_forwarded_address_falls_back_to_the_peer(tenant_a, settings) 
         HTTP_X_FORWARDED_FOR="not-an-ip",
     )
     assert response.status_code == 401  # not a 500 from an unparsable address
+
+
+def _connections_in_use() -> int:
+    pool = get_redis_connection("default").connection_pool
+    return len(list(pool._get_in_use_connections()))
+
+
+@pytest.mark.django_db
+def test_a_request_over_the_limit_never_reaches_its_view(
+    api: APIClient, tenant_a, settings, monkeypatch
+) -> None:
+    """The gateway reads its reply just before the view (the round trip overlaps the URL
+    resolution): a refused request must still never run the view."""
+    from apps.core.apis import InfoApi
+
+    served: list[str] = []
+    original = InfoApi.get
+
+    def counting_get(self, request):
+        served.append(request.path)
+        return original(self, request)
+
+    monkeypatch.setattr(InfoApi, "get", counting_get)
+    settings.API_RATE_LIMIT = "2/m"
+    assert [get(api, tenant_a.host).status_code for _ in range(3)] == [200, 200, 429]
+    assert len(served) == 2
+
+
+@pytest.mark.django_db
+def test_a_request_that_reaches_no_view_is_counted_and_gives_the_connection_back(
+    api: APIClient, tenant_a, settings, monkeypatch
+) -> None:
+    """Something between the gateway and the view fails (here the URL resolution): the reply
+    is read on the way out, the answer still carries the limit, over it is still a 429, and
+    the connection goes back to the pool."""
+    from django.core.handlers.base import BaseHandler
+
+    def broken_resolve(self, request):
+        raise RuntimeError("resolver down")
+
+    get(api, tenant_a.host)  # warm: the tenant is cached, its connection released
+    in_use = _connections_in_use()
+    monkeypatch.setattr(BaseHandler, "resolve_request", broken_resolve)
+    settings.API_RATE_LIMIT = "3/m"  # the warm-up counted as the first
+    first = get(api, tenant_a.host)
+    assert first.status_code == 500 and first["X-RateLimit-Remaining"] == "1"
+    assert get(api, tenant_a.host).status_code == 500
+    refused = get(api, tenant_a.host)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "RATE_LIMITED"
+    assert _connections_in_use() == in_use
+
+
+@pytest.mark.django_db
+def test_a_flushed_script_cache_is_reloaded_and_counts_once(
+    api: APIClient, tenant_a, settings
+) -> None:
+    settings.API_RATE_LIMIT = "5/m"
+    assert get(api, tenant_a.host)["X-RateLimit-Remaining"] == "4"
+    get_redis_connection("default").script_flush()  # a restarted or flushed server
+    response = get(api, tenant_a.host)
+    assert response.status_code == 200 and response["X-RateLimit-Remaining"] == "3"
+    assert get(api, tenant_a.host)["X-RateLimit-Remaining"] == "2"
+
+
+@pytest.mark.django_db
+def test_a_connection_lost_before_the_reply_falls_back_to_the_client(
+    api: APIClient, tenant_a, settings, monkeypatch
+) -> None:
+    from redis.connection import AbstractConnection
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    get(api, tenant_a.host)  # warm
+    in_use = _connections_in_use()
+    settings.API_RATE_LIMIT = "5/m"
+    original = AbstractConnection.read_response
+    lose = [True]
+
+    def flaky(self, *args, **kwargs):
+        if lose:
+            lose.pop()
+            self.disconnect()
+            raise RedisConnectionError("Connection closed by server.")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "read_response", flaky)
+    response = get(api, tenant_a.host)
+    assert not lose  # the loss happened, in the gateway's read
+    assert response.status_code == 200 and "X-RateLimit-Remaining" in response
+    assert _connections_in_use() == in_use

@@ -85,3 +85,45 @@ def test_cors_preflight_from_allowed_origin(api: APIClient, tenant_a, settings) 
     assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
     other = api.get("/api/v1/info", HTTP_HOST=tenant_a.host, HTTP_ORIGIN="https://evil.example")
     assert "Access-Control-Allow-Origin" not in other
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "headers"),
+    [
+        ("/api/v1/info", "get", {}),
+        ("/api/v1/info", "get", {"HTTP_ORIGIN": "https://app.example.com"}),
+        ("/api/v1/info", "get", {"HTTP_ORIGIN": "https://evil.example"}),
+        ("/api/v1/info", "get", {"HTTP_ORIGIN": ""}),
+        (
+            "/api/v1/info",
+            "options",
+            {"HTTP_ORIGIN": "https://app.example.com", "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "GET"},
+        ),
+        ("/api/v1/info", "options", {"HTTP_ACCESS_CONTROL_REQUEST_METHOD": "GET"}),
+        ("/admin/login/", "get", {"HTTP_ORIGIN": "https://app.example.com"}),
+        ("/admin/login/", "get", {}),
+    ],
+)
+def test_cors_middleware_answers_as_the_library_does(path, method, headers, settings) -> None:
+    """The platform's CorsMiddleware skips building request.headers when there is no Origin;
+    every response header must still be exactly what django-cors-headers would set."""
+    from corsheaders.middleware import CorsMiddleware as LibraryCorsMiddleware
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from apps.core.middleware import CorsMiddleware
+
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+
+    def answers(middleware_class: type) -> tuple[dict[str, str], bool]:
+        request = getattr(RequestFactory(), method)(path, **headers)
+        response = middleware_class(lambda _request: HttpResponse("ok"))(request)
+        return dict(response.headers), "headers" in request.__dict__
+
+    ours, ours_built_headers = answers(CorsMiddleware)
+    library, _ = answers(LibraryCorsMiddleware)
+    assert ours == library
+    if not headers.get("HTTP_ORIGIN") and method == "get":
+        assert not ours_built_headers  # the point of the subclass
+    if path.startswith("/api/"):
+        assert "origin" in ours.get("Vary", "").lower()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django_tenants.utils import tenant_context
-from redis.client import Redis
 
 from apps.audit.models import AuditEvent
 from apps.core.errors import ConflictError
@@ -262,20 +261,14 @@ def test_a_revoked_permission_stops_the_very_next_request(
 
 @pytest.mark.django_db
 def test_a_permission_check_costs_no_extra_redis_round_trip(
-    api_a, grant, person, monkeypatch
+    api_a, grant, person, redis_commands
 ) -> None:
     viewer = person("viewer")
     grant(viewer, ["roles.view"])
     token = token_of(api_a, "viewer@alpha.test")
     api_a.call("get", ROLES, token=token)  # warm: user, session and grants cached
-    commands: list[str] = []
-    original = Redis.execute_command
-
-    def counting(self, *args, **kwargs):
-        commands.append(str(args[0]))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Redis, "execute_command", counting)
+    commands = redis_commands
+    commands.clear()
     assert api_a.call("get", ROLES, token=token).status_code == 200
     assert commands == ["EVALSHA"]
 
