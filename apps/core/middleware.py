@@ -11,11 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from corsheaders.middleware import CorsMiddleware as LibraryCorsMiddleware
+from django.contrib.auth.middleware import (
+    AuthenticationMiddleware as LibraryAuthenticationMiddleware,
+)
 from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware as LibrarySessionMiddleware
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject, empty
+from whitenoise.middleware import (  # type: ignore[import-untyped]
+    WhiteNoiseMiddleware as LibraryWhiteNoiseMiddleware,
+)
 
 from apps.core.context import request_id_var, request_var
 from apps.core.logging import log_rendered
@@ -197,7 +204,44 @@ def _rate_limited(request: HttpRequest, result: RateLimitResult) -> HttpResponse
     return response
 
 
-class AdminMessageMiddleware(MessageMiddleware):
+def bearer_api_request(request: HttpRequest) -> bool:
+    """An API request that authenticates with a bearer token.
+
+    Such a request has no use for the browser's machinery: it is not authenticated by its
+    cookies (the token is checked first, and a bad token is a 401, never a fall back to the
+    session), so it needs no session, no messages and no static files. (Django's CSRF
+    middleware stays for every request, as its deploy check asks: for DRF's views it only
+    looks at the view's csrf_exempt mark.)
+    """
+    from django.conf import settings
+
+    if not request.path.startswith(tuple(settings.API_PATH_PREFIXES)):
+        return False
+    return request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
+
+
+class _BrowserOnly:
+    """Mixed into a middleware that only browser requests need: bearer API requests pass."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if bearer_api_request(request):
+            return self.get_response(request)  # type: ignore[attr-defined]
+        return super().__call__(request)  # type: ignore[misc]
+
+
+class SessionMiddleware(_BrowserOnly, LibrarySessionMiddleware):
+    """Django's sessions, for the admin, the API docs and session-authenticated API calls."""
+
+
+class AuthenticationMiddleware(_BrowserOnly, LibraryAuthenticationMiddleware):
+    """Django's request.user from the session (DRF sets it for bearer requests)."""
+
+
+class WhiteNoiseMiddleware(_BrowserOnly, LibraryWhiteNoiseMiddleware):
+    """WhiteNoise's static files, which no API path is."""
+
+
+class AdminMessageMiddleware(_BrowserOnly, MessageMiddleware):
     """Django's messages (the admin's "saved" banners) everywhere but the API, which has none."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
