@@ -119,7 +119,7 @@ def test_the_record_writes_the_session_the_orm_would_and_the_last_login(tenant_a
         assert User.objects.get(pk=user.pk).last_login == now
 
 
-def test_a_sign_in_reads_once_before_the_hash_and_writes_once_after(tenant_a) -> None:
+def test_a_sign_in_reads_once_and_writes_once(tenant_a) -> None:
     with tenant_context(tenant_a.tenant):
         user = make_user(email="twice@alpha.test", username="twice")
         _provider("optional")
@@ -127,9 +127,12 @@ def test_a_sign_in_reads_once_before_the_hash_and_writes_once_after(tenant_a) ->
         before = timezone.now()
         with CaptureQueriesContext(connection) as queries:
             pair = login(email="twice@alpha.test", password=PASSWORD, client=CLIENT)
-        # (SET search_path: the tenant backend's, after signer_get read the public schema.)
+        # (SET search_path: the tenant backend's, after signer_get read the public schema;
+        # savepoints: the sign-in's transaction, inside the test's.)
         statements = [
-            q["sql"] for q in queries.captured_queries if not q["sql"].startswith("SET search_path")
+            q["sql"]
+            for q in queries.captured_queries
+            if not q["sql"].startswith(("SET search_path", "SAVEPOINT", "RELEASE SAVEPOINT"))
         ]
         assert len(statements) == 2, "\n".join(s[:150] for s in statements)
         read, write = statements
@@ -151,3 +154,52 @@ def test_me_shows_the_new_last_login_after_a_sign_in(
         second = api_a.login("member@alpha.test")["access_token"]
     now_seen = api_a.call("get", "/api/v1/users/me", token=second).json()["data"]["last_login"]
     assert now_seen > seen  # the cached state was dropped after the sign-in's write
+
+
+@pytest.mark.parametrize("case", ["wrong password", "inactive", "sso required"])
+def test_a_refused_sign_in_stores_nothing(tenant_a, case) -> None:
+    """The session and the last sign-in are written while the hash runs, in a transaction
+    committed only when the password checks out: a refusal leaves no trace."""
+    from apps.core.errors import ForbiddenError, UnauthorizedError
+
+    with tenant_context(tenant_a.tenant):
+        user = make_user(email="refused@alpha.test", username="refused")
+        password = PASSWORD
+        if case == "wrong password":
+            password = PASSWORD + "-not"
+        elif case == "inactive":
+            User.objects.filter(pk=user.pk).update(is_active=False)
+        else:
+            _provider("required", sso_required=True)
+        expected = ForbiddenError if case == "sso required" else UnauthorizedError
+        with pytest.raises(expected):
+            login(email="refused@alpha.test", password=password, client=CLIENT)
+        assert not Session.objects.filter(user=user).exists()
+        assert User.objects.get(pk=user.pk).last_login is None
+
+
+def test_a_sign_in_that_cannot_write_still_waits_for_its_hash(tenant_a, monkeypatch) -> None:
+    """A failed write ends the sign-in with its error, but only once the hash is done (the
+    hashing thread is free for the next one, and the answer takes the usual time)."""
+    from apps.accounts import hashers
+    from apps.accounts.services import sessions
+
+    def broken_record(**kwargs: object) -> None:
+        raise RuntimeError("database gone")
+
+    futures = []
+    original = hashers.verify_in_background
+
+    def recording(password: str, encoded: str):
+        future = original(password, encoded)
+        futures.append(future)
+        return future
+
+    monkeypatch.setattr(sessions, "signin_record", broken_record)
+    monkeypatch.setattr(sessions, "verify_in_background", recording)
+    with tenant_context(tenant_a.tenant):
+        user = make_user(email="nowrite@alpha.test", username="nowrite")
+        with pytest.raises(RuntimeError, match="database gone"):
+            login(email="nowrite@alpha.test", password=PASSWORD, client=CLIENT)
+        assert futures and futures[0].done() and futures[0].result() == (True, False)
+        assert not Session.objects.filter(user=user).exists()
