@@ -152,6 +152,78 @@ def count_and_read(
     return int(reply[0]), list(reply[1:])
 
 
+class PendingScript:
+    """The counting script, sent to Redis on a connection of the pool, its reply not read yet.
+
+    `result()` reads the reply once (later calls answer the same, or raise the same error)
+    and gives the connection back to the pool. A send that failed, a NOSCRIPT reply (a new
+    or flushed server) or a connection lost before the reply go once more through the
+    client, with its retries, as any other command would. `close()` gives the connection
+    back when the reply is no longer wanted."""
+
+    def __init__(self, keys: list[str], expiry: int) -> None:
+        self._keys = keys
+        self._expiry = expiry
+        self._done = False
+        self._reply: list[Any] = []
+        self._error: RedisError | None = None
+        self._pool: Any = None
+        self._connection: Any = None
+        self._done_reading = False  # the reply left the wire: the connection is reusable
+        try:
+            pool = get_redis_connection("default").connection_pool
+            connection = pool.get_connection()
+        except RedisError:
+            return  # result() retries through the client
+        try:
+            connection.send_command("EVALSHA", _script_sha, len(keys), *keys, expiry)
+        except RedisError:
+            pool.release(connection)
+            return
+        except BaseException:
+            pool.release(connection)
+            raise
+        self._pool, self._connection = pool, connection
+
+    def result(self) -> list[Any]:
+        if not self._done:
+            self._done = True
+            try:
+                self._reply = self._read()
+            except RedisError as exc:
+                self._error = exc
+        if self._error is not None:
+            raise self._error
+        return self._reply
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._error = RedisError("the reply was not read")
+            self._release()
+
+    def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            if not self._done_reading:
+                connection.disconnect()  # a reply may still be on its way: not reusable
+            self._pool.release(connection)
+
+    def _read(self) -> list[Any]:
+        if self._connection is not None:
+            try:
+                reply = list(self._connection.read_response())
+                self._done_reading = True
+                return reply
+            except NoScriptError:
+                self._done_reading = True  # an error reply, read: the connection is clean
+            except RedisError:
+                pass  # redis-py has closed the connection
+            finally:
+                self._release()
+        return _run(self._keys, self._expiry)
+
+
 def hit(
     *,
     scope: str,
@@ -182,61 +254,25 @@ def hit_start(
     the worker does not sit waiting for Redis."""
     now = time.time() if now is None else now
     if rate is None and not read_keys:
-        return PendingHit(rate=None, now=now, window_index=0, keys=[], expiry=0, sent=None)
+        return PendingHit(rate=None, now=now, window_index=0, script=None)
     window = rate.window if rate else 1
     window_index = int(now // window)
     counter = f"{settings.RATE_LIMIT_KEY_PREFIX}:{scope}:{client}:{window}:{window_index}"
-    keys = [counter, *read_keys]
-    expiry = window + 1 if rate else 0
-    sent: _Sent | None = None
-    try:
-        pool = get_redis_connection("default").connection_pool
-        connection = pool.get_connection()
-        try:
-            connection.send_command("EVALSHA", _script_sha, len(keys), *keys, expiry)
-        except BaseException:
-            pool.release(connection)
-            raise
-        sent = _Sent(pool=pool, connection=connection)
-    except RedisError as exc:
-        logger.warning("rate_limit_unavailable", error=type(exc).__name__)
-        return PendingHit(
-            rate=rate, now=now, window_index=window_index, keys=keys, expiry=expiry,
-            sent=None, failed=True,
-        )  # fmt: skip
-    return PendingHit(
-        rate=rate, now=now, window_index=window_index, keys=keys, expiry=expiry, sent=sent
-    )
-
-
-@dataclass
-class _Sent:
-    pool: Any
-    connection: Any
+    script = PendingScript([counter, *read_keys], window + 1 if rate else 0)
+    return PendingHit(rate=rate, now=now, window_index=window_index, script=script)
 
 
 class PendingHit:
     """A gateway round trip in flight. `finish()` reads the reply once (later calls answer
-    the same) and always gives the connection back to the pool."""
+    the same); None when Redis could not be reached (the limit fails open)."""
 
     def __init__(
-        self,
-        *,
-        rate: Rate | None,
-        now: float,
-        window_index: int,
-        keys: list[str],
-        expiry: int,
-        sent: _Sent | None,
-        failed: bool = False,
+        self, *, rate: Rate | None, now: float, window_index: int, script: PendingScript | None
     ) -> None:
         self._rate = rate
         self._now = now
         self._window_index = window_index
-        self._keys = keys
-        self._expiry = expiry
-        self._sent = sent
-        self._failed = failed
+        self._script = script
         self._done = False
         self._trip: RoundTrip | None = None
 
@@ -251,12 +287,10 @@ class PendingHit:
         return self._trip
 
     def _read(self) -> RoundTrip | None:
-        if self._failed:
-            return None
-        if not self._keys:
+        if self._script is None:
             return RoundTrip(result=None, values=[])
         try:
-            reply = self._reply()
+            reply = self._script.result()
         except RedisError as exc:
             logger.warning("rate_limit_unavailable", error=type(exc).__name__)
             return None
@@ -273,20 +307,3 @@ class PendingHit:
             allowed=count <= rate.limit,
         )
         return RoundTrip(result=result, values=values)
-
-    def _reply(self) -> list[Any]:
-        sent, self._sent = self._sent, None
-        if sent is None:
-            return _run(self._keys, self._expiry)
-        try:
-            return list(sent.connection.read_response())
-        except NoScriptError:
-            # A new or flushed server: the reply was an error, the connection is clean.
-            pass
-        except RedisError:
-            # The connection broke mid-way (redis-py has closed it): once more through the
-            # client, with its retries, as any other command would be.
-            pass
-        finally:
-            sent.pool.release(sent.connection)
-        return _run(self._keys, self._expiry)

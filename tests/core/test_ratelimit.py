@@ -270,3 +270,30 @@ def test_a_connection_lost_before_the_reply_falls_back_to_the_client(
     assert not lose  # the loss happened, in the gateway's read
     assert response.status_code == 200 and "X-RateLimit-Remaining" in response
     assert _connections_in_use() == in_use
+
+
+@pytest.mark.django_db
+def test_a_failed_send_goes_once_more_through_the_client(
+    api: APIClient, tenant_a, settings, monkeypatch
+) -> None:
+    """The gateway writes its script to a pooled connection itself; when even that fails (a
+    connection that will not come up this once), the client's own call, with its retries,
+    still counts the request."""
+    from redis.connection import ConnectionPool
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    get(api, tenant_a.host)  # warm
+    settings.API_RATE_LIMIT = "5/m"
+    original = ConnectionPool.get_connection
+    fail = [True]
+
+    def flaky(self, *args, **kwargs):
+        if fail:
+            fail.pop()
+            raise RedisConnectionError("Error 111 connecting to redis. Connection refused.")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConnectionPool, "get_connection", flaky)
+    response = get(api, tenant_a.host)
+    assert not fail
+    assert response.status_code == 200 and response["X-RateLimit-Remaining"] == "3"
