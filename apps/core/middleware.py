@@ -211,13 +211,17 @@ def bearer_api_request(request: HttpRequest) -> bool:
     cookies (the token is checked first, and a bad token is a 401, never a fall back to the
     session), so it needs no session, no messages and no static files. (Django's CSRF
     middleware stays for every request, as its deploy check asks: for DRF's views it only
-    looks at the view's csrf_exempt mark.)
+    looks at the view's csrf_exempt mark.) Decided once per request: several middlewares ask.
     """
-    from django.conf import settings
+    found: bool | None = request.__dict__.get("_bearer_api")
+    if found is None:
+        from django.conf import settings
 
-    if not request.path.startswith(tuple(settings.API_PATH_PREFIXES)):
-        return False
-    return request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
+        found = request.path.startswith(tuple(settings.API_PATH_PREFIXES)) and (
+            request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
+        )
+        request._bearer_api = found  # type: ignore[attr-defined]
+    return found
 
 
 class _BrowserOnly:
@@ -241,8 +245,9 @@ class WhiteNoiseMiddleware(_BrowserOnly, LibraryWhiteNoiseMiddleware):
     """WhiteNoise's static files, which no API path is."""
 
 
-class AdminMessageMiddleware(_BrowserOnly, MessageMiddleware):
-    """Django's messages (the admin's "saved" banners) everywhere but the API, which has none."""
+class AdminMessageMiddleware(MessageMiddleware):
+    """Django's messages (the admin's "saved" banners) everywhere but the API, which has none:
+    API requests, bearer or not, pass it by."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         from django.conf import settings
@@ -250,6 +255,7 @@ class AdminMessageMiddleware(_BrowserOnly, MessageMiddleware):
         super().__init__(get_response)
         self.skipped = tuple(settings.API_PATH_PREFIXES)
 
-    def process_request(self, request: HttpRequest) -> None:
-        if not request.path.startswith(self.skipped):
-            super().process_request(request)
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(self.skipped):
+            return self.get_response(request)  # type: ignore[return-value]
+        return super().__call__(request)  # type: ignore[return-value]

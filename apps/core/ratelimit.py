@@ -158,8 +158,7 @@ class PendingScript:
     `result()` reads the reply once (later calls answer the same, or raise the same error)
     and gives the connection back to the pool. A send that failed, a NOSCRIPT reply (a new
     or flushed server) or a connection lost before the reply go once more through the
-    client, with its retries, as any other command would. `close()` gives the connection
-    back when the reply is no longer wanted."""
+    client, with its retries, as any other command would."""
 
     def __init__(self, keys: list[str], expiry: int) -> None:
         self._keys = keys
@@ -169,7 +168,6 @@ class PendingScript:
         self._error: RedisError | None = None
         self._pool: Any = None
         self._connection: Any = None
-        self._done_reading = False  # the reply left the wire: the connection is reusable
         try:
             pool = get_redis_connection("default").connection_pool
             connection = pool.get_connection()
@@ -196,31 +194,28 @@ class PendingScript:
             raise self._error
         return self._reply
 
-    def close(self) -> None:
-        if not self._done:
-            self._done = True
-            self._error = RedisError("the reply was not read")
-            self._release()
-
-    def _release(self) -> None:
+    def _release(self, *, reusable: bool) -> None:
+        """Back to the pool; `reusable` once the reply has left the wire (else disconnected:
+        a reply may still be on its way)."""
         connection, self._connection = self._connection, None
-        if connection is not None:
-            if not self._done_reading:
-                connection.disconnect()  # a reply may still be on its way: not reusable
-            self._pool.release(connection)
+        if not reusable:
+            connection.disconnect()
+        self._pool.release(connection)
 
     def _read(self) -> list[Any]:
         if self._connection is not None:
             try:
                 reply = list(self._connection.read_response())
-                self._done_reading = True
-                return reply
             except NoScriptError:
-                self._done_reading = True  # an error reply, read: the connection is clean
+                self._release(reusable=True)  # an error reply, read: the connection is clean
             except RedisError:
-                pass  # redis-py has closed the connection
-            finally:
-                self._release()
+                self._release(reusable=False)  # redis-py has closed the connection
+            except BaseException:
+                self._release(reusable=False)
+                raise
+            else:
+                self._release(reusable=True)
+                return reply
         return _run(self._keys, self._expiry)
 
 
