@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import pybreaker
@@ -106,6 +106,39 @@ class _RedisStorage(pybreaker.CircuitRedisStorage):
             return  # nothing to zero: the read before this call found no failures
         self._counter_seen = 0
         super().reset_counter()
+
+    # The stock storage keeps opened_at in whole seconds, so a breaker opened at
+    # 12:00:00.990 could let its trial call through at 12:00:01.000 with a 1 s
+    # reset timeout: up to a second early. Here it keeps the fraction too (an
+    # older whole-second value still reads), set only if later, as the stock one.
+    @property
+    def opened_at(self) -> datetime | None:
+        try:
+            value = self._redis.get(self._namespace("opened_at"))
+        except RedisError:
+            self.logger.exception("RedisError")
+            return None
+        if not value:
+            return None
+        try:
+            return datetime.fromtimestamp(float(value), tz=UTC)
+        except (ValueError, OverflowError):
+            return None
+
+    @opened_at.setter
+    def opened_at(self, now: datetime) -> None:
+        try:
+            self._redis.eval(_SET_IF_LATER, 1, self._namespace("opened_at"), repr(now.timestamp()))
+        except RedisError:
+            self.logger.exception("RedisError")
+
+
+_SET_IF_LATER = """
+local current = tonumber(redis.call('GET', KEYS[1]))
+if current == nil or tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+"""
 
 
 @functools.cache

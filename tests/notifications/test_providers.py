@@ -8,6 +8,7 @@ import json
 import os
 import smtplib
 import time
+from datetime import UTC, datetime, timedelta
 
 import http_ece  # type: ignore[import-untyped]
 import pytest
@@ -19,7 +20,13 @@ from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django_redis import get_redis_connection
 from py_vapid import Vapid  # type: ignore[import-untyped]
 
-from apps.notifications.breaker import breaker_namespace, breaker_state
+from apps.notifications.breaker import (
+    breaker_namespace,
+    breaker_reset,
+    breaker_retry_at,
+    breaker_state,
+    provider_breaker,
+)
 from apps.notifications.models import Delivery, DeviceSubscription
 from apps.notifications.services import delivery_send, notify
 from apps.notifications.tasks import send_bulk_email, send_email
@@ -273,6 +280,22 @@ def test_a_failing_provider_opens_its_breaker_and_deliveries_wait_until_it_recov
         )
         == [1] + [2] * 5
     )
+
+
+def test_an_open_breaker_waits_its_whole_reset_timeout_not_to_the_next_whole_second(
+    settings,
+) -> None:
+    settings.NOTIFICATION_BREAKER_RESET_SECONDS = 1
+    breaker_reset("twilio")
+    storage = provider_breaker("twilio")._state_storage
+    opened = datetime(2026, 12, 2, 12, 0, 0, 990000, tzinfo=UTC)
+
+    storage.opened_at = opened
+    storage.opened_at = opened - timedelta(seconds=5)  # an earlier opening does not win
+
+    assert storage.opened_at == opened
+    assert breaker_retry_at("twilio") == opened + timedelta(seconds=1)
+    breaker_reset("twilio")
 
 
 def test_a_user_without_a_phone_number_is_skipped_at_send_time(in_tenant_a, twilio) -> None:
