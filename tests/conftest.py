@@ -7,6 +7,7 @@ rolled back, DDL included, so a tenant a test creates vanishes with it.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +89,30 @@ def _public_schema_between_tests() -> Iterator[None]:
     yield
     tenant_connection().set_schema_to_public()
     _forget_cached_state()
+
+
+class _HeldClock:
+    """The time module, except that time() stays at the moment the test began."""
+
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def time(self) -> float:
+        return self._now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture(autouse=True)
+def _rate_windows_hold_still(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rate limits count in fixed windows (the gateway's and sign-in's aligned to
+    # the epoch, django-ratelimit's shifted per key). A test that makes three
+    # requests against "2/m" would see its count restart if a window ended
+    # between them; the clocks that pick the window stand still for the test.
+    clock = _HeldClock(time.time())
+    for module in ("apps.core.ratelimit", "apps.accounts.limits", "django_ratelimit.core"):
+        monkeypatch.setattr(f"{module}.time", clock)
 
 
 def _forget_cached_state() -> None:
