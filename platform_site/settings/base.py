@@ -358,7 +358,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # ------------------------------------------------------------------ logging
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()  # gunicorn.conf.py reads it too, any case
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL (got {LOG_LEVEL!r})."
+    )
 LOG_FORMAT = env_str("LOG_FORMAT", "json")
 LOGGING = logging_config(json=LOG_FORMAT != "console", level=LOG_LEVEL)
 

@@ -58,9 +58,16 @@ def test_check_deploy_is_clean_with_sane_configuration() -> None:
         ({"ALLOWED_HOSTS": "example.com,*"}, "'*' is refused"),
         ({"DJANGO_DEBUG": "perhaps"}, "DJANGO_DEBUG must be true or false"),
         ({"DATABASE_URL": None}, "DATABASE_URL is not set"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     ],
 )
 def test_production_refuses_to_start(changes: dict[str, str | None], complaint: str) -> None:
     result = run_manage(changes, "check")
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+def test_log_level_is_read_in_any_case() -> None:
+    # gunicorn.conf.py lower-cases LOG_LEVEL for gunicorn; Django's logging wants it upper.
+    result = run_manage({"LOG_LEVEL": "warning"}, "check")
+    assert result.returncode == 0, result.stderr
