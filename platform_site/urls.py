@@ -5,6 +5,7 @@ from django.urls import include, path
 from apps.accounts.urls import auth_urlpatterns, users_urlpatterns
 from platform_site.urls_common import (
     api_not_found_pattern,
+    api_v1,
     common_patterns,
     handler400,
     handler403,
@@ -13,17 +14,21 @@ from platform_site.urls_common import (
 )
 
 urlpatterns = [
+    api_v1(
+        users_urlpatterns,  # the busiest first: every client reads /users/me
+        auth_urlpatterns,
+        [
+            path("", include("apps.rbac.urls")),
+            path("", include("apps.tenants.urls_own")),
+            path("", include("apps.organizations.urls")),
+            path("", include("apps.audit.urls")),
+            path("", include("apps.notifications.urls")),
+            path("", include("apps.sso.urls")),
+        ],
+    ),
     # Before the admin's own patterns (its catch-all would answer first).
     path("admin/sso/", include("apps.sso.admin_urls")),
     *common_patterns("platform_site.urls"),
-    path("api/v1/", include(auth_urlpatterns)),
-    path("api/v1/", include(users_urlpatterns)),
-    path("api/v1/", include("apps.rbac.urls")),
-    path("api/v1/", include("apps.tenants.urls_own")),
-    path("api/v1/", include("apps.organizations.urls")),
-    path("api/v1/", include("apps.audit.urls")),
-    path("api/v1/", include("apps.notifications.urls")),
-    path("api/v1/", include("apps.sso.urls")),
     api_not_found_pattern(),
 ]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, URLResolver, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -28,9 +30,18 @@ def common_patterns(urlconf: str) -> list[URLPattern | URLResolver]:
         ),
         path("api/schema/", schema_view, name="schema"),
         path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-        path("api/v1/info", InfoApi.as_view(), name="info"),
         path("admin/", admin.site.urls),
     ]
+
+
+def api_v1(*groups: Sequence[URLPattern | URLResolver]) -> URLResolver:
+    """Every `/api/v1/` pattern of a host under one prefix, first in its URLconf: an API
+    request is matched among the API's own patterns (`info`, then the first group), not
+    after the admin's and the documentation's; a path none of them matches goes on to
+    `api_not_found_pattern`."""
+    patterns: list[URLPattern | URLResolver] = [path("info", InfoApi.as_view(), name="info")]
+    patterns += [pattern for group in groups for pattern in group]
+    return path("api/v1/", include(patterns))
 
 
 def api_not_found_pattern() -> URLPattern:
@@ -50,6 +61,7 @@ handler500 = "apps.core.error_handling.handler500"
 
 __all__ = [
     "api_not_found_pattern",
+    "api_v1",
     "common_patterns",
     "handler400",
     "handler403",

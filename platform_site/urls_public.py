@@ -5,6 +5,7 @@ from django.urls import include, path
 from apps.accounts.urls import auth_urlpatterns
 from platform_site.urls_common import (
     api_not_found_pattern,
+    api_v1,
     common_patterns,
     handler400,
     handler403,
@@ -13,10 +14,12 @@ from platform_site.urls_common import (
 )
 
 urlpatterns = [
+    api_v1(
+        # Platform operators sign in on the public host with the same endpoints.
+        auth_urlpatterns,
+        [path("", include("apps.tenants.urls"))],
+    ),
     *common_patterns("platform_site.urls_public"),
-    path("api/v1/", include("apps.tenants.urls")),
-    # Platform operators sign in on the public host with the same endpoints.
-    path("api/v1/", include(auth_urlpatterns)),
     api_not_found_pattern(),
 ]
 
