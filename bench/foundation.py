@@ -82,7 +82,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -876,12 +876,23 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  SQL   {statement[:140]}")
     print(f"  Redis {' '.join(cold['redis'])}")
     print()
+    print_summary(report, workers=WORKERS)
+
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+P = TypeVar("P", bound="DataclassInstance")
+
+
+def print_summary(report: dict[str, Any], *, workers: int) -> None:
+    """The closing block of a load benchmark: how it ran, then one line per check."""
     plan = report["plan"]
     services = report["services"]
     print("=" * 100)
     print(
         f"Summary: medians of {plan['rounds']} interleaved rounds of {plan['round_seconds']:g}s; "
-        f"{report['machine']['cpus']} CPUs; gunicorn {WORKERS} sync workers; PostgreSQL "
+        f"{report['machine']['cpus']} CPUs; gunicorn {workers} sync workers; PostgreSQL "
         f"{services['postgresql']}, Redis {services['redis']} "
         f"({'embedded' if services['embedded'] else 'external'})"
     )
@@ -891,47 +902,64 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"benchmark run time: {report['duration_seconds']:.0f} s")
 
 
-def main() -> int:
+def load_arguments(description: str | None, quick_help: str) -> argparse.ArgumentParser:
+    """The options every load benchmark takes (its Plan's fields), on a new parser."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="3 rounds of 2s, 20 fillers")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5)")
-    parser.add_argument("--seconds", type=float, help="seconds per round and endpoint (default 5)")
+    parser.add_argument("--seconds", type=float, help="seconds per round and endpoint")
     parser.add_argument("--connections", type=int, help="concurrent connections (default 8)")
     parser.add_argument("--processes", type=int, help="load generator processes (default 1)")
-    args = parser.parse_args()
-    plan = Plan.quick() if args.quick else Plan()
+    return parser
+
+
+def plan_from_arguments(plan: P, args: argparse.Namespace, **more: Any) -> P:
+    """`plan` (a Plan dataclass) with what the options of `load_arguments` (and `more`) set."""
     overrides = {
         "rounds": args.rounds,
         "round_seconds": args.seconds,
         "connections": args.connections,
         "processes": args.processes,
+        **more,
     }
-    plan = replace(plan, **{name: value for name, value in overrides.items() if value is not None})
+    return replace(plan, **{name: value for name, value in overrides.items() if value is not None})
 
-    # SIGTERM unwinds like Ctrl-C, so gunicorn and the services are stopped either way.
+
+def run_and_save(name: str, run_plan: Any, print_report: Any) -> int:
+    """Run a benchmark (`run_plan()` returns its report), print it and write
+    bench/results/<name>.json. SIGTERM unwinds like Ctrl-C, so gunicorn and the services
+    are stopped either way."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        report = run(plan)
+        report = run_plan()
     except KeyboardInterrupt:
         say("interrupted; what was started has been stopped")
         return 130
     print_report(report)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    output = RESULTS_DIR / "foundation.json"
+    output = RESULTS_DIR / f"{name}.json"
     output.write_text(json.dumps(report, indent=2) + "\n")
     say(f"results written to {output.relative_to(ROOT)}")
     return 0
 
 
+def main() -> int:
+    args = load_arguments(__doc__, "3 rounds of 2s, 20 fillers").parse_args()
+    plan = plan_from_arguments(Plan.quick() if args.quick else Plan(), args)
+    return run_and_save("foundation", lambda: run(plan), print_report)
+
+
 def ensure_venv() -> None:
-    """Continue in the project's virtual environment (gunicorn, psutil... live there)."""
+    """Continue in the project's virtual environment (gunicorn, psutil... live there),
+    running the same script again (the one started: this module serves several)."""
     if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve():
         return
     if not VENV_PYTHON.exists():
         sys.exit("No .venv yet: `python3 run.py check` creates it; then run this again.")
-    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])  # noqa: S606
+    script = str(Path(sys.argv[0]).resolve())
+    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), script, *sys.argv[1:]])  # noqa: S606
 
 
 if __name__ == "__main__":

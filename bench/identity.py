@@ -81,13 +81,11 @@ The summary (figures, targets, PASS/FAIL) is printed and written to
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import platform
 import secrets
-import signal
 import statistics
 import sys
 import threading
@@ -103,7 +101,6 @@ if str(ROOT) not in sys.path:
 from bench import foundation  # noqa: E402
 from bench.foundation import (  # noqa: E402
     PLATFORM_CONFIG,
-    RESULTS_DIR,
     Check,
     Endpoint,
     Environment,
@@ -838,67 +835,20 @@ def print_report(report: dict[str, Any]) -> None:
     for statement in counts["me"]["first_request"]["sql"]:
         print(f"  SQL   {statement[:140]}")
     print(f"  Redis {' '.join(counts['me']['first_request']['redis'])}")
-    plan = report["plan"]
-    services = report["services"]
     print()
-    print("=" * 100)
-    print(
-        f"Summary: medians of {plan['rounds']} interleaved rounds of {plan['round_seconds']:g}s; "
-        f"{report['machine']['cpus']} CPUs; gunicorn {report['workers']} sync workers; PostgreSQL "
-        f"{services['postgresql']}, Redis {services['redis']} "
-        f"({'embedded' if services['embedded'] else 'external'})"
-    )
-    print("=" * 100)
-    for check in report["summary"]:
-        print(Check(**check).line())
-    print(f"benchmark run time: {report['duration_seconds']:.0f} s")
+    foundation.print_summary(report, workers=report["workers"])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="3 short rounds: a smoke test")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5)")
-    parser.add_argument("--seconds", type=float, help="seconds per round and endpoint (default 3)")
-    parser.add_argument("--connections", type=int, help="concurrent connections (default 8)")
-    parser.add_argument("--processes", type=int, help="load generator processes (default 1)")
+    parser = foundation.load_arguments(__doc__, "3 short rounds: a smoke test")
     parser.add_argument("--users", type=int, help="users in the tenant (default 10000)")
     args = parser.parse_args()
-    plan = Plan.quick() if args.quick else Plan()
-    overrides = {
-        "rounds": args.rounds,
-        "round_seconds": args.seconds,
-        "connections": args.connections,
-        "processes": args.processes,
-        "users": args.users,
-    }
-    plan = replace(plan, **{name: value for name, value in overrides.items() if value is not None})
-
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    try:
-        report = run(plan)
-    except KeyboardInterrupt:
-        say("interrupted; what was started has been stopped")
-        return 130
-    print_report(report)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    output = RESULTS_DIR / "identity.json"
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    say(f"results written to {output.relative_to(ROOT)}")
-    return 0
-
-
-def ensure_venv() -> None:
-    """Continue in the project's virtual environment (gunicorn, psutil... live there)."""
-    if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve():
-        return
-    python = foundation.VENV_PYTHON
-    if not python.exists():
-        sys.exit("No .venv yet: `python3 run.py check` creates it; then run this again.")
-    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])  # noqa: S606
+    plan = foundation.plan_from_arguments(
+        Plan.quick() if args.quick else Plan(), args, users=args.users
+    )
+    return foundation.run_and_save("identity", lambda: run(plan), print_report)
 
 
 if __name__ == "__main__":
-    ensure_venv()
+    foundation.ensure_venv()
     sys.exit(main())
