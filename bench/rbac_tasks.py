@@ -26,30 +26,27 @@ from redis.connection import AbstractConnection  # noqa: E402
 
 from apps.accounts.apis.users import UserMeApi  # noqa: E402
 from apps.accounts.services.sessions import ClientInfo, session_start_for  # noqa: E402
-from apps.accounts.urls import users_urlpatterns  # noqa: E402
 from apps.core import gateway  # noqa: E402
 from apps.rbac.models import Role, RoleAssignment  # noqa: E402
 from apps.tenants.services import tenant_create  # noqa: E402
 from platform_site import urls as tenant_urls  # noqa: E402
+from platform_site.urls_common import api_v1  # noqa: E402
 
 
 class CheckedMeApi(UserMeApi):
     required_permissions = {"GET": "users.view", "PATCH": "users.manage"}
 
 
-# Mounted just before the users' own patterns, so that resolving it walks past the same
-# patterns as /api/v1/users/me: routed first, it resolved faster than /users/me, which
-# hid the check's cost, and since the gateway's round trip overlaps the URL resolution
-# it would only expose the round trip instead.
-_users_at = next(
-    index
-    for index, pattern in enumerate(tenant_urls.urlpatterns)
-    if getattr(pattern, "urlconf_name", None) is users_urlpatterns
-)
+# Mounted in the API's group just before the users' patterns, so that resolving it walks
+# past nearly the same patterns as /api/v1/users/me: routed first of all, it resolved
+# faster than /users/me, which hid the check's cost, and since the gateway's round trip
+# overlaps the URL resolution it would only expose the round trip instead.
+_api, *_rest = tenant_urls.urlpatterns
+if str(_api.pattern) != "api/v1/":
+    raise SystemExit("platform_site/urls.py no longer starts with api_v1(): mount the view there")
 urlpatterns = [
-    *tenant_urls.urlpatterns[:_users_at],
-    path("api/v1/bench/me-checked", CheckedMeApi.as_view()),
-    *tenant_urls.urlpatterns[_users_at:],
+    api_v1([path("bench/me-checked", CheckedMeApi.as_view())], *tenant_urls.api_v1_groups),
+    *_rest,
 ]
 
 VARIANTS: dict[str, tuple[list[str], str]] = {
