@@ -249,24 +249,24 @@ def hit_start(
     the worker does not sit waiting for Redis."""
     now = time.time() if now is None else now
     if rate is None and not read_keys:
-        return PendingHit(rate=None, now=now, window_index=0, script=None)
-    window = rate.window if rate else 1
-    window_index = int(now // window)
-    counter = f"{settings.RATE_LIMIT_KEY_PREFIX}:{scope}:{client}:{window}:{window_index}"
-    script = PendingScript([counter, *read_keys], window + 1 if rate else 0)
-    return PendingHit(rate=rate, now=now, window_index=window_index, script=script)
+        return PendingHit(rate=None, now=now, script=None)
+    # With no limit the script counts nothing (expiry 0) and only reads: the counter's
+    # name is then a placeholder of a 1 s window.
+    counter = window_key(scope=scope, client=client, rate=rate or _UNCOUNTED, now=now)
+    script = PendingScript([counter, *read_keys], rate.window + 1 if rate else 0)
+    return PendingHit(rate=rate, now=now, script=script)
+
+
+_UNCOUNTED = Rate(limit=1, window=1)
 
 
 class PendingHit:
     """A gateway round trip in flight. `finish()` reads the reply once (later calls answer
     the same); None when Redis could not be reached (the limit fails open)."""
 
-    def __init__(
-        self, *, rate: Rate | None, now: float, window_index: int, script: PendingScript | None
-    ) -> None:
+    def __init__(self, *, rate: Rate | None, now: float, script: PendingScript | None) -> None:
         self._rate = rate
         self._now = now
-        self._window_index = window_index
         self._script = script
         self._done = False
         self._trip: RoundTrip | None = None
@@ -294,11 +294,10 @@ class PendingHit:
         if rate is None:
             return RoundTrip(result=None, values=values)
         count = int(reply[0])
-        reset = max(1, int((self._window_index + 1) * rate.window - self._now + 0.999))
         result = RateLimitResult(
             limit=rate.limit,
             remaining=max(0, rate.limit - count),
-            reset=reset,
+            reset=window_reset(rate, self._now),
             allowed=count <= rate.limit,
         )
         return RoundTrip(result=result, values=values)
