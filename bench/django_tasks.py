@@ -140,6 +140,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.sql: list[str] = []
         self.redis: list[str] = []
+        self._originals: list[tuple[Any, str, Any]] = []
 
     def install(self) -> None:
         import psycopg
@@ -177,6 +178,18 @@ class _Recorder:
 
         connection_class.send_command = counted_send_command
         connection_class.pack_commands = counted_pack_commands
+        self._originals = [
+            (cursor_class, "execute", execute),
+            (cursor_class, "executemany", executemany),
+            (connection_class, "send_command", send_command),
+            (connection_class, "pack_commands", pack_commands),
+        ]
+
+    def uninstall(self) -> None:
+        """Put back what `install` replaced (a benchmark times its rounds without it)."""
+        for owner, name, original in self._originals:
+            setattr(owner, name, original)
+        self._originals = []
 
     @contextmanager
     def window(self) -> Iterator[tuple[list[str], list[str]]]:

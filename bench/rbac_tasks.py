@@ -22,13 +22,13 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
-from redis.connection import AbstractConnection  # noqa: E402
 
 from apps.accounts.apis.users import UserMeApi  # noqa: E402
 from apps.accounts.services.sessions import ClientInfo, session_start_for  # noqa: E402
 from apps.core import gateway  # noqa: E402
 from apps.rbac.models import Role, RoleAssignment  # noqa: E402
 from apps.tenants.services import tenant_create  # noqa: E402
+from bench.django_tasks import _Recorder  # noqa: E402
 from platform_site import urls as tenant_urls  # noqa: E402
 from platform_site.urls_common import api_v1  # noqa: E402
 
@@ -93,27 +93,16 @@ def main() -> int:
             with override_settings(GATEWAY_IDENTIFIERS=identifiers):
                 gateway.identifiers.cache_clear()
                 measure(client, host, token, url, 50)
-                commands: list[str] = []
-                # Counted as the connection sends them: the gateway writes its script to a
-                # connection itself, past the client's execute_command.
-                original = AbstractConnection.send_command
-
-                def counting(
-                    self: AbstractConnection,
-                    *a: Any,
-                    _c: list[str] = commands,
-                    _o: Any = original,
-                    **k: Any,
-                ) -> Any:
-                    _c.append(str(a[0]))
-                    return _o(self, *a, **k)
-
-                AbstractConnection.send_command = counting  # type: ignore[method-assign]
+                recorder = _Recorder()
+                recorder.install()
                 try:
-                    with CaptureQueriesContext(connection) as queries:
+                    with (
+                        recorder.window() as (_, commands),
+                        CaptureQueriesContext(connection) as queries,
+                    ):
                         measure(client, host, token, url, 10)
                 finally:
-                    AbstractConnection.send_command = original  # type: ignore[method-assign]
+                    recorder.uninstall()
                 counts[name] = {
                     "redis": len(commands) / 10,
                     "sql": len(queries.captured_queries) / 10,
