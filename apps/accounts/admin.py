@@ -4,15 +4,24 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.accounts.models import Session, User
+from apps.accounts.services.passwords import password_set
 from apps.accounts.services.sessions import sessions_revoke
-from apps.accounts.services.users import user_delete, user_restore
-from apps.core.errors import ConflictError
+from apps.accounts.services.users import (
+    user_create,
+    user_delete,
+    user_restore,
+    user_superuser_set,
+    user_update,
+)
+from apps.core.admin_site import ServiceAdminMixin
+from apps.core.errors import ForbiddenError, PlatformError
+from apps.rbac.grants import require_outranks
 
 
 class UserCreationAdminForm(AdminUserCreationForm):
@@ -24,16 +33,39 @@ class UserCreationAdminForm(AdminUserCreationForm):
 class UserChangeAdminForm(UserChangeForm):
     class Meta:
         model = User
-        fields = "__all__"
+        fields = ["email", "username", "full_name", "is_active", "is_staff", "is_superuser"]
+
+
+class PasswordSetAdminForm(AdminPasswordChangeForm):
+    """Django's form, saving through the password service: every session and access token
+    of the user ends, and they get the security notice."""
+
+    def save(self, commit: bool = True) -> User:
+        user: User = self.user
+        password = (
+            self.cleaned_data["password1"] if self.cleaned_data["set_usable_password"] else None
+        )
+        password_set(user=user, new_password=password, how="admin")
+        user.refresh_from_db()
+        return user
+
+
+# What the admin changes through user_update (the staff flag, e-mail and so on); the
+# superuser flag is set here, by superusers only.
+_SERVICE_FIELDS = ("email", "username", "full_name", "is_active", "is_staff")
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
-    """Soft-deleted users stay listed (filter "is deleted") and can be restored; users are
-    never hard-deleted here: the retention job purges them."""
+class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
+    """Every write goes through the accounts services, as the API's do: the same checks
+    (nobody changes a user who outranks them, the staff flag needs users.manage
+    everywhere, a new e-mail waits for its confirmation, the last owner stays), events and
+    audit rows. Soft-deleted users stay listed (filter "is deleted") and can be restored;
+    users are never hard-deleted here: the retention job purges them."""
 
     form = UserChangeAdminForm
     add_form = UserCreationAdminForm
+    change_password_form = PasswordSetAdminForm
     ordering = ["email"]
     list_display = [
         "email",
@@ -48,14 +80,13 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ["email", "username", "full_name"]
     readonly_fields = [
         "created_at", "updated_at", "last_login", "deleted_at", "is_deleted", "tokens_valid_after",
+        "pending_email",
     ]  # fmt: skip
     fieldsets = (
-        (None, {"fields": ("email", "username", "password")}),
+        (None, {"fields": ("email", "pending_email", "username", "password")}),
         ("Profile", {"fields": ("full_name",)}),
-        (
-            "Access",
-            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
-        ),
+        # Permissions come from roles (Roles and role assignments), not Django's groups.
+        ("Access", {"fields": ("is_active", "is_staff", "is_superuser")}),
         (
             "State",
             {
@@ -81,6 +112,18 @@ class UserAdmin(DjangoUserAdmin):
     )
     actions = ["soft_delete", "restore"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields.append("is_superuser")
+        return fields
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A user who outranks the viewer is shown read-only, their password page refused.
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or _outranked_by(request, obj)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -90,69 +133,52 @@ class UserAdmin(DjangoUserAdmin):
         for user in queryset.filter(is_deleted=False).exclude(pk=actor.pk):
             try:
                 user_delete(user=user, by=actor)
-            except ConflictError as exc:  # the tenant's last owner
+            except PlatformError as exc:  # outranks the actor, or the tenant's last owner
                 messages.error(request, f"{user.email}: {exc.message}")
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        """Admin edits bypass the API's services: keep the last owner and write the audit row."""
-        from apps.audit.services import audit_record, snapshot
-
-        fields = ["email", "username", "full_name", "is_active", "is_staff", "is_superuser"]
-        if change:
-            before = User.objects.get(pk=obj.pk)
-            if before.is_active and not obj.is_active:
-                from apps.rbac.services import ensure_not_last_owner
-
-                ensure_not_last_owner(before)
-            old = snapshot(before, fields)
-        super().save_model(request, obj, form, change)
-        new = snapshot(obj, fields)
+        actor: User = request.user  # type: ignore[assignment]
         if not change:
-            audit_record(action="user.created", target=obj, changes=new)
+            created = user_create(
+                email=obj.email,
+                password=form.cleaned_data.get("password1") or None,
+                username=obj.username,
+                full_name=obj.full_name,
+            )
+            obj.pk, obj.password = created.pk, created.password
+            obj.created_at, obj.updated_at = created.created_at, created.updated_at
+            obj._state.adding = False
             return
-        changes = {k: [old[k], v] for k, v in new.items() if old[k] != v}
+        stored = User.objects.get(pk=obj.pk)
+        changes = {
+            name: getattr(obj, name) for name in _SERVICE_FIELDS if name in form.changed_data
+        }
         if changes:
-            audit_record(action="user.updated", target=obj, changes=changes)
-
-    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
-        """A password set here ends every session and access token, as a reset does."""
-        response = super().user_change_password(request, id, form_url)
-        if request.method == "POST" and response.status_code == 302:
-            from django.contrib.admin.utils import unquote
-
-            from apps.accounts.services.sessions import user_tokens_revoke
-            from apps.audit.services import audit_record
-
-            user = User.objects.get(pk=unquote(id))
-            with transaction.atomic():
-                ended = user_tokens_revoke(user=user, reason=Session.RevokeReason.PASSWORD_RESET)
-                audit_record(
-                    action="user.password_reset", target=user, changes={"sessions_ended": ended}
-                )
-        return response
-
-    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        try:
-            with transaction.atomic():
-                return super().changeform_view(request, *args, **kwargs)
-        except ConflictError as exc:
-            messages.error(request, exc.message)
-            from django.shortcuts import redirect
-
-            return redirect(request.path)
+            user_update(user=stored, changes=changes, by=actor, managed=True)
+        if "is_superuser" in form.changed_data and actor.is_superuser:
+            user_superuser_set(user=stored, is_superuser=obj.is_superuser, by=actor)
 
     @admin.action(description="Restore the selected soft-deleted users")
     def restore(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        actor: User = request.user  # type: ignore[assignment]
         restored = 0
         for user in queryset.filter(is_deleted=True):
             try:
-                user_restore(user=user)
-            except ConflictError as exc:
+                user_restore(user=user, by=actor)
+            except PlatformError as exc:
                 messages.error(request, f"{user.email}: {exc.message}")
             else:
                 restored += 1
         if restored:
             messages.success(request, f"Restored {restored} user(s).")
+
+
+def _outranked_by(request: HttpRequest, user: User) -> bool:
+    try:
+        require_outranks(request.user, user)  # type: ignore[arg-type]
+    except ForbiddenError:
+        return False
+    return True
 
 
 @admin.register(Session)
@@ -173,8 +199,27 @@ class SessionAdmin(admin.ModelAdmin[Session]):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Revoke the selected sessions (their tokens stop working)")
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a session ends by revocation (audited, its tokens refused at once)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.change_session")
+
+    @admin.action(
+        description="Revoke the selected sessions (their tokens stop working)",
+        permissions=["revoke"],
+    )
     def revoke(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        sessions = list(queryset.select_related("user"))
+        mine = [s.pk for s in sessions if _outranked_by(request, s.user)]
+        if len(mine) < len(sessions):
+            messages.error(
+                request,
+                f"Left {len(sessions) - len(mine)} session(s) alone: their users hold "
+                "permissions you lack.",
+            )
         with transaction.atomic():
-            ended = sessions_revoke(queryset, reason=Session.RevokeReason.REVOKED_BY_ADMIN)
+            ended = sessions_revoke(
+                Session.objects.filter(pk__in=mine), reason=Session.RevokeReason.REVOKED_BY_ADMIN
+            )
         messages.success(request, f"Revoked {ended} session(s).")

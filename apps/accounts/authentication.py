@@ -56,6 +56,7 @@ _USER_FIELDS = (
     "is_staff",
     "is_superuser",
     "is_deleted",
+    "pending_email",
 )
 _USER_TIME_FIELDS = ("tokens_valid_after", "last_login", "created_at", "updated_at", "deleted_at")
 

@@ -101,6 +101,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Access tokens issued before this instant are refused (logout-all, password
     # change or reset, deactivation, deletion).
     tokens_valid_after = models.DateTimeField(null=True, blank=True)
+    # A new address someone asked for, waiting for its owner to follow the link mailed to
+    # it (services/email_change.py); `email` changes only then. Empty: none.
+    pending_email = models.EmailField(max_length=254, blank=True, default="", db_default="")
+    pending_email_requested_at = models.DateTimeField(null=True, blank=True)
     # Kept by PostgreSQL itself from the row, so it can never be stale: username
     # (weight A), full name (B), the e-mail's local part split at dots (B), its
     # domain split at dots (C) and the whole address (C), tokenised without

@@ -25,6 +25,11 @@ class UserOutput(OutputSerializer[User]):
     updated_at = serializers.DateTimeField(read_only=True)
     is_deleted = serializers.BooleanField(read_only=True)
     deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    pending_email = serializers.CharField(
+        read_only=True,
+        help_text="A new address asked for, not in effect until confirmed by a link sent to it; "
+        "empty when none.",
+    )
 
 
 class UserCreateInput(InputSerializer):
@@ -88,6 +93,10 @@ class PasswordResetInput(InputSerializer):
 class PasswordResetConfirmInput(InputSerializer):
     token = serializers.CharField(max_length=200)
     new_password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+
+
+class EmailConfirmInput(InputSerializer):
+    token = serializers.CharField(max_length=500)
 
 
 class TokenPairOutput(serializers.Serializer[Any]):

@@ -27,6 +27,34 @@ def password_reset_send_task(event_id: str, email: str) -> None:
     password_reset_send(request_event_id=event_id, email=email)
 
 
+@tenant_task(
+    name="accounts.email_change_mails_send",
+    allows_public=True,
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def email_change_mails_send_task(user_id: int, new_email: str) -> bool:
+    """The confirmation link to the new address and the notice to the old one. A retry after
+    a partial failure may send one of them twice; a newer request voids this one."""
+    from apps.accounts.services.email_change import email_change_mails_send
+
+    return email_change_mails_send(user_id=user_id, new_email=new_email)
+
+
+@tenant_task(
+    name="accounts.email_changed_notice_send",
+    allows_public=True,
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def email_changed_notice_send_task(user_id: int, old_email: str, new_email: str) -> None:
+    from apps.accounts.services.email_change import email_changed_notice_send
+
+    email_changed_notice_send(user_id=user_id, old_email=old_email, new_email=new_email)
+
+
 @tenant_task(name="accounts.cleanup_expired_sessions")
 def cleanup_expired_sessions_task() -> dict[str, int]:
     """Ended sessions, spent or expired reset tokens, users past the retention, old event rows,

@@ -14,6 +14,7 @@ auth_urlpatterns = [
         auth.PasswordResetConfirmApi.as_view(),
         name="auth-password-reset-confirm",
     ),
+    path("auth/email/confirm", auth.EmailConfirmApi.as_view(), name="auth-email-confirm"),
     path("auth/sessions", auth.SessionsApi.as_view(), name="auth-sessions"),
     path("auth/sessions/<uuid:session_id>", auth.SessionDetailApi.as_view(), name="auth-session"),
 ]

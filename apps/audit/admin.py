@@ -33,13 +33,7 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     ordering = ["-occurred_at", "-id"]
     actions = None  # not even Django's "delete selected"
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # The admin site only lets active staff in; all of them may read the tenant's log.
-        user = request.user
-        return bool(user.is_active and (user.is_staff or user.is_superuser))
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
+    # Reading needs audit.view, as the API does (apps.rbac.backends), or a superuser.
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

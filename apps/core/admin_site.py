@@ -25,14 +25,20 @@ from apps.core.tenancy import current_schema
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
 
+# Django's groups: in a tenant, roles take their place (apps.rbac.backends), so their page
+# would only mislead.
+_NOT_SHOWN_IN_TENANTS = frozenset({"auth.group"})
+
+
 def model_lives_in_current_schema(model: type[Model]) -> bool:
+    """Whether the admin shows `model` here: its table is in this schema, and it means
+    something here."""
     app_config = apps.get_app_config(model._meta.app_label)
     full_name = f"{type(app_config).__module__}.{type(app_config).__name__}"
-    installed = (
-        settings.SHARED_APPS
-        if current_schema() == get_public_schema_name()
-        else settings.TENANT_APPS
-    )
+    public = current_schema() == get_public_schema_name()
+    if not public and model._meta.label_lower in _NOT_SHOWN_IN_TENANTS:
+        return False
+    installed = settings.SHARED_APPS if public else settings.TENANT_APPS
     return app_config.name in installed or full_name in installed
 
 
@@ -71,3 +77,41 @@ class PlatformAdminSite(AdminSite):
 
 class PlatformAdminConfig(AdminConfig):
     default_site = "apps.core.admin_site.PlatformAdminSite"
+
+
+class ServiceAdminMixin:
+    """For a ModelAdmin whose writes go through services: a rule a service enforces (a
+    permission the actor lacks, a conflict, the last owner) ends the admin's transaction
+    and comes back as an error message on the page, never a 500."""
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        return self._refusals_as_messages(request, super().changeform_view, *args, **kwargs)  # type: ignore[misc]
+
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        return self._refusals_as_messages(request, super().delete_view, *args, **kwargs)  # type: ignore[misc]
+
+    def _refusals_as_messages(
+        self, request: HttpRequest, view: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        from django.contrib import messages
+        from django.db import transaction
+        from django.shortcuts import redirect
+
+        from apps.core.errors import PlatformError
+
+        try:
+            with transaction.atomic():
+                return view(request, *args, **kwargs)
+        except PlatformError as exc:
+            messages.error(request, f"Not saved: {refusal_text(exc)}")
+            return redirect(request.get_full_path())
+
+
+def refusal_text(exc: Any) -> str:
+    """A service's refusal as one line: its message, then each field's problems."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    fields = "; ".join(
+        f"{name}: {' '.join(map(str, problems if isinstance(problems, list) else [problems]))}"
+        for name, problems in details.items()
+    )
+    return f"{exc.message} {fields}".strip()

@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.db import transaction
+from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from apps.core.errors import PlatformError
+from apps.core.admin_site import ServiceAdminMixin
 from apps.organizations import services
 from apps.organizations.models import Membership, Organization
 from apps.organizations.selectors import TREE_ORDER
@@ -51,7 +50,7 @@ class MembershipInline(admin.TabularInline[Membership, Organization]):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin[Organization]):
+class OrganizationAdmin(ServiceAdminMixin, admin.ModelAdmin[Organization]):
     form = OrganizationForm
     list_display = ["indented_name", "type", "depth", "members", "updated_at"]
     list_filter = ["type"]
@@ -113,32 +112,15 @@ class OrganizationAdmin(admin.ModelAdmin[Organization]):
         for membership in memberships:
             if membership.pk is None:
                 services.member_add(
-                    organization=organization, user_id=membership.user_id, title=membership.title
+                    actor=request.user,  # type: ignore[arg-type]
+                    organization=organization,
+                    user_id=membership.user_id,
+                    title=membership.title,
                 )
             else:
                 services.member_update(
                     membership=Membership.objects.get(pk=membership.pk), title=membership.title
                 )
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> Any:
-        # A rule the form could not see (a race, a sibling's name) ends the transaction
-        # the admin opened; say so instead of a 500.
-        try:
-            with transaction.atomic():
-                return super().changeform_view(request, object_id, form_url, extra_context)
-        except PlatformError as exc:
-            self.message_user(
-                request, f"Not saved: {exc.message} {exc.details or ''}", messages.ERROR
-            )
-            from django.shortcuts import redirect
-
-            return redirect(request.get_full_path())
 
     def delete_model(self, request: HttpRequest, obj: Organization) -> None:
         # Django's confirmation page already refused a node with children (PROTECT) and

@@ -232,6 +232,9 @@ class MembersApi(APIView):
             404: _unseen,
             409: OpenApiResponse(description="Already a member"),
         },
+        description="Needs organizations.manage here, and to manage the user already "
+        "(users.manage reaching them and every permission they hold), since a member falls "
+        "under the subtree's user managers.",
         tags=_tag,
     )
     def post(self, request: Request, organization_id: int) -> Response:
@@ -240,7 +243,10 @@ class MembersApi(APIView):
             actor=_actor(request), organization_id=organization_id, permission=MANAGE
         )
         membership = services.member_add(
-            organization=organization, user_id=data["user_id"], title=data["title"]
+            actor=_actor(request),
+            organization=organization,
+            user_id=data["user_id"],
+            title=data["title"],
         )
         return Response(MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
 

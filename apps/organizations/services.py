@@ -20,7 +20,7 @@ from django.db.models import BigIntegerField, Case, F, Max, Value, When
 from django.db.models.functions import Concat, Now, Substr
 
 from apps.audit.services import audit_record, changes_between, snapshot
-from apps.core.errors import ConflictError, NotFoundError, ValidationError
+from apps.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from apps.organizations.models import TYPE_VALIDATOR, Membership, Organization
 from apps.organizations.selectors import MANAGE, TREE_ORDER, parent_get
 from apps.rbac.grants import grants_changed, require
@@ -257,13 +257,22 @@ def organization_delete(*, organization: Organization, cascade: bool = False) ->
 
 
 @transaction.atomic
-def member_add(*, organization: Organization, user_id: int, title: str = "") -> Membership:
+def member_add(
+    *, actor: User | None, organization: Organization, user_id: int, title: str = ""
+) -> Membership:
     """Make a live user of this tenant a member (422 on user_id for an unknown or deleted
-    user, 409 if already one)."""
+    user, 409 if already one).
+
+    A member falls under whoever manages users in the subtree, so `actor` must already
+    manage that user: users.manage reaching them, and every permission they hold (403).
+    None: the system (single sign-on's provisioning), which checks nothing."""
     from apps.accounts.models import User
 
-    if not User.objects.live().filter(pk=user_id).exists():
+    user = User.objects.live().filter(pk=user_id).first()
+    if user is None:
         raise ValidationError.for_field("user_id", UNKNOWN_USER)
+    if actor is not None:
+        _require_manages(actor, user)
     if Membership.objects.filter(organization=organization, user_id=user_id).exists():
         raise ConflictError(ALREADY_MEMBER, details={"user_id": [ALREADY_MEMBER]})
     title = title.strip()
@@ -280,6 +289,20 @@ def member_add(*, organization: Organization, user_id: int, title: str = "") -> 
         changes={"user_id": user_id, "title": title},
     )
     return membership
+
+
+NOT_YOUR_USER = "You can only add users you manage (users.manage for them)."
+
+
+def _require_manages(actor: User, user: User) -> None:
+    from apps.accounts.models import User
+    from apps.rbac.grants import require_outranks, user_grants
+    from apps.rbac.selectors import users_within
+
+    scope = user_grants(actor).scope("users.manage")
+    if not users_within(User.objects.filter(pk=user.pk), scope).exists():
+        raise ForbiddenError(NOT_YOUR_USER)
+    require_outranks(actor, user)
 
 
 @transaction.atomic

@@ -1,23 +1,27 @@
 """Roles with their permissions, and who holds them where, in the tenant's admin.
 
-The admin is for the tenant's superusers, so it does not apply the API's
-escalation rules; it does keep the system roles (undeletable, the owner's
-permissions fixed), the last owner, the audit log and the grants cache right.
+Staff reach these pages with roles.view / roles.manage (apps.rbac.backends), so
+every write goes through the same services as the API, with its escalation rules
+(nobody grants, widens or takes away permissions they lack), the system roles,
+the last owner, the audit log and the grants cache.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.audit.services import audit_record, snapshot
+from apps.core.admin_site import ServiceAdminMixin
 from apps.rbac.catalogue import ALL_CODENAMES, CATALOGUE, OWNER
 from apps.rbac.models import Role, RoleAssignment
-from apps.rbac.services import LAST_OWNER, assignment_audit
+from apps.rbac.services import role_assign, role_create, role_delete, role_unassign, role_update
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
 
 
 class RoleForm(forms.ModelForm[Role]):
@@ -57,7 +61,7 @@ class AssignmentInline(admin.TabularInline[RoleAssignment, Role]):
 
 
 @admin.register(Role)
-class RoleAdmin(admin.ModelAdmin[Role]):
+class RoleAdmin(ServiceAdminMixin, admin.ModelAdmin[Role]):
     form = RoleForm
     list_display = ["name", "system_key", "permission_list", "holders", "updated_at"]
     search_fields = ["name", "description"]
@@ -83,25 +87,21 @@ class RoleAdmin(admin.ModelAdmin[Role]):
         return actions
 
     def save_model(self, request: HttpRequest, obj: Role, form: Any, change: bool) -> None:
-        before = (
-            snapshot(Role.objects.get(pk=obj.pk), ["name", "description", "permissions"])
-            if change
-            else {}
-        )
-        super().save_model(request, obj, form, change)
-        after = snapshot(obj, ["name", "description", "permissions"])
+        actor: User = request.user  # type: ignore[assignment]
+        name, description, permissions = obj.name, obj.description, list(obj.permissions)
         if change:
-            changes = {k: [before[k], v] for k, v in after.items() if before[k] != v}
-            if changes:
-                audit_record(action="role.updated", target=obj, changes=changes)
-        else:
-            audit_record(action="role.created", target=obj, changes=after)
+            role_update(
+                actor=actor, role=obj, name=name, description=description, permissions=permissions
+            )
+            return
+        created = role_create(
+            actor=actor, name=name, description=description, permissions=permissions
+        )
+        obj.pk, obj.created_at, obj.updated_at = created.pk, created.created_at, created.updated_at
+        obj._state.adding = False
 
     def delete_model(self, request: HttpRequest, obj: Role) -> None:
-        audit_record(
-            action="role.deleted", target=obj, changes=snapshot(obj, ["name", "permissions"])
-        )
-        super().delete_model(request, obj)
+        role_delete(actor=request.user, role=obj)  # type: ignore[arg-type]
 
 
 class RoleAssignmentForm(forms.ModelForm[RoleAssignment]):
@@ -118,7 +118,7 @@ class RoleAssignmentForm(forms.ModelForm[RoleAssignment]):
 
 
 @admin.register(RoleAssignment)
-class RoleAssignmentAdmin(admin.ModelAdmin[RoleAssignment]):
+class RoleAssignmentAdmin(ServiceAdminMixin, admin.ModelAdmin[RoleAssignment]):
     form = RoleAssignmentForm
     list_display = ["user", "role", "organization", "granted_by", "created_at"]
     list_filter = ["role"]
@@ -145,31 +145,14 @@ class RoleAssignmentAdmin(admin.ModelAdmin[RoleAssignment]):
     def save_model(
         self, request: HttpRequest, obj: RoleAssignment, form: Any, change: bool
     ) -> None:
-        obj.granted_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
-        assignment_audit("role.assigned", obj)
-
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
-        obj = self.get_object(request, object_id)
-        if obj is not None and request.method == "POST" and _is_last_owner(obj):
-            self.message_user(request, LAST_OWNER, messages.ERROR)
-            from django.shortcuts import redirect
-
-            return redirect("admin:rbac_roleassignment_changelist")
-        return super().delete_view(request, object_id, extra_context)
+        created = role_assign(
+            actor=request.user,  # type: ignore[arg-type]
+            user=obj.user,
+            role=obj.role,
+            organization=obj.organization,
+        )
+        obj.pk, obj.granted_by, obj.created_at = created.pk, created.granted_by, created.created_at
+        obj._state.adding = False
 
     def delete_model(self, request: HttpRequest, obj: RoleAssignment) -> None:
-        assignment_audit("role.unassigned", obj)
-        super().delete_model(request, obj)
-
-
-def _is_last_owner(assignment: RoleAssignment) -> bool:
-    if assignment.role.system_key != OWNER or assignment.organization_id is not None:
-        return False
-    others = RoleAssignment.objects.filter(
-        role__system_key=OWNER,
-        organization__isnull=True,
-        user__is_active=True,
-        user__is_deleted=False,
-    ).exclude(pk=assignment.pk)
-    return not others.exists()
+        role_unassign(actor=request.user, assignment=obj)  # type: ignore[arg-type]

@@ -83,6 +83,20 @@ class Grants:
             else self.everywhere(codename)
         )
 
+    def not_covering(self, other: Grants) -> list[str]:
+        """The permissions `other` holds that these grants do not hold at least as widely:
+        for each of other's grants, everywhere if it is unscoped, else over each of its
+        subtrees (an ancestor's grant covers a subtree)."""
+        lacking = []
+        for codename, paths in other.by_permission.items():
+            if paths is None:
+                held = self.everywhere(codename)
+            else:
+                held = all(self.allows(codename, path) for path in paths)
+            if not held:
+                lacking.append(codename)
+        return sorted(lacking)
+
     def as_json(self) -> dict[str, list[str] | None]:
         return {
             codename: None if paths is None else list(paths)
@@ -91,6 +105,8 @@ class Grants:
 
 
 NO_GRANTS = Grants()
+# What a superuser of a tenant schema holds: the admin lets them do anything, as an owner.
+EVERY_GRANT = Grants(dict.fromkeys(ALL_CODENAMES))
 
 
 # ------------------------------------------------------------------ computing
@@ -233,3 +249,22 @@ def require(user: User, codename: str, organization: Organization | str | None =
     """403 unless `user` holds `codename` for `organization` (everywhere when None)."""
     if not user_grants(user).allows(codename, organization):
         raise ForbiddenError(f"You need the permission {codename} here.")
+
+
+OUTRANKED = "You cannot change a user who holds permissions you lack"
+
+
+def require_outranks(actor: User, target: User) -> None:
+    """403 unless `actor` holds every permission `target` holds, at least as widely.
+
+    The rule for every write on another user's account (its e-mail, password, sign-in
+    state, staff flag, deletion, memberships): nobody acts on someone with more reach
+    than their own, so owners are managed by owners only. A superuser of the schema
+    counts as holding everything (the admin lets them do anything)."""
+    if actor.pk == target.pk:
+        return
+    held = EVERY_GRANT if actor.is_superuser else user_grants(actor)
+    target_grants = EVERY_GRANT if target.is_superuser else grants_for_user(target.pk)
+    lacking = held.not_covering(target_grants)
+    if lacking:
+        raise ForbiddenError(f"{OUTRANKED}: {', '.join(lacking)}.")

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from apps.audit.services import audit_record, changes_between, snapshot
 from apps.core.errors import ConflictError, ForbiddenError, ValidationError
 from apps.rbac.catalogue import ALL_CODENAMES, MEMBER, OWNER
-from apps.rbac.grants import require, user_grants
+from apps.rbac.grants import require, require_outranks, user_grants
 from apps.rbac.models import Role, RoleAssignment
 
 if TYPE_CHECKING:
@@ -213,14 +213,16 @@ def role_assign(
 
 @transaction.atomic
 def role_unassign(*, actor: User, assignment: RoleAssignment) -> None:
-    """Take a role back. The same reach is needed as to grant it; the last owner stays."""
+    """Take a role back. The same reach is needed as to grant it, and nobody takes a role
+    from a user who outranks them (require_outranks); the last owner stays."""
     assignment = (
         RoleAssignment.objects.select_for_update(of=("self",))
-        .select_related("role", "organization")
+        .select_related("role", "organization", "user")
         .get(pk=assignment.pk)
     )
     if actor.pk == assignment.user_id:
         raise ForbiddenError(OWN_ROLES)
+    require_outranks(actor, assignment.user)
     scope = assignment.organization.path if assignment.organization is not None else None
     if not user_grants(actor).covers("roles.manage", scope):
         raise ForbiddenError("You need the permission roles.manage there.")

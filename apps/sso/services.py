@@ -426,7 +426,7 @@ def _provision(provider: IdentityProvider, claims: dict[str, Any], email: str) -
         RoleAssignment.objects.get_or_create(user=user, role=role, organization=None)
     if provider.jit_organization is not None:
         try:
-            member_add(organization=provider.jit_organization, user_id=user.pk)
+            member_add(actor=None, organization=provider.jit_organization, user_id=user.pk)
         except PlatformError as exc:
             raise oidc.ProviderError("provisioning_failed", exc.message) from None
     return user

@@ -200,7 +200,11 @@ CELERY_TIMEZONE = "UTC"
 
 # ------------------------------------------------------------------ auth
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["apps.accounts.backends.EmailBackend"]
+AUTHENTICATION_BACKENDS = [
+    "apps.accounts.backends.EmailBackend",
+    # The tenant admin's permissions, from roles (a tenant's admin page needs its API's).
+    "apps.rbac.backends.RolePermissionBackend",
+]
 # The e-mail is unique among *live* users only (a partial unique index), which
 # Django's check cannot see; the backend looks users up among live users.
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
@@ -247,6 +251,12 @@ PASSWORD_RESET_TIMEOUT_MINUTES = env_int("PASSWORD_RESET_TIMEOUT_MINUTES", 60)
 # Where the e-mailed link points: a page of your front end that posts the token
 # to /api/v1/auth/password/reset/confirm. {host} is the tenant's primary domain.
 PASSWORD_RESET_URL = env_str("PASSWORD_RESET_URL", "{scheme}://{host}/reset-password?token={token}")
+# A changed e-mail address takes effect when its owner opens this link (a page of your front
+# end that posts the token to /api/v1/auth/email/confirm) within this many minutes.
+EMAIL_CHANGE_TIMEOUT_MINUTES = env_int("EMAIL_CHANGE_TIMEOUT_MINUTES", 1440)
+EMAIL_CHANGE_CONFIRM_URL = env_str(
+    "EMAIL_CHANGE_CONFIRM_URL", "{scheme}://{host}/confirm-email?token={token}"
+)
 PLATFORM_URL_SCHEME = env_str("PLATFORM_URL_SCHEME", "https")
 # Soft-deleted users are purged after this many days (by the cleanup job).
 USER_RETENTION_DAYS = env_int("USER_RETENTION_DAYS", 30)

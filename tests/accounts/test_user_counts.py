@@ -59,7 +59,7 @@ def test_counts_follow_every_kind_of_write(tenant_a, staff_a) -> None:
         _exact()
         user_delete(user=created, by=staff_a)
         _exact()
-        user_restore(user=User.objects.get(pk=created.pk))
+        user_restore(user=User.objects.get(pk=created.pk), by=staff_a)
         _exact()
         gone = make_user(email="gone@alpha.test", username="gone")
         user_delete(user=gone, by=staff_a)

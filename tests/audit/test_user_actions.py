@@ -184,11 +184,24 @@ def test_a_refused_change_writes_no_row(api_a, staff_token, member_a, tenant_a) 
 # ------------------------------------------------------------------ the last owner
 
 
+@pytest.fixture
+def peer_token(api_a, tenant_a) -> str:
+    """A user holding every permission everywhere through a role of the tenant's own, not
+    the owner role: they outrank the owner, so only the last-owner rule stops them."""
+    from apps.rbac.catalogue import ALL_CODENAMES
+
+    with tenant_context(tenant_a.tenant):
+        peer = make_user(email="peer@alpha.test", username="peer")
+        role = Role.objects.create(name="everything", permissions=sorted(ALL_CODENAMES))
+        RoleAssignment.objects.create(user=peer, role=role)
+    return str(api_a.login("peer@alpha.test")["access_token"])
+
+
 @pytest.mark.django_db
-def test_the_last_owner_cannot_be_deleted(api_a, staff_token, tenant_a) -> None:
+def test_the_last_owner_cannot_be_deleted(api_a, peer_token, tenant_a) -> None:
     owner = tenant_a.admin()
     response = api_a.call(
-        "delete", f"{USERS}/{owner.pk}", token=staff_token, HTTP_X_REQUEST_ID="audit-owner-1"
+        "delete", f"{USERS}/{owner.pk}", token=peer_token, HTTP_X_REQUEST_ID="audit-owner-1"
     )
     assert error(response, 409)["code"] == "CONFLICT"
     with tenant_context(tenant_a.tenant):
@@ -197,13 +210,13 @@ def test_the_last_owner_cannot_be_deleted(api_a, staff_token, tenant_a) -> None:
 
 
 @pytest.mark.django_db
-def test_the_last_owner_cannot_be_deactivated(api_a, staff_token, tenant_a) -> None:
+def test_the_last_owner_cannot_be_deactivated(api_a, peer_token, tenant_a) -> None:
     owner = tenant_a.admin()
     response = api_a.call(
         "patch",
         f"{USERS}/{owner.pk}",
         {"is_active": False},
-        token=staff_token,
+        token=peer_token,
         HTTP_X_REQUEST_ID="audit-owner-2",
     )
     assert error(response, 409)["code"] == "CONFLICT"
@@ -213,18 +226,20 @@ def test_the_last_owner_cannot_be_deactivated(api_a, staff_token, tenant_a) -> N
 
 
 @pytest.mark.django_db
-def test_an_owner_who_is_not_the_last_can_be_deactivated(
-    api_a, staff_token, member_a, tenant_a
+def test_an_owner_who_is_not_the_last_can_be_deactivated_by_an_owner(
+    api_a, owner_token, peer_token, member_a, tenant_a
 ) -> None:
     owner = tenant_a.admin()
     with tenant_context(tenant_a.tenant):
         RoleAssignment.objects.create(user=member_a, role=Role.objects.get(system_key="owner"))
-    response = api_a.call("patch", f"{USERS}/{owner.pk}", {"is_active": False}, token=staff_token)
+    response = api_a.call(
+        "patch", f"{USERS}/{member_a.pk}", {"is_active": False}, token=owner_token
+    )
     assert response.status_code == 200, response.content
     assert (
-        error(api_a.call("delete", f"{USERS}/{member_a.pk}", token=staff_token), 409)["code"]
+        error(api_a.call("delete", f"{USERS}/{owner.pk}", token=peer_token), 409)["code"]
         == "CONFLICT"
-    )  # now member_a is the last active owner
+    )  # now the tenant's first admin is the last active owner
 
 
 # ------------------------------------------------------------------ passwords and sessions

@@ -84,7 +84,7 @@ def test_a_user_update_drops_their_cached_state_once_per_event(
         for key in keys:
             redis.set(key, b"stale")
         with django_capture_on_commit_callbacks(execute=True):
-            user_update(user=user, changes={"full_name": "Renamed"}, managed=True)
+            user_update(user=user, changes={"full_name": "Renamed"}, by=None, managed=True)
         assert redis.exists(*keys) == 0
         event = OutboxEvent.objects.get(event_type="user.updated", data__user_id=user.pk)
         assert ConsumedEvent.objects.filter(

@@ -83,8 +83,14 @@ def test_a_subtree_grant_sees_and_manages_inside_and_nothing_outside(
     assert call("patch", f"{ORGS}/{ids['emea']}", {"name": "Europe"}).status_code == 200
     moved = call("post", f"{ORGS}/{ids['berlin']}/move", {"parent_id": ids["sales"]})
     assert moved.status_code == 200 and moved.json()["data"]["depth"] == 2
+    # A member falls under the subtree's user managers: only a user the lead already
+    # manages may be added.
+    refused = call("post", f"{ORGS}/{ids['sales']}/members", {"user_id": member_a.pk})
+    assert refused.status_code == 403, refused.content
+    assert "users you manage" in refused.json()["error"]["message"]
+    grant(lead, ["users.manage"])
     added = call("post", f"{ORGS}/{ids['sales']}/members", {"user_id": member_a.pk})
-    assert added.status_code == 201
+    assert added.status_code == 201, added.content
     assert call("delete", f"{ORGS}/{created.json()['data']['id']}").status_code == 204
 
 
@@ -112,6 +118,8 @@ def test_seeing_without_managing_is_a_403(api_a, grant, person, branches, member
     assert status("post", f"{ORGS}/{ids['emea']}/move", {"parent_id": ids["eng"]}) == 403
     assert status("post", f"{ORGS}/{ids['platform']}/move", {"parent_id": ids["sales"]}) == 403
     assert status("post", f"{ORGS}/{ids['berlin']}/move", {"parent_id": ids["sales"]}) == 200
+    assert status("post", f"{ORGS}/{ids['sales']}/members", {"user_id": member_a.pk}) == 403
+    grant(lead, ["users.manage"])
     assert status("post", f"{ORGS}/{ids['sales']}/members", {"user_id": member_a.pk}) == 201
 
 

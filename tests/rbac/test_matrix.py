@@ -40,6 +40,7 @@ def test_every_endpoint_declares_what_it_needs() -> None:
         "/api/v1/auth/refresh",
         "/api/v1/auth/password/reset",
         "/api/v1/auth/password/reset/confirm",
+        "/api/v1/auth/email/confirm",
         "/api/v1/info",
         "/api/v1/auth/oidc/exchange",
         "/api/v1/auth/oidc/{provider}/authorize",

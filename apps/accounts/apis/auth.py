@@ -13,6 +13,7 @@ from apps.accounts import limits
 from apps.accounts.models import User, normalize_email
 from apps.accounts.selectors import session_list
 from apps.accounts.serializers import (
+    EmailConfirmInput,
     LoginInput,
     MessageOutput,
     PasswordChangeInput,
@@ -23,7 +24,7 @@ from apps.accounts.serializers import (
     SessionOutput,
     TokenPairOutput,
 )
-from apps.accounts.services import passwords, sessions
+from apps.accounts.services import email_change, passwords, sessions
 from apps.accounts.services.sessions import ClientInfo
 from apps.accounts.tokens import Claims, InvalidToken, refresh_token_decode
 from apps.core.errors import UnauthorizedError
@@ -181,6 +182,28 @@ class PasswordResetConfirmApi(APIView):
             client=ClientInfo.of(request._request),
         )
         return Response({"detail": "Your password has been changed; sign in with it."})
+
+
+class EmailConfirmApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        operation_id="auth_email_confirm",
+        request=EmailConfirmInput,
+        responses={
+            200: MessageOutput,
+            409: OpenApiResponse(description="A live user has taken the address since"),
+        },
+        description="Make the e-mail change the mailed link names (its token); 422 on `token` "
+        "when the link is invalid, expired or voided by a newer request.",
+        tags=_tag,
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(EmailConfirmInput, request.data)
+        limits.count_and_check(request._request, "reset_ip", limits.ip_of(request._request))
+        user = email_change.email_change_confirm(token=data["token"])
+        return Response({"detail": f"Your sign-in address is now {user.email}."})
 
 
 class SessionsApi(APIView):

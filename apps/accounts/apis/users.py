@@ -110,7 +110,7 @@ class UserMeApi(APIView):
     def patch(self, request: Request) -> Response:
         data = validated(ProfileUpdateInput, request.data)
         user = User.objects.live().get(pk=_actor(request).pk)
-        user_services.user_update(user=user, changes=data, managed=False)
+        user_services.user_update(user=user, changes=data, by=user, managed=False)
         return Response(UserOutput(user).data)
 
 
@@ -126,14 +126,18 @@ class UserDetailApi(APIView):
         operation_id="users_update",
         request=UserUpdateInput,
         responses={200: UserOutput, 409: OpenApiResponse(description="Email or username taken")},
-        description="Needs users.manage for this user (everywhere, or a subtree they are in).",
+        description="Needs users.manage for this user (everywhere, or a subtree they are in), "
+        "and every permission the user holds, at least as widely (403 otherwise: owners are "
+        "managed by owners). `is_staff` needs users.manage everywhere. A new `email` is only "
+        "asked for: it shows as `pending_email` and takes effect once the new address "
+        "confirms by the link mailed to it (the old address is told).",
         tags=_tag,
     )
     def patch(self, request: Request, user_id: int) -> Response:
         actor = _actor(request)
         data = validated(UserUpdateInput, request.data)
         user = selectors.user_get(actor=actor, user_id=user_id, permission="users.manage")
-        user_services.user_update(user=user, changes=data, managed=True)
+        user_services.user_update(user=user, changes=data, by=actor, managed=True)
         return Response(UserOutput(user).data)
 
     @extend_schema(operation_id="users_delete", responses={204: None}, tags=_tag)
@@ -163,4 +167,4 @@ class UserRestoreApi(APIView):
         user = selectors.user_get(
             actor=actor, user_id=user_id, permission="users.manage", include_deleted=True
         )
-        return Response(UserOutput(user_services.user_restore(user=user)).data)
+        return Response(UserOutput(user_services.user_restore(user=user, by=actor)).data)

@@ -16,12 +16,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from apps.accounts.models import PasswordResetToken, Session, User, normalize_email
+from apps.accounts.services.links import tenant_link
 from apps.accounts.services.sessions import ClientInfo, session_start_for, user_tokens_revoke
 from apps.accounts.tokens import TokenPair
 from apps.audit.services import audit_record
 from apps.core.errors import ValidationError
 from apps.core.events import event_record
-from apps.core.tenancy import current_schema
 
 logger = structlog.get_logger("apps.accounts.passwords")
 
@@ -65,6 +65,32 @@ def password_change(
     # The fact only: neither password nor hash belongs in the log.
     audit_record(action="user.password_changed", target=user)
     return session_start_for(user=user, client=client)
+
+
+@transaction.atomic
+def password_set(*, user: User, new_password: str | None, how: str) -> int:
+    """Set a user's password for them (None: no password sign-in at all), as the admin does.
+
+    Ends every session and access token of the user, like a reset, and sends them the
+    security notice. Whoever sets it must be allowed to change this user: the caller checks
+    (the admin's change permission asks `require_outranks`). Returns the sessions ended."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if new_password is None:
+        user.set_unusable_password()
+    else:
+        if problems := _password_errors(new_password, user):
+            raise ValidationError(details={"password": problems})
+        user.set_password(new_password)
+    user.save(update_fields=["password", "updated_at"])
+    ended = user_tokens_revoke(user=user, reason=Session.RevokeReason.PASSWORD_RESET)
+    event_record(
+        type="auth.password_changed",
+        source="accounts",
+        data={"user_id": user.pk, "how": how},
+        metadata={"security": True},
+    )
+    audit_record(action="user.password_reset", target=user, changes={"sessions_ended": ended})
+    return ended
 
 
 @transaction.atomic
@@ -112,16 +138,9 @@ def password_reset_send(*, request_event_id: str, email: str) -> bool:
 
 
 def _reset_mail(user: User, token: str) -> EmailMultiAlternatives:
-    from apps.tenants.models import Domain
-
-    schema = current_schema()
-    domain = Domain.objects.filter(tenant__schema_name=schema).order_by("-is_primary", "id").first()
-    host = domain.domain if domain else settings.PLATFORM_BASE_DOMAIN
     context = {
         "user": user,
-        "link": settings.PASSWORD_RESET_URL.format(
-            scheme=settings.PLATFORM_URL_SCHEME, host=host, token=token
-        ),
+        "link": tenant_link(settings.PASSWORD_RESET_URL, token=token),
         "minutes": settings.PASSWORD_RESET_TIMEOUT_MINUTES,
     }
     mail = EmailMultiAlternatives(

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Session, User, normalize_email
 from apps.audit.services import audit_record, changes_between, snapshot
-from apps.core.errors import ConflictError, ValidationError
+from apps.core.errors import ConflictError, ForbiddenError, ValidationError
 from apps.core.events import event_record
 
 EMAIL_TAKEN = "Email already registered"
@@ -55,7 +55,7 @@ def _ensure_free(*, user: User, email: str | None, username: str | None) -> None
 def user_create(
     *,
     email: str,
-    password: str,
+    password: str | None,
     username: str | None = None,
     full_name: str = "",
     is_staff: bool = False,
@@ -64,7 +64,8 @@ def user_create(
     """Create a user in the current schema, with every check the API promises.
 
     Raises ValidationError (422) for bad input and ConflictError (409) when the
-    e-mail or username belongs to a live user of this schema.
+    e-mail or username belongs to a live user of this schema. `password` None: no
+    password sign-in (single sign-on, or a reset link later).
     """
     email = normalize_email(email)
     username = (username or username_from_email(email)).strip()
@@ -72,10 +73,11 @@ def user_create(
     if len(full_name) > 255:
         errors["full_name"] = ["At most 255 characters."]
     candidate = User(email=email, username=username, full_name=full_name)
-    try:
-        validate_password(password, user=candidate)
-    except DjangoValidationError as exc:
-        errors["password"] = list(exc.messages)
+    if password is not None:
+        try:
+            validate_password(password, user=candidate)
+        except DjangoValidationError as exc:
+            errors["password"] = list(exc.messages)
     if errors:
         raise ValidationError(details=errors)
 
@@ -83,7 +85,7 @@ def user_create(
 
     candidate.is_staff = is_staff
     candidate.is_superuser = is_superuser
-    candidate.set_password(password)
+    candidate.set_password(password)  # None: an unusable password
     try:
         with transaction.atomic():
             candidate.save()
@@ -126,10 +128,14 @@ def phone_number_normalize(raw: str) -> str:
     return phone
 
 
-def user_update(*, user: User, changes: dict[str, Any], managed: bool) -> User:
+def user_update(*, user: User, changes: dict[str, Any], by: User | None, managed: bool) -> User:
     """Change a user. `managed`: by someone who manages users (any of _MANAGED_FIELDS);
-    otherwise a person editing their own profile (_PROFILE_FIELDS only).
+    otherwise a person editing their own profile (_PROFILE_FIELDS only). `by`: who asks
+    (None: the system, which nobody outranks).
 
+    A manager may change only users who hold no permission the manager lacks (403), and
+    the staff flag only with users.manage held everywhere. A new e-mail address is only
+    asked for: it takes effect once confirmed by a link sent to it (email_change.py).
     Deactivating a user ends every session and access token they have; the tenant's last
     owner cannot be deactivated (409).
     """
@@ -153,46 +159,96 @@ def user_update(*, user: User, changes: dict[str, Any], managed: bool) -> User:
     changed = {field: value for field, value in changes.items() if getattr(user, field) != value}
     if not changed:
         return user
+    if by is not None:
+        _require_may_change(by=by, user=user, fields=changed)
     _ensure_free(user=user, email=changed.get("email"), username=changed.get("username"))
 
+    from apps.accounts.services.email_change import email_change_request
     from apps.accounts.services.sessions import user_tokens_revoke
     from apps.rbac.services import ensure_not_last_owner
 
+    new_email = changed.pop("email", None)
     before = snapshot(user, changed)
     try:
         with transaction.atomic():
             if changed.get("is_active") is False:
                 ensure_not_last_owner(user)
-            for field, value in changed.items():
-                setattr(user, field, value)
-            user.save(update_fields=[*changed, "updated_at"])
-            if changed.get("is_active") is False:
-                user_tokens_revoke(user=user, reason=Session.RevokeReason.USER_DEACTIVATED)
-            event_record(
-                type="user.updated",
-                source="accounts",
-                data={"user_id": user.pk, "updated_fields": sorted(changed)},
-            )
-            audit_record(
-                action="user.updated",
-                target=user,
-                changes=changes_between(before, snapshot(user, changed)),
-            )
+            if changed:
+                for field, value in changed.items():
+                    setattr(user, field, value)
+                user.save(update_fields=[*changed, "updated_at"])
+                if changed.get("is_active") is False:
+                    user_tokens_revoke(user=user, reason=Session.RevokeReason.USER_DEACTIVATED)
+                event_record(
+                    type="user.updated",
+                    source="accounts",
+                    data={"user_id": user.pk, "updated_fields": sorted(changed)},
+                )
+                audit_record(
+                    action="user.updated",
+                    target=user,
+                    changes=changes_between(before, snapshot(user, changed)),
+                )
+            if new_email is not None:
+                email_change_request(user=user, new_email=new_email)
     except IntegrityError:
         raise ConflictError("Email or username already taken") from None
     return user
 
 
+STAFF_NEEDS_UNSCOPED = "Only holders of users.manage everywhere may change the staff flag."
+
+
+def _require_may_change(*, by: User, user: User, fields: dict[str, Any]) -> None:
+    """403 unless `by` may make these changes to `user` (see user_update)."""
+    from apps.rbac.grants import require_outranks, user_grants
+
+    require_outranks(by, user)
+    if "is_staff" in fields and not (by.is_superuser or user_grants(by).everywhere("users.manage")):
+        raise ForbiddenError(STAFF_NEEDS_UNSCOPED)
+
+
 @transaction.atomic
-def user_delete(*, user: User, by: User) -> None:
+def user_superuser_set(*, user: User, is_superuser: bool, by: User) -> User:
+    """The schema's superuser flag: its admin lets a superuser do anything, so only a
+    superuser who outranks the user may set or clear it (403)."""
+    from apps.rbac.grants import require_outranks
+
+    if not by.is_superuser:
+        raise ForbiddenError("Only superusers may change the superuser flag.")
+    require_outranks(by, user)
+    if user.is_superuser == is_superuser:
+        return user
+    user.is_superuser = is_superuser
+    user.save(update_fields=["is_superuser", "updated_at"])
+    event_record(
+        type="user.updated",
+        source="accounts",
+        data={"user_id": user.pk, "updated_fields": ["is_superuser"]},
+    )
+    audit_record(
+        action="user.updated",
+        target=user,
+        changes={"is_superuser": [not is_superuser, is_superuser]},
+    )
+    return user
+
+
+@transaction.atomic
+def user_delete(*, user: User, by: User | None) -> None:
     """Soft delete: the user cannot sign in, every session ends, the row stays until purged.
 
-    The tenant's last owner cannot be deleted (409)."""
-    if user.pk == by.pk:
+    Nobody deletes a user who outranks them (403); the tenant's last owner cannot be
+    deleted (409)."""
+    if by is not None and user.pk == by.pk:
         raise ValidationError("You cannot delete your own account here.")
     if user.is_deleted:
         return
     from apps.accounts.services.sessions import user_tokens_revoke
+    from apps.rbac.grants import require_outranks
+
+    if by is not None:
+        require_outranks(by, user)
     from apps.rbac.services import ensure_not_last_owner
 
     ensure_not_last_owner(user)
@@ -205,10 +261,15 @@ def user_delete(*, user: User, by: User) -> None:
     audit_record(action="user.deleted", target=user)
 
 
-def user_restore(*, user: User) -> User:
-    """Undo a soft delete, unless a live user has taken the address or name since (409)."""
+def user_restore(*, user: User, by: User | None) -> User:
+    """Undo a soft delete, unless a live user has taken the address or name since (409);
+    nobody restores a user who outranks them (403)."""
     if not user.is_deleted:
         return user
+    if by is not None:
+        from apps.rbac.grants import require_outranks
+
+        require_outranks(by, user)
     _ensure_free(user=user, email=user.email, username=user.username)
     try:
         with transaction.atomic():
