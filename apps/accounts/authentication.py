@@ -11,10 +11,13 @@ Per request, an access token is accepted only when:
 The user's state (the fields a request needs) and the session's state are
 cached in Redis, per tenant, and read by the gateway in the same Lua call that
 counts the rate limit (`bearer_identity`). A cache miss costs a query and fills
-the cache; every change to a user drops its entry (signals.py) and every
-session revocation overwrites its marker, so a revoked token fails on the very
-next request. With Redis unavailable the same checks run against the
-database.
+the cache, never overwriting what is there (SET NX); every change to a user
+drops its entry (signals.py) and every session revocation writes an "ended"
+marker, which no reader overwrites, so a revoked token fails on the very next
+request.
+With Redis unavailable the same checks run against the database, and the
+invalidations Redis missed are applied before it is trusted again
+(apps/core/invalidation.py): the database stays the truth for revocation.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from rest_framework.request import Request
 from apps.accounts.models import Session, User
 from apps.accounts.tokens import Claims, InvalidToken, access_token_decode
 from apps.core.gateway import GatewayIdentity, ReadValues
+from apps.core.invalidation import CacheWrite, invalidate
 from apps.core.tenancy import current_schema
 
 logger = structlog.get_logger("apps.accounts.authentication")
@@ -114,37 +118,39 @@ def _user_from_blob(blob: bytes) -> User | None:
     return user
 
 
-def _redis_set(key: str, value: bytes, seconds: int) -> None:
+def _redis_cache(key: str, value: bytes, seconds: int) -> None:
+    """Cache what was just read from the database, unless the key holds something already:
+    a session's ended marker, written by a revocation since that read (which may have seen
+    the session before it ended), is never overwritten by a reader."""
     try:
-        get_redis_connection("default").set(key, value, ex=seconds)
+        get_redis_connection("default").set(key, value, ex=seconds, nx=True)
     except RedisError:
         logger.warning("auth_state_cache_unavailable")
 
 
 def user_state_forget(user_id: int | str) -> None:
-    try:
-        get_redis_connection("default").delete(user_state_key(user_id))
-    except RedisError:
-        # The entry expires by itself within USER_STATE_SECONDS; say so loudly.
-        logger.error("auth_state_invalidation_failed", user_id=user_id)
+    """The user's cached state is out of date. (A read racing the change may cache the old
+    row again; every change that refuses tokens also ends the user's sessions, whose ended
+    markers no reader overwrites, so that old row never lets a revoked token through.)"""
+    invalidate([CacheWrite("DEL", user_state_key(user_id))], what="user_state")
 
 
 def session_state_mark_ended(session_ids: list[str]) -> None:
-    if not session_ids:
-        return
-    try:
-        pipe = get_redis_connection("default").pipeline(transaction=False)
-        for session_id in session_ids:
-            pipe.set(session_state_key(session_id), SESSION_ENDED, ex=session_state_seconds())
-        pipe.execute()
-    except RedisError:
-        logger.error("session_state_invalidation_failed", sessions=len(session_ids))
+    invalidate(
+        [
+            CacheWrite(
+                "SET", session_state_key(sid), SESSION_ENDED.decode(), session_state_seconds()
+            )
+            for sid in session_ids
+        ],
+        what="session_state",
+    )
 
 
 def _load_user(user_id: int, *, cache: bool) -> User | None:
     user = User.objects.filter(pk=user_id).only("id", *_USER_TIME_FIELDS, *_USER_FIELDS).first()
     if user is not None and cache:
-        _redis_set(user_state_key(user_id), _user_blob(user), USER_STATE_SECONDS)
+        _redis_cache(user_state_key(user_id), _user_blob(user), USER_STATE_SECONDS)
     return user
 
 
@@ -152,7 +158,7 @@ def _load_session_state(session_id: str, *, cache: bool) -> bytes:
     live = Session.objects.live().filter(pk=session_id).exists()
     state = SESSION_LIVE if live else SESSION_ENDED
     if cache:
-        _redis_set(session_state_key(session_id), state, session_state_seconds())
+        _redis_cache(session_state_key(session_id), state, session_state_seconds())
     return state
 
 

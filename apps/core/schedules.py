@@ -41,6 +41,17 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         every_seconds=10,
     ),
     DefaultSchedule(
+        name="core.invalidations_replay",
+        task="core.invalidations_replay",
+        args=(),
+        description=(
+            "Apply the cache invalidations (revoked sessions, changed users, grants, tenants) "
+            "that Redis could not take when they were made."
+        ),
+        expire_seconds=60,
+        every_seconds=60,
+    ),
+    DefaultSchedule(
         name="jobs.cleanup_expired_sessions",
         task="core.jobs_fan_out",
         args=("cleanup_expired_sessions",),

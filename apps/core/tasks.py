@@ -164,3 +164,11 @@ def outbox_relay_task() -> int:
         with schema_context(schema):
             sent += outbox_relay()
     return sent
+
+
+@shared_task(name="core.invalidations_replay", ignore_result=True)
+def invalidations_replay_task() -> int:
+    """Apply the cache invalidations Redis missed, then forget them (apps/core/invalidation.py)."""
+    from apps.core.invalidation import invalidations_replay
+
+    return invalidations_replay()

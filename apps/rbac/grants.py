@@ -31,6 +31,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from apps.core.errors import ForbiddenError
+from apps.core.invalidation import CacheWrite, invalidate
 from apps.core.tenancy import current_schema
 from apps.rbac.catalogue import ALL_CODENAMES, BY_CODENAME, OWNER
 
@@ -203,17 +204,11 @@ def grants_for_user(user_id: int, values: list[bytes | None] | None = None) -> G
 
 def grants_changed() -> None:
     """Call after any change to roles, assignments or the organization tree (every
-    service does; signals catch the admin and the shell too)."""
-
-    def bump() -> None:
-        try:
-            get_redis_connection("default").incr(generation_key())
-        except RedisError:
-            # Entries expire within GRANTS_SECONDS; say so loudly.
-            logger.error("rbac_invalidation_failed", schema=current_schema())
-
-    bump()
-    transaction.on_commit(bump)
+    service does; signals catch the admin and the shell too). A bump Redis cannot take
+    is applied before Redis is trusted again (apps/core/invalidation.py)."""
+    bump = [CacheWrite("INCR", generation_key())]
+    invalidate(bump, what="grants")
+    transaction.on_commit(lambda: invalidate(bump, what="grants"))
 
 
 # ------------------------------------------------------------------ per request

@@ -23,6 +23,7 @@ from django.core.cache import caches
 from django_tenants.utils import get_public_schema_name
 from redis.exceptions import RedisError
 
+from apps.core.invalidation import CacheWrite, invalidate
 from apps.tenants.models import Domain, Tenant
 
 logger = structlog.get_logger("apps.tenants.resolution")
@@ -105,11 +106,10 @@ def tenant_cache_invalidate(
     )
     for key in keys:
         _local.pop(key, None)
-    try:
-        _shared_cache().delete_many(keys)
-    except RedisError:
-        # The entries expire on their own (TENANT_CACHE_SECONDS); say so loudly.
-        logger.error("tenant_cache_invalidation_failed", keys=keys)
+    # Redis keys as the shared cache names them; kept to replay if Redis cannot take them.
+    invalidate(
+        [CacheWrite("DEL", _shared_cache().make_key(key)) for key in keys], what="tenant_cache"
+    )
 
 
 def tenant_cache_clear_local() -> None:

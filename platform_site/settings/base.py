@@ -156,6 +156,9 @@ _REDIS_OPTIONS = {
     "CLIENT_CLASS": "django_redis.client.DefaultClient",
     "SOCKET_CONNECT_TIMEOUT": 1,
     "SOCKET_TIMEOUT": 1,
+    # Every new connection first applies the invalidations Redis missed while it was away
+    # (apps/core/invalidation.py), so a restarted Redis never serves a revoked session.
+    "CONNECTION_POOL_CLASS": "apps.core.invalidation.ReplayingConnectionPool",
 }
 CACHES = {
     # Tenant data: every key is prefixed with the current schema.
