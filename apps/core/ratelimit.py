@@ -6,8 +6,8 @@ calls leaves a counter without expiry when the second call is lost).
 
 Why not django-ratelimit here: its `get_usage` costs two round trips
 (`cache.add` then `cache.incr`) on every request and reports no reset instant.
-Sign-in's limits use `count_and_read` (apps/accounts/limits.py); the refresh
-and password-reset limits use django-ratelimit, where those costs do not matter.
+The brute-force limits of sign-in, refresh and password reset are not fixed
+windows: they keep their promise over any span (apps/accounts/limits.py).
 
 When Redis cannot be reached the gateway limit fails open (the request is
 served and a warning logged): readiness reports the cache as down, and the
@@ -141,15 +141,6 @@ def window_key(*, scope: str, client: str, rate: Rate, now: float) -> str:
 def window_reset(rate: Rate, now: float) -> int:
     """Whole seconds (at least 1) until the window of `rate` that holds `now` ends."""
     return max(1, int((int(now // rate.window) + 1) * rate.window - now + 0.999))
-
-
-def count_and_read(
-    *, counter: str, expiry: int, read_keys: Sequence[str] = ()
-) -> tuple[int, list[bytes | None]]:
-    """Increment `counter` (expiring after `expiry` seconds) and read `read_keys`, in one round
-    trip. Raises RedisError: for callers that must fail closed."""
-    reply = _run([counter, *read_keys], expiry)
-    return int(reply[0]), list(reply[1:])
 
 
 class PendingScript:
