@@ -81,6 +81,10 @@ class RateLimitResult:
         }
 
 
+MAX_LIMIT = 1_000_000_000
+MAX_WINDOW = 366 * 86400
+
+
 class InvalidRate(ValueError):
     pass
 
@@ -96,6 +100,12 @@ def parse_rate(text: str) -> Rate:
     window = multiplier * _UNIT_SECONDS[match.group(3)]
     if limit < 1 or window < 1:
         raise InvalidRate(f"'{text}' must allow at least one request in a window of at least 1s.")
+    # Beyond these a rate means nothing more, and a window past Redis's expiry range would
+    # make every count fail (the gateway would then fail open).
+    if limit > MAX_LIMIT or window > MAX_WINDOW:
+        raise InvalidRate(
+            f"'{text}' must allow at most {MAX_LIMIT} requests in a window of at most 366 days."
+        )
     return Rate(limit=limit, window=window)
 
 
