@@ -100,19 +100,32 @@ class _HeldClock:
     def time(self) -> float:
         return self._now
 
+    def set(self, now: float) -> None:
+        self._now = now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
 
 
 @pytest.fixture(autouse=True)
-def _rate_windows_hold_still(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Rate limits count in fixed windows (the gateway's and sign-in's aligned to
-    # the epoch, django-ratelimit's shifted per key). A test that makes three
-    # requests against "2/m" would see its count restart if a window ended
-    # between them; the clocks that pick the window stand still for the test.
+def _rate_windows_hold_still(monkeypatch: pytest.MonkeyPatch) -> _HeldClock:
+    # The gateway counts in fixed windows aligned to the epoch: a test that makes
+    # three requests against "2/m" would see its count restart if a window ended
+    # between them. The brute-force limits (apps.accounts.limits) slide with the
+    # clock. Their clocks stand still for the test; `rate_clock` moves them on.
     clock = _HeldClock(time.time())
-    for module in ("apps.core.ratelimit", "apps.accounts.limits", "django_ratelimit.core"):
+    for module in ("apps.core.ratelimit", "apps.accounts.limits"):
         monkeypatch.setattr(f"{module}.time", clock)
+    return clock
+
+
+@pytest.fixture
+def rate_clock(_rate_windows_hold_still: _HeldClock) -> _HeldClock:
+    """The rate limits' held clock, for a test that moves it on instead of sleeping."""
+    return _rate_windows_hold_still
 
 
 def _forget_cached_state() -> None:

@@ -1,26 +1,45 @@
-"""Brute-force limits on sign-in, refresh and password reset (in Redis).
+"""Brute-force limits on sign-in, refresh, password reset and single sign-on (in Redis).
 
-Counted per client address and per account, in the tenant's namespace.
-When Redis cannot be reached these endpoints fail closed: 503 with
-Retry-After, because without the counters nothing would stop a guessing run.
+Counted per client address and per account, in the tenant's namespace, with
+`settings.AUTH_RATE_LIMITS`. When Redis cannot be reached these endpoints fail
+closed: 503 with Retry-After, because without the counters nothing would stop a
+guessing run.
 
-Sign-in (`login_check`, `login_failed`) counts every attempt against the
-address and reads the account's failures in one round trip (the project's
-Lua counter, apps/core/ratelimit.py); a failure then counts against the
-account. Refresh and password reset use django-ratelimit (two round trips
-per limit, on paths where that does not matter).
+What "N per period" means here, exactly:
+
+- A limit per address (or per account, for refresh and reset) is a sliding log:
+  the instants of the attempts it let through in the last period. An attempt is
+  let through only while fewer than N are logged, so no span of one period ever
+  holds more than N, wherever it starts (a fixed window lets 2N through around
+  its edge). A refused attempt is not logged: the limit lifts as the oldest
+  logged attempt ages out, which is what Retry-After says.
+- The account's sign-in lock counts failures. Each sign-in is counted as a failure
+  before its password is checked (so parallel guesses cannot all pass the check
+  before any of them is counted) and given back once it succeeds. Once N are
+  counted, the account is locked until a full period has passed since the last
+  one; the count starts again from zero after a period without a counted failure.
+  So an account never sees more than N wrong passwords in any span of one period,
+  and a steady guesser gets N per period.
+
+Sign-in costs one round trip before the password is checked (address and account
+at once, `login_check`) and, when it succeeds, one more (`login_succeeded`).
+Instants come from this process's clock, in milliseconds; Redis expiries only
+clear keys that no longer matter.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from django.conf import settings
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
+from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from apps.core import ratelimit
@@ -31,53 +50,102 @@ from apps.core.tenancy import current_schema
 logger = structlog.get_logger("apps.accounts.limits")
 
 UNAVAILABLE = "Signing in is unavailable for a moment; please retry shortly."
+TOO_MANY = "Too many attempts; try again later."
+
+# A sliding log, as a Lua function: KEYS[log_key] holds the instants (ms) of the attempts
+# let through in the last `window` ms. Lets this one through and logs it if fewer than
+# `limit` are logged; else answers how long until the oldest ages out.
+_SLIDING_LOG = """
+local function sliding_log(key, now, window, limit, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return tonumber(oldest[2]) + window - now
+  end
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
+  return 0
+end
+"""
+
+# KEYS[1]: the log; ARGV: now, window, limit, member. Returns {wait_ms} (0: let through).
+_COUNT_AND_CHECK = (
+    _SLIDING_LOG
+    + """
+return {sliding_log(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])}
+"""
+)
+
+# KEYS[1]: the address's log; KEYS[2]: the account's failures, a hash {n: count, t: instant
+# of the last one}. ARGV: now, address window, address limit, member, account window,
+# account limit. Returns {verdict, wait_ms}: 0 let through (and counted as a failure in
+# advance), 1 the address is over its limit, 2 the account is locked.
+_SIGN_IN = (
+    _SLIDING_LOG
+    + """
+local now = tonumber(ARGV[1])
+local wait = sliding_log(KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+if wait > 0 then
+  return {1, wait}
+end
+local window = tonumber(ARGV[5])
+local state = redis.call('HMGET', KEYS[2], 'n', 't')
+local failures = tonumber(state[1]) or 0
+local last = tonumber(state[2]) or 0
+if now - last >= window then
+  failures = 0
+end
+if failures >= tonumber(ARGV[6]) then
+  return {2, last + window - now}
+end
+redis.call('HSET', KEYS[2], 'n', failures + 1, 't', math.max(now, last))
+redis.call('PEXPIRE', KEYS[2], window)
+return {0, 0}
+"""
+)
+
+# KEYS[1]: the account's failures. Gives back the one counted in advance.
+_SIGN_IN_SUCCEEDED = """
+if (tonumber(redis.call('HGET', KEYS[1], 'n')) or 0) > 0 then
+  redis.call('HINCRBY', KEYS[1], 'n', -1)
+end
+return {}
+"""
 
 
-def _usage(request: HttpRequest, rate_name: str, value: str, *, increment: bool) -> dict[str, Any]:
-    try:
-        usage = get_usage(
-            request,
-            group=f"auth:{rate_name}",
-            key=lambda group, req: value,
-            rate=settings.AUTH_RATE_LIMITS[rate_name],
-            increment=increment,
-        )
-    except RedisError as exc:
-        logger.error("auth_rate_limit_unavailable", limit=rate_name, error=type(exc).__name__)
-        raise ServiceUnavailableError(UNAVAILABLE) from None
-    if usage is None:  # RATELIMIT_ENABLE = False
-        return {"should_limit": False, "time_left": 0, "count": 0, "limit": 0}
-    if usage["time_left"] < 0:  # the counter could not be read or written
-        raise ServiceUnavailableError(UNAVAILABLE)
-    return dict(usage)
+def _run(script: str, keys: list[str], args: list[Any]) -> list[Any]:
+    """One round trip (EVALSHA; the script is loaded on a new or flushed server)."""
+    client = get_redis_connection("default")
+    return list(client.register_script(script)(keys=keys, args=args))
 
 
-def count_and_check(request: HttpRequest, rate_name: str, value: str) -> None:
-    """Count this attempt; 429 once the limit is passed."""
-    usage = _usage(request, rate_name, value, increment=True)
-    if usage["should_limit"]:
-        raise RateLimitedError(
-            "Too many attempts; try again later.", retry_after=max(1, usage["time_left"])
-        )
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-def ip_of(request: HttpRequest) -> str:
-    return client_ip(request)
+def _seconds(wait_ms: int) -> int:
+    return max(1, math.ceil(wait_ms / 1000))
 
 
-# ------------------------------------------------------------------ sign-in, one round trip
+@dataclass(frozen=True)
+class _Limit:
+    key: str
+    rate: ratelimit.Rate
+
+    @property
+    def window_ms(self) -> int:
+        return self.rate.window * 1000
 
 
-def _login_rates() -> tuple[ratelimit.Rate, ratelimit.Rate]:
-    limits = settings.AUTH_RATE_LIMITS
-    return ratelimit.parse_rate(limits["login_ip"]), ratelimit.parse_rate(limits["login_account"])
-
-
-def _login_key(rate_name: str, value: str, rate: ratelimit.Rate, now: float) -> str:
+def _limit(rate_name: str, value: str) -> _Limit:
     # Hashed: no addresses or e-mail addresses in key names.
     digest = hashlib.sha256(value.encode()).hexdigest()[:32]
-    scope = f"auth:{current_schema()}"
-    return ratelimit.window_key(scope=scope, client=f"{rate_name}:{digest}", rate=rate, now=now)
+    key = f"{settings.RATE_LIMIT_KEY_PREFIX}:auth:{current_schema()}:{rate_name}:{digest}"
+    return _Limit(key=key, rate=ratelimit.parse_rate(settings.AUTH_RATE_LIMITS[rate_name]))
+
+
+def _enabled() -> bool:
+    return bool(getattr(settings, "RATELIMIT_ENABLE", True))
 
 
 def _unavailable(rate_name: str, exc: RedisError) -> ServiceUnavailableError:
@@ -85,43 +153,70 @@ def _unavailable(rate_name: str, exc: RedisError) -> ServiceUnavailableError:
     return ServiceUnavailableError(UNAVAILABLE)
 
 
+def _member() -> str:
+    # Two attempts in the same millisecond must be two entries of the log.
+    return secrets.token_hex(8)
+
+
+def ip_of(request: HttpRequest) -> str:
+    return client_ip(request)
+
+
+def count_and_check(request: HttpRequest, rate_name: str, value: str) -> None:
+    """Count this attempt against `value`; 429 once `rate_name`'s limit is reached."""
+    if not _enabled():
+        return
+    limit = _limit(rate_name, value)
+    try:
+        (wait_ms,) = _run(
+            _COUNT_AND_CHECK,
+            [limit.key],
+            [_now_ms(), limit.window_ms, limit.rate.limit, _member()],
+        )
+    except RedisError as exc:
+        raise _unavailable(rate_name, exc) from None
+    if int(wait_ms) > 0:
+        raise RateLimitedError(TOO_MANY, retry_after=_seconds(int(wait_ms)))
+
+
+# ------------------------------------------------------------------ sign-in
+
+
 def login_check(request: HttpRequest, account: str) -> None:
-    """Count this sign-in attempt against the client address and 429 once its limit is passed,
-    or once `account` has used up its failures; one Redis round trip."""
-    if not getattr(settings, "RATELIMIT_ENABLE", True):
+    """Before a password is checked: count the attempt against the client address and, in
+    advance, as a failure of `account`; 429 when either is over its limit. One round trip.
+
+    Call `login_succeeded` once the password checked out; whatever else happens (a wrong
+    password, an unknown account, an error) the failure stays counted."""
+    if not _enabled():
         return
-    ip_rate, account_rate = _login_rates()
-    now = time.time()
-    counter = _login_key("login_ip", ip_of(request), ip_rate, now)
-    failures_key = _login_key("login_account", account, account_rate, now)
+    address = _limit("login_ip", ip_of(request))
+    failures = _limit("login_account", account)
     try:
-        attempts, (failures,) = ratelimit.count_and_read(
-            counter=counter, expiry=ip_rate.window + 1, read_keys=[failures_key]
+        verdict, wait_ms = _run(
+            _SIGN_IN,
+            [address.key, failures.key],
+            [
+                _now_ms(),
+                address.window_ms,
+                address.rate.limit,
+                _member(),
+                failures.window_ms,
+                failures.rate.limit,
+            ],
         )
     except RedisError as exc:
-        raise _unavailable("login_ip", exc) from None
-    if attempts > ip_rate.limit:
-        raise RateLimitedError(
-            "Too many attempts; try again later.",
-            retry_after=ratelimit.window_reset(ip_rate, now),
-        )
-    if int(failures or 0) >= account_rate.limit:
-        raise RateLimitedError(
-            "Too many attempts; try again later.",
-            retry_after=ratelimit.window_reset(account_rate, now),
-        )
+        raise _unavailable("login", exc) from None
+    if int(verdict) != 0:
+        raise RateLimitedError(TOO_MANY, retry_after=_seconds(int(wait_ms)))
 
 
-def login_failed(request: HttpRequest, account: str) -> None:
-    """Count a failed sign-in against `account` (from any address)."""
-    if not getattr(settings, "RATELIMIT_ENABLE", True):
+def login_succeeded(request: HttpRequest, account: str) -> None:
+    """Give back the failure `login_check` counted in advance. A sign-in that succeeded is
+    not refused when this cannot reach Redis: the failure then stays counted (stricter)."""
+    if not _enabled():
         return
-    _, account_rate = _login_rates()
-    now = time.time()
     try:
-        ratelimit.count_and_read(
-            counter=_login_key("login_account", account, account_rate, now),
-            expiry=account_rate.window + 1,
-        )
+        _run(_SIGN_IN_SUCCEEDED, [_limit("login_account", account).key], [])
     except RedisError as exc:
-        raise _unavailable("login_account", exc) from None
+        logger.warning("auth_rate_limit_not_given_back", error=type(exc).__name__)

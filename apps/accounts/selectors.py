@@ -4,7 +4,9 @@ import re
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 
 from apps.accounts.models import Session, User, UserCount
 from apps.core.errors import ForbiddenError, NotFoundError, ValidationError
@@ -18,16 +20,28 @@ ORDERINGS = frozenset(
 
 
 def search_query(text: str) -> SearchQuery | None:
-    """Every word of `text` as a prefix ('ann lee' finds 'Annabel Leeds'), all required.
+    """Every word of `text` as a prefix ('ann lee' finds 'Annabel Leeds'), all required; or
+    every token of `text` as the index's own parser reads it ('xyz-19851231' is 'xyz' and
+    '-19851231', 'sdr-2e3e9b66' a hyphenated word and its parts), all required.
 
-    Only word characters reach to_tsquery, so no input can make a malformed query.
+    The prefixes are built from word characters only, and the tokens by plainto_tsquery
+    (which reads no operators), so no input can make a malformed query.
     """
     words = re.findall(r"\w+", text.lower())[:8]
+    tokens = SearchQuery(text, search_type="plain", config="simple")
     if not words:
-        return None
-    return SearchQuery(
+        return tokens if text.strip() else None
+    prefixes = SearchQuery(
         " & ".join(f"{word}:*" for word in words), search_type="raw", config="simple"
     )
+    return prefixes | tokens
+
+
+def exact_match(text: str) -> Q:
+    """The user whose username or e-mail is `text`, whatever its characters or case (the
+    expressions of the unique indexes, so each is an index lookup)."""
+    wanted = Lower(Value(text.strip()))
+    return Q(Exact(Lower("username"), wanted)) | Q(Exact(Lower("email"), wanted))
 
 
 def user_list(
@@ -51,8 +65,14 @@ def user_list(
         query = search_query(search)
         if query is None:
             return qs.none()
-        qs = qs.filter(search_vector=query).annotate(rank=SearchRank(F("search_vector"), query))
-        return qs.order_by(ordering, "id") if ordering else qs.order_by("-rank", "id")
+        exact = exact_match(search)
+        # An exact username or e-mail first, then by rank: its tokens need not match the
+        # words typed (e.g. a username of signs only, which has none).
+        qs = qs.filter(Q(search_vector=query) | exact).annotate(
+            rank=SearchRank(F("search_vector"), query),
+            is_exact=Case(When(exact, then=Value(True)), default=Value(False)),
+        )
+        return qs.order_by(ordering, "id") if ordering else qs.order_by("-is_exact", "-rank", "id")
     return qs.order_by(ordering or "id", "id")
 
 

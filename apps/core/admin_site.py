@@ -16,10 +16,12 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.contrib.admin.apps import AdminConfig
+from django.core.exceptions import ValidationError
 from django.db.models import Model
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django_tenants.utils import get_public_schema_name
 
+from apps.core.errors import RateLimitedError, ServiceUnavailableError
 from apps.core.tenancy import current_schema
 
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
@@ -42,9 +44,43 @@ def model_lives_in_current_schema(model: type[Model]) -> bool:
     return app_config.name in installed or full_name in installed
 
 
+def limited_login_form() -> type[Any]:
+    """The admin's login form, showing a sign-in the brute-force limits refused (the
+    authentication backend raises it) as the form's error. Built with the site, once the
+    apps are loaded: the admin's forms import the user model, which this module must not."""
+    from django.contrib.admin.forms import AdminAuthenticationForm
+
+    class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
+        refusal: RateLimitedError | ServiceUnavailableError | None = None
+
+        def clean(self) -> dict[str, Any]:
+            try:
+                return super().clean()
+            except (RateLimitedError, ServiceUnavailableError) as exc:
+                self.refusal = exc
+                raise ValidationError(exc.message, code=exc.code.lower()) from None
+
+    return LimitedAdminAuthenticationForm
+
+
 class PlatformAdminSite(AdminSite):
     site_header = "Platform administration"
     site_title = "Platform admin"
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        self.login_form = limited_login_form()
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Django's login view, with the form above: a refused sign-in is the form again, with
+        its message, answered 429 (a limit) or 503 (Redis unreachable) and Retry-After."""
+        response = super().login(request, extra_context)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        refusal = getattr(form, "refusal", None)
+        if isinstance(response, HttpResponse) and refusal is not None:
+            response.status_code = refusal.status_code
+            response["Retry-After"] = str(refusal.retry_after)
+        return response
 
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)

@@ -6,8 +6,8 @@ calls leaves a counter without expiry when the second call is lost).
 
 Why not django-ratelimit here: its `get_usage` costs two round trips
 (`cache.add` then `cache.incr`) on every request and reports no reset instant.
-Sign-in's limits use `count_and_read` (apps/accounts/limits.py); the refresh
-and password-reset limits use django-ratelimit, where those costs do not matter.
+The brute-force limits of sign-in, refresh and password reset are not fixed
+windows: they keep their promise over any span (apps/accounts/limits.py).
 
 When Redis cannot be reached the gateway limit fails open (the request is
 served and a warning logged): readiness reports the cache as down, and the
@@ -81,6 +81,10 @@ class RateLimitResult:
         }
 
 
+MAX_LIMIT = 1_000_000_000
+MAX_WINDOW = 366 * 86400
+
+
 class InvalidRate(ValueError):
     pass
 
@@ -96,6 +100,12 @@ def parse_rate(text: str) -> Rate:
     window = multiplier * _UNIT_SECONDS[match.group(3)]
     if limit < 1 or window < 1:
         raise InvalidRate(f"'{text}' must allow at least one request in a window of at least 1s.")
+    # Beyond these a rate means nothing more, and a window past Redis's expiry range would
+    # make every count fail (the gateway would then fail open).
+    if limit > MAX_LIMIT or window > MAX_WINDOW:
+        raise InvalidRate(
+            f"'{text}' must allow at most {MAX_LIMIT} requests in a window of at most 366 days."
+        )
     return Rate(limit=limit, window=window)
 
 
@@ -141,15 +151,6 @@ def window_key(*, scope: str, client: str, rate: Rate, now: float) -> str:
 def window_reset(rate: Rate, now: float) -> int:
     """Whole seconds (at least 1) until the window of `rate` that holds `now` ends."""
     return max(1, int((int(now // rate.window) + 1) * rate.window - now + 0.999))
-
-
-def count_and_read(
-    *, counter: str, expiry: int, read_keys: Sequence[str] = ()
-) -> tuple[int, list[bytes | None]]:
-    """Increment `counter` (expiring after `expiry` seconds) and read `read_keys`, in one round
-    trip. Raises RedisError: for callers that must fail closed."""
-    reply = _run([counter, *read_keys], expiry)
-    return int(reply[0]), list(reply[1:])
 
 
 class PendingScript:

@@ -94,11 +94,14 @@ class TenantAdmin(admin.ModelAdmin[Tenant]):
     ) -> None:
         data = form.cleaned_data
         if change:
+            # The row as stored: the form has already copied its values onto `obj`, and the
+            # service saves only what differs. This admin is the public host's: operators.
             services.tenant_update(
-                tenant=obj,
+                tenant=Tenant.objects.get(pk=obj.pk),
                 name=data["name"],
                 is_active=data["is_active"],
                 tenant_settings=data.get("settings") or {},
+                may_loosen_limits=True,
             )
             return
         result = services.tenant_create(

@@ -97,7 +97,8 @@ class TenantDetailApi(APIView):
         data = validated(TenantUpdateInput, request.data)
         tenant = selectors.tenant_get(tenant_id=tenant_id)
         changes = {("tenant_settings" if k == "settings" else k): v for k, v in data.items()}
-        services.tenant_update(tenant=tenant, **changes)
+        # Platform operators may set limits looser than the platform's (IsPlatformOperator).
+        services.tenant_update(tenant=tenant, may_loosen_limits=True, **changes)
         return Response(TenantOutput(selectors.tenant_get(tenant_id=tenant_id)).data)
 
 
@@ -115,7 +116,10 @@ class OwnTenantApi(APIView):
         operation_id="tenant_update",
         request=OwnTenantUpdateInput,
         responses={200: TenantOutput},
-        description="Rename the tenant or change its settings (e.g. its API rate limit).",
+        description=(
+            "Rename the tenant or change its settings (e.g. its API rate limit, which owners "
+            "may set no looser than the platform's: 422 otherwise)."
+        ),
         tags=["tenant"],
     )
     def patch(self, request: Request) -> Response:

@@ -73,4 +73,7 @@ class OwnTenantUpdateInput(InputSerializer):
     """What a tenant's owners may change about their own tenant (not its active flag)."""
 
     name = serializers.CharField(required=False, max_length=200)
-    settings = serializers.JSONField(required=False)
+    settings = serializers.JSONField(
+        required=False,
+        help_text='e.g. {"rate_limit": "300/m"}: a rate limit no looser than the platform\'s.',
+    )

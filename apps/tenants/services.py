@@ -20,7 +20,12 @@ from apps.core.tenancy import current_schema
 from apps.rbac.services import owner_grant
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.schemas import schema_clone_from_template
-from apps.tenants.validators import schema_name_for, settings_errors, slug_errors
+from apps.tenants.validators import (
+    loosening_errors,
+    schema_name_for,
+    settings_errors,
+    slug_errors,
+)
 
 SLUG_TAKEN = "A tenant with this slug already exists"
 
@@ -146,11 +151,16 @@ def tenant_update(
     name: str = _UNSET,
     is_active: bool = _UNSET,
     tenant_settings: Mapping[str, Any] = _UNSET,
+    may_loosen_limits: bool = False,
 ) -> Tenant:
     """Change a tenant's name, active flag or settings; `is_active=False` deactivates it.
 
     A deactivated tenant's hosts answer 404 at once in this process and within
     TENANT_CACHE_LOCAL_SECONDS everywhere; its data is kept.
+
+    Settings that would relax a platform limit (a rate limit looser than the platform's)
+    are refused unless `may_loosen_limits`: true only when a platform operator asks (the
+    tenant's own owners may tighten them). `tenant` is the row as stored.
     """
     if tenant.is_public:
         raise ValidationError("The platform's own tenant cannot be changed here.")
@@ -167,6 +177,10 @@ def tenant_update(
         changes["is_active"] = bool(is_active)
     if tenant_settings is not _UNSET:
         if problems := settings_errors(tenant_settings):
+            errors["settings"] = problems
+        elif not may_loosen_limits and (
+            problems := loosening_errors(tenant_settings, current=tenant.settings)
+        ):
             errors["settings"] = problems
         elif dict(tenant_settings) != tenant.settings:
             changes["settings"] = dict(tenant_settings)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.core.ratelimit import InvalidRate, parse_rate
+from apps.core.ratelimit import InvalidRate, Rate, parse_rate
 
 # A slug is one DNS label (the tenant's host is <slug>.<base domain>), so:
 # lower-case letters, digits and single hyphens, starting with a letter.
@@ -64,7 +64,47 @@ def settings_errors(value: Any) -> list[str]:
     rate = value.get("rate_limit")
     if rate is not None:
         try:
-            parse_rate(str(rate))
+            if not isinstance(rate, str):
+                raise InvalidRate("Use a text such as '600/m', '100/10s' or '5000/hour'.")
+            parse_rate(rate)
         except InvalidRate as exc:
             errors.append(f"rate_limit: {exc}")
     return errors
+
+
+# Settings keys that relax a platform limit: only platform operators may set them looser
+# than the platform's own value. `rate_limit` (the gateway's API rate, apps/core/ratelimit.py)
+# is the only one today; a new key that relaxes a limit belongs in `loosening_errors`.
+
+
+def _rate(value: Any) -> Rate | None:
+    try:
+        return parse_rate(str(value)) if value else None
+    except InvalidRate:
+        return None
+
+
+def _looser(rate: Rate, than: Rate | None) -> bool:
+    """Whether `rate` lets through more than `than` (None: no limit): more per window (a
+    larger burst) or more per second on average. Over any span, a rate that is neither lets
+    through no more than the other."""
+    if than is None:
+        return False
+    return rate.limit > than.limit or rate.limit * than.window > than.limit * rate.window
+
+
+def loosening_errors(value: Mapping[str, Any], *, current: Mapping[str, Any]) -> list[str]:
+    """What in the (valid) settings `value` would relax a platform limit, for anyone but a
+    platform operator: a `rate_limit` looser than the platform's API_RATE_LIMIT, unless it is
+    no looser than the tenant's `current` one (an operator's grant may be kept or lowered)."""
+    wanted = _rate(value.get("rate_limit"))
+    if wanted is None:
+        return []
+    platform = _rate(settings.API_RATE_LIMIT)
+    granted = _rate(current.get("rate_limit"))
+    if not _looser(wanted, platform) or (granted is not None and not _looser(wanted, granted)):
+        return []
+    return [
+        f"rate_limit: '{value['rate_limit']}' is looser than the platform's limit "
+        f"({settings.API_RATE_LIMIT}); only platform operators may raise it."
+    ]

@@ -31,7 +31,14 @@ def test_parse_rate(text: str, rate: Rate) -> None:
     assert parse_rate(text) == rate
 
 
-@pytest.mark.parametrize("text", ["", "lots", "10/fortnight", "0/m", "-1/m", "10/0s", "m/10"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "", "lots", "10/fortnight", "0/m", "-1/m", "10/0s", "m/10",
+        # Past any meaning, and past Redis's expiry range (every count would fail).
+        "1/367d", "1/99999999999999999999d", "1000000001/s",
+    ],
+)  # fmt: skip
 def test_parse_rate_rejects_nonsense(text: str) -> None:
     with pytest.raises(InvalidRate):
         parse_rate(text)
@@ -297,3 +304,20 @@ def test_a_failed_send_goes_once_more_through_the_client(
     response = get(api, tenant_a.host)
     assert not fail
     assert response.status_code == 200 and response["X-RateLimit-Remaining"] == "3"
+
+
+@pytest.mark.django_db
+def test_a_stored_rate_past_any_bound_does_not_open_the_gate(
+    api: APIClient, tenant_a, settings
+) -> None:
+    # A window past Redis's expiry range made every count fail, and the gateway fails open.
+    from apps.tenants.models import Tenant
+    from apps.tenants.resolution import tenant_cache_invalidate
+
+    settings.API_RATE_LIMIT = "1/m"
+    Tenant.objects.filter(pk=tenant_a.tenant.pk).update(
+        settings={"rate_limit": "1/99999999999999999999d"}
+    )
+    tenant_cache_invalidate(hostnames=[tenant_a.host])
+    assert get(api, tenant_a.host).status_code == 200
+    assert get(api, tenant_a.host).status_code == 429

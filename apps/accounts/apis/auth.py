@@ -27,7 +27,6 @@ from apps.accounts.serializers import (
 from apps.accounts.services import email_change, passwords, sessions
 from apps.accounts.services.sessions import ClientInfo
 from apps.accounts.tokens import Claims, InvalidToken, refresh_token_decode
-from apps.core.errors import UnauthorizedError
 from apps.core.serializers import validated
 
 RESET_REQUESTED = (
@@ -57,16 +56,13 @@ class LoginApi(APIView):
     def post(self, request: Request) -> Response:
         data = validated(LoginInput, request.data)
         account = normalize_email(data["email"])
-        # Every attempt counts against the address; the account's failures are read too.
+        # Every attempt counts against the address, and against the account as a failure
+        # until it succeeds: a guessing run locks the account for a while.
         limits.login_check(request._request, account)
-        try:
-            pair = sessions.login(
-                email=account, password=data["password"], client=ClientInfo.of(request._request)
-            )
-        except UnauthorizedError:
-            # Failures count against the account: a guessing run locks it for a while.
-            limits.login_failed(request._request, account)
-            raise
+        pair = sessions.login(
+            email=account, password=data["password"], client=ClientInfo.of(request._request)
+        )
+        limits.login_succeeded(request._request, account)
         return Response(pair.as_response())
 
 
