@@ -416,9 +416,10 @@ NOTIFICATION_SEND_GROUP = env_int("NOTIFICATION_SEND_GROUP", 50)
 NOTIFICATION_BATCH_CHUNK = env_int("NOTIFICATION_BATCH_CHUNK", 500)
 # Web Push endpoints users may register: https at these push services (host suffixes,
 # comma-separated); unset: the browsers' own (apps/notifications/recipient_services.py).
+# Whatever the list, the worker connects to public addresses only (apps/core/outbound.py).
 if _webpush_hosts := env_list("NOTIFICATION_WEBPUSH_HOSTS", []):
     NOTIFICATION_WEBPUSH_HOSTS = _webpush_hosts
-# http://localhost push endpoints, for development only.
+# http://localhost push endpoints (127.0.0.1, ::1), for development only.
 NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS = env_bool(
     "NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS", DEBUG
 )
