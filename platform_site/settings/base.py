@@ -386,6 +386,12 @@ TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
 TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
 TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER")
 TWILIO_BASE_URL = env_str("TWILIO_BASE_URL", "https://api.twilio.com")
+# Provider URLs such as TWILIO_BASE_URL must be https at public addresses (every call
+# goes through apps/core/outbound.py); on: also this machine (plain http too) and
+# private networks, for a gateway of your own or a local stub.
+NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES = env_bool(
+    "NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES", False
+)
 # Web Push (apps.notifications.channels.push.WebPushProvider): the VAPID key pair
 # (private key as PEM or base64url DER/raw; the public key is what browsers subscribe with).
 VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY")

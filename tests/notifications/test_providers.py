@@ -300,6 +300,36 @@ def test_an_open_breaker_waits_its_whole_reset_timeout_not_to_the_next_whole_sec
     breaker_reset("twilio")
 
 
+def test_an_sms_provider_url_on_this_machine_is_refused_unless_allowed(
+    in_tenant_a, twilio, settings
+) -> None:
+    settings.NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES = False
+    delivery = _delivery(make_user(phone_number="+14155550123"), "sms")
+
+    outcome = delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert twilio.requests == []
+    assert outcome.status == "pending"  # a configuration every message fails alike
+    assert "TWILIO_BASE_URL refused: Must be an https URL." in delivery.last_error
+    assert "secret-token" not in delivery.last_error
+
+
+def test_an_sms_provider_name_resolving_to_this_machine_is_refused_when_connecting(
+    in_tenant_a, twilio, settings
+) -> None:
+    settings.NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES = False
+    delivery = _delivery(make_user(phone_number="+14155550123"), "sms")
+    with counting_listener() as listener:
+        settings.TWILIO_BASE_URL = f"https://localhost:{listener.port}"
+        outcome = delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert listener.connections == 0
+    assert outcome.status == "pending"
+    assert "localhost leads to an address that is not allowed" in delivery.last_error
+
+
 def test_a_user_without_a_phone_number_is_skipped_at_send_time(in_tenant_a, twilio) -> None:
     user = make_user(phone_number="+14155550123")
     delivery = _delivery(user, "sms")
