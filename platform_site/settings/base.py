@@ -481,7 +481,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # empty: derived from SECRET_KEY (changing that key then asks for the secrets again).
 SSO_ENCRYPTION_KEY = env_str("SSO_ENCRYPTION_KEY", "")
 SSO_HTTP_TIMEOUT_SECONDS = env_int("SSO_HTTP_TIMEOUT_SECONDS", 5)
-# Issuers over plain http on 127.0.0.1/localhost (a provider run locally); never in production.
+# Every call to an identity provider (discovery, token, JWKS, UserInfo) goes through
+# apps/core/outbound.py: https to public addresses only, checked when connecting.
+# Issuers over plain http on localhost/127.0.0.1/::1 (a provider run locally); never in production.
 SSO_ALLOW_LOOPBACK_HTTP = env_bool("SSO_ALLOW_LOOPBACK_HTTP", False)
 # https issuers and endpoints at private, loopback or link-local addresses are refused (a
 # tenant admin must not reach the platform's own network); turn on for an identity

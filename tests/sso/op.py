@@ -5,7 +5,8 @@ client does not use), an /authorize that approves the configured user at once,
 a /token that checks client authentication, the code, redirect_uri and the
 PKCE S256 verifier, and /userinfo. Switches make it misbehave the ways real
 providers do: another audience, an expired token, a bad signature, a rotated
-key, a discovery document naming another issuer, or simply being down.
+key, a discovery document naming another issuer or other endpoints, or simply
+being down.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Switches:
     nonce: str | None = None  # another nonce than the one asked for
     discovery_issuer: str | None = None  # the discovery document names another issuer
     deny: bool = False  # /authorize answers error=access_denied
+    discovery_endpoints: dict[str, str] = field(default_factory=dict)  # replaced in discovery
 
 
 @dataclass
@@ -154,6 +156,7 @@ class OpenIDProvider:
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                **self.switches.discovery_endpoints,
             },
             {},
         )
