@@ -1,6 +1,7 @@
 """Talking to an OpenID provider: discovery, the authorization URL (PKCE S256), the code
-exchange (authlib's requests client) and the ID token check (PyJWT, keys from the
-provider's JWKS through PyJWKClient: cached, fetched again when a `kid` is unknown).
+exchange (authlib's requests client), the ID token check (PyJWT, keys from the
+provider's JWKS through PyJWKClient: cached, fetched again when a `kid` is unknown) and
+UserInfo (OIDC Core 5.3).
 
 Every request to the provider goes through the outbound guard (apps.core.outbound):
 https to public addresses, checked when connecting, unless SSO_ALLOW_LOOPBACK_HTTP /
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -145,6 +147,12 @@ def authorization_url(
     return str(url)
 
 
+@dataclass(frozen=True)
+class TokenResponse:
+    id_token: str
+    access_token: str  # for UserInfo; empty if the provider gave none
+
+
 def code_exchange(
     *,
     metadata: dict[str, Any],
@@ -154,8 +162,8 @@ def code_exchange(
     callback_uri: str,
     code: str,
     code_verifier: str,
-) -> str:
-    """The ID token the provider gives for `code`."""
+) -> TokenResponse:
+    """The tokens the provider gives for `code`."""
     session = _session(
         client_id=client_id, client_secret=client_secret, scopes=scopes, callback_uri=callback_uri
     )
@@ -180,7 +188,10 @@ def code_exchange(
     id_token = token.get("id_token")
     if not isinstance(id_token, str):
         raise ProviderError("token_exchange_failed", "no id_token in the response")
-    return id_token
+    access_token = token.get("access_token")
+    return TokenResponse(
+        id_token=id_token, access_token=access_token if isinstance(access_token, str) else ""
+    )
 
 
 class _JWKClient(jwt.PyJWKClient):
@@ -279,3 +290,51 @@ def id_token_validate(
     if not nonce or claims.get("nonce") != nonce:
         raise ProviderError("id_token_invalid", "wrong nonce")
     return claims
+
+
+def userinfo_fetch(*, metadata: dict[str, Any], access_token: str, subject: str) -> dict[str, Any]:
+    """The claims the UserInfo endpoint gives for `access_token`. Its `sub` must be the ID
+    token's (OIDC Core 5.3.2), or none of them is used."""
+    try:
+        with OutboundSession(outbound_policy=_policy()) as session:
+            response = session.get(
+                metadata["userinfo_endpoint"],
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+                timeout=settings.SSO_HTTP_TIMEOUT_SECONDS,
+                allow_redirects=False,
+            )
+    except OutboundRefused as exc:
+        raise ProviderError("address_not_allowed", str(exc)) from None
+    except requests.RequestException:
+        raise ProviderError(
+            "provider_unavailable", "the UserInfo endpoint could not be reached"
+        ) from None
+    if response.status_code != 200:
+        raise ProviderError("userinfo_failed", f"HTTP {response.status_code}")
+    content_type = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if content_type == "application/jwt":
+        raise ProviderError("userinfo_invalid", "signed UserInfo responses are not supported")
+    try:
+        claims = response.json()
+    except ValueError:
+        raise ProviderError("userinfo_invalid", "the response is not JSON") from None
+    if not isinstance(claims, dict):
+        raise ProviderError("userinfo_invalid", "the response is not an object")
+    if claims.get("sub") != subject:
+        raise ProviderError("userinfo_subject_mismatch", "UserInfo names another subject")
+    return claims
+
+
+def claims_merge(
+    *, id_token_claims: dict[str, Any], userinfo: dict[str, Any], claim_email: str
+) -> dict[str, Any]:
+    """The ID token's claims, completed from UserInfo's: the signed ID token wins where
+    both have a claim. `email_verified` vouches for one address, so it is taken only
+    from a source that carries that same address."""
+    merged = {**userinfo, **id_token_claims}
+    merged.pop("email_verified", None)
+    for source in (id_token_claims, userinfo):
+        if "email_verified" in source and source.get(claim_email) == merged.get(claim_email):
+            merged["email_verified"] = source["email_verified"]
+            break
+    return merged

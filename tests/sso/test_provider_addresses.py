@@ -75,13 +75,14 @@ def test_discovered_endpoints_whose_names_do_not_resolve_are_refused(
         assert not IdentityProvider.objects.exists()
 
 
-@pytest.mark.parametrize("key", ["token_endpoint", "jwks_uri"])
+@pytest.mark.parametrize("key", ["token_endpoint", "jwks_uri", "userinfo_endpoint"])
 def test_an_endpoint_that_now_leads_to_this_machine_is_refused_when_connecting(
     tenant_a, api_a, op, admin_token, settings, sign_in, key
 ):
     # given a provider configured while its endpoints were acceptable, whose endpoint's
     # name now resolves to 127.0.0.1 (here: is `localhost`) over https
     settings.SSO_ALLOW_PRIVATE_ADDRESSES = False
+    op.switches.claims_in_userinfo_only = key == "userinfo_endpoint"
     assert _create(api_a, op, admin_token).status_code == 201
     before = counts(tenant_a)
     with counting_listener() as listener:
