@@ -245,9 +245,14 @@ SESSION_MAX_AGE = timedelta(days=env_int("SESSION_MAX_AGE_DAYS", 30))
 REFRESH_REUSE_GRACE_SECONDS = 10
 PASSWORD_RESET_TIMEOUT_MINUTES = env_int("PASSWORD_RESET_TIMEOUT_MINUTES", 60)
 # Where the e-mailed link points: a page of your front end that posts the token
-# to /api/v1/auth/password/reset/confirm. {host} is the tenant's primary domain.
+# to /api/v1/auth/password/reset/confirm. {host} is the tenant's primary domain
+# (with PLATFORM_URL_PORT when set).
 PASSWORD_RESET_URL = env_str("PASSWORD_RESET_URL", "{scheme}://{host}/reset-password?token={token}")
+# Links the platform builds (OIDC callback, discovery's jwks_uri, e-mailed links):
+# their scheme, and for links mailed without a request to copy the host from, the port
+# (empty: the scheme's default). Local settings: http and WEB_PORT, as runserver serves.
 PLATFORM_URL_SCHEME = env_str("PLATFORM_URL_SCHEME", "https")
+PLATFORM_URL_PORT = env_int("PLATFORM_URL_PORT", 0) or None
 # Soft-deleted users are purged after this many days (by the cleanup job).
 USER_RETENTION_DAYS = env_int("USER_RETENTION_DAYS", 30)
 

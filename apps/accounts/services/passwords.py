@@ -117,6 +117,8 @@ def _reset_mail(user: User, token: str) -> EmailMultiAlternatives:
     schema = current_schema()
     domain = Domain.objects.filter(tenant__schema_name=schema).order_by("-is_primary", "id").first()
     host = domain.domain if domain else settings.PLATFORM_BASE_DOMAIN
+    if settings.PLATFORM_URL_PORT:  # mailed from a worker: no request to copy the port from
+        host = f"{host}:{settings.PLATFORM_URL_PORT}"
     context = {
         "user": user,
         "link": settings.PASSWORD_RESET_URL.format(
