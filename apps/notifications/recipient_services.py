@@ -8,13 +8,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.errors import ConflictError, ValidationError
+from apps.core.outbound import OutboundPolicy, OutboundRefused, url_check
 from apps.notifications.models import Channel, DeviceSubscription, Notification, Preference
 from apps.notifications.types import NOTIFICATION_TYPES
 
@@ -109,35 +109,33 @@ DEFAULT_WEBPUSH_HOSTS = (
     "notify.windows.com",
 )
 _FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-]{20,2000}$")
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
-def _insecure_allowed() -> bool:
-    return bool(getattr(settings, "NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS", settings.DEBUG))
+def webpush_policy() -> OutboundPolicy:
+    """What a Web Push endpoint may reach: https to public addresses, and plain http to
+    this machine where NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS is on (development)."""
+    allow_http = getattr(settings, "NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS", settings.DEBUG)
+    return OutboundPolicy(allow_loopback_http=bool(allow_http))
 
 
 def webpush_endpoint_problem(endpoint: str) -> str | None:
-    """Why a Web Push endpoint is refused, or None."""
+    """Why a Web Push endpoint is refused, or None. The URL is read as the HTTP client
+    reads it (apps.core.outbound); the address it leads to is checked again when the
+    worker connects."""
     try:
-        parts = urlsplit(endpoint)
-        host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018 (raises on a malformed port)
-    except ValueError:
-        return "Must be a URL."
-    if parts.scheme == "http" and host in _LOOPBACK and _insecure_allowed():
-        return None  # a local push service in development
-    if parts.scheme != "https" or not host:
-        return "Must be an https URL."
-    if parts.username or parts.password:
-        return "Must not carry credentials."
+        url = url_check(endpoint, webpush_policy())
+    except OutboundRefused as exc:
+        return str(exc)
+    if url.is_plain_http:
+        return None  # a local push service in development (url_check allowed it)
     try:
-        ipaddress.ip_address(host)
+        ipaddress.ip_address(url.host)
         return "Must name a push service by host name."
     except ValueError:
         pass
     allowed = getattr(settings, "NOTIFICATION_WEBPUSH_HOSTS", DEFAULT_WEBPUSH_HOSTS)
     if allowed is not None and not any(
-        host == suffix or host.endswith(f".{suffix}") for suffix in allowed
+        url.host == suffix or url.host.endswith(f".{suffix}") for suffix in allowed
     ):
         return "Not a known push service."
     return None

@@ -1,20 +1,33 @@
 """Talking to an OpenID provider: discovery, the authorization URL (PKCE S256), the code
-exchange (authlib's requests client) and the ID token check (PyJWT, keys from the
-provider's JWKS through PyJWKClient: cached, fetched again when a `kid` is unknown)."""
+exchange (authlib's requests client), the ID token check (PyJWT, keys from the
+provider's JWKS through PyJWKClient: cached, fetched again when a `kid` is unknown) and
+UserInfo (OIDC Core 5.3).
+
+Every request to the provider goes through the outbound guard (apps.core.outbound):
+https to public addresses, checked when connecting, unless SSO_ALLOW_LOOPBACK_HTTP /
+SSO_ALLOW_PRIVATE_ADDRESSES say otherwise. A tenant admin chooses the issuer, so the
+platform must not be made to call its own network through it."""
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 import requests
 from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
 from authlib.integrations.requests_client import OAuth2Session  # type: ignore[import-untyped]
 from django.conf import settings
+
+from apps.core.outbound import (
+    OutboundPolicy,
+    OutboundRefused,
+    OutboundSession,
+    OutboundSessionMixin,
+    url_check_resolved,
+)
 
 _METADATA_KEYS = (
     "issuer",
@@ -38,67 +51,72 @@ class ProviderError(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
-def _loopback(host: str | None) -> bool:
-    return host in ("localhost", "127.0.0.1", "::1")
+def _policy() -> OutboundPolicy:
+    return OutboundPolicy(
+        allow_loopback_http=settings.SSO_ALLOW_LOOPBACK_HTTP,
+        allow_private_addresses=settings.SSO_ALLOW_PRIVATE_ADDRESSES,
+    )
+
+
+def url_problem(url: str) -> str | None:
+    """Why the platform will not call `url`, or None: it must read unambiguously, be
+    https (plain http only to this machine where SSO_ALLOW_LOOPBACK_HTTP is on) and
+    resolve, to public addresses only unless SSO_ALLOW_PRIVATE_ADDRESSES is on. Checked
+    when configuring; each connection is checked again (the name may resolve elsewhere
+    by then)."""
+    try:
+        url_check_resolved(url, _policy())
+    except OutboundRefused as exc:
+        return str(exc)
+    return None
 
 
 def url_acceptable(url: str) -> bool:
-    """https; plain http only to this machine and only where SSO_ALLOW_LOOPBACK_HTTP is
-    on (a provider run locally, as in the tests): otherwise a tenant admin could make
-    the platform call services listening on its own loopback."""
-    parts = urlsplit(url)
-    if not parts.hostname or parts.username or parts.password:
-        return False
-    if parts.scheme == "https":
-        return settings.SSO_ALLOW_PRIVATE_ADDRESSES or not _private_address(parts.hostname)
-    return parts.scheme == "http" and settings.SSO_ALLOW_LOOPBACK_HTTP and _loopback(parts.hostname)
-
-
-def _private_address(host: str) -> bool:
-    """Whether `host` is, or resolves to, an address inside the platform's own networks
-    (loopback, private, link-local such as cloud metadata, reserved): a tenant admin must
-    not make the platform fetch from there. A name that does not resolve is left to the
-    fetch, which fails on its own."""
-    try:
-        infos = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return False
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global:
-            return True
-    return False
+    return url_problem(url) is None
 
 
 def discovery_fetch(issuer: str) -> dict[str, Any]:
     """The provider's discovery document, checked: its `issuer` must be exactly ours."""
-    if not url_acceptable(issuer):
-        raise ProviderError("issuer_invalid", "the issuer must be an https URL")
+    problem = url_problem(issuer)
+    if problem:
+        raise ProviderError("issuer_invalid", f"the issuer is not acceptable: {problem}")
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
-        response = requests.get(url, timeout=settings.SSO_HTTP_TIMEOUT_SECONDS)
+        with OutboundSession(outbound_policy=_policy()) as session:
+            response = session.get(url, timeout=settings.SSO_HTTP_TIMEOUT_SECONDS)
         response.raise_for_status()
         document = response.json()
+    except OutboundRefused as exc:
+        raise ProviderError("issuer_invalid", f"the issuer is not acceptable: {exc}") from None
     except (requests.RequestException, ValueError):
         raise ProviderError("provider_unavailable", "discovery could not be fetched") from None
     if not isinstance(document, dict):
         raise ProviderError("discovery_invalid", "the discovery document is not an object")
     if document.get("issuer") != issuer:
         raise ProviderError("issuer_mismatch", "the discovery document names another issuer")
-    for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+    for key in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint"):
         value = document.get(key)
-        if not isinstance(value, str) or not url_acceptable(value):
-            raise ProviderError("discovery_invalid", f"{key} is missing or not https")
+        if key == "userinfo_endpoint" and value is None:
+            continue  # optional: without it, only the ID token's claims are read
+        if not isinstance(value, str):
+            raise ProviderError("discovery_invalid", f"{key} is missing")
+        problem = url_problem(value)
+        if problem:
+            raise ProviderError("discovery_invalid", f"{key} is not acceptable: {problem}")
     methods = document.get("code_challenge_methods_supported")
     if isinstance(methods, list) and "S256" not in methods:
         raise ProviderError("discovery_invalid", "the provider does not support PKCE S256")
     return {key: document[key] for key in _METADATA_KEYS if key in document}
 
 
+class _OAuth2Session(OutboundSessionMixin, OAuth2Session):
+    """authlib's client, its requests sent through the outbound guard."""
+
+
 def _session(
     *, client_id: str, client_secret: str, scopes: list[str], callback_uri: str
 ) -> OAuth2Session:
-    return OAuth2Session(
+    return _OAuth2Session(
         client_id=client_id,
         client_secret=client_secret,
         scope=" ".join(scopes),
@@ -106,6 +124,7 @@ def _session(
         code_challenge_method="S256",
         token_endpoint_auth_method="client_secret_basic" if client_secret else "none",
         default_timeout=settings.SSO_HTTP_TIMEOUT_SECONDS,
+        outbound_policy=_policy(),
     )
 
 
@@ -128,6 +147,12 @@ def authorization_url(
     return str(url)
 
 
+@dataclass(frozen=True)
+class TokenResponse:
+    id_token: str
+    access_token: str  # for UserInfo; empty if the provider gave none
+
+
 def code_exchange(
     *,
     metadata: dict[str, Any],
@@ -137,18 +162,21 @@ def code_exchange(
     callback_uri: str,
     code: str,
     code_verifier: str,
-) -> str:
-    """The ID token the provider gives for `code`."""
+) -> TokenResponse:
+    """The tokens the provider gives for `code`."""
     session = _session(
         client_id=client_id, client_secret=client_secret, scopes=scopes, callback_uri=callback_uri
     )
     try:
-        token = session.fetch_token(
-            metadata["token_endpoint"],
-            grant_type="authorization_code",
-            code=code,
-            code_verifier=code_verifier,
-        )
+        with session:
+            token = session.fetch_token(
+                metadata["token_endpoint"],
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=code_verifier,
+            )
+    except OutboundRefused as exc:
+        raise ProviderError("address_not_allowed", str(exc)) from None
     except requests.RequestException:
         raise ProviderError(
             "provider_unavailable", "the token endpoint could not be reached"
@@ -160,18 +188,49 @@ def code_exchange(
     id_token = token.get("id_token")
     if not isinstance(id_token, str):
         raise ProviderError("token_exchange_failed", "no id_token in the response")
-    return id_token
+    access_token = token.get("access_token")
+    return TokenResponse(
+        id_token=id_token, access_token=access_token if isinstance(access_token, str) else ""
+    )
 
 
-_jwks_clients: dict[str, jwt.PyJWKClient] = {}
+class _JWKClient(jwt.PyJWKClient):
+    """PyJWKClient (its cache and refetch cooldown) fetching through the outbound guard
+    instead of urllib; like PyJWT's own fetch, redirects are not followed."""
+
+    def fetch_data(self) -> Any:
+        try:
+            with OutboundSession(outbound_policy=_policy()) as session:
+                response = session.get(
+                    self.uri, headers=self.headers, timeout=self.timeout, allow_redirects=False
+                )
+            if response.status_code != 200:
+                raise jwt.PyJWKClientConnectionError(
+                    f"the JWKS answered HTTP {response.status_code}"
+                )
+            jwk_set = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise jwt.PyJWKClientConnectionError(
+                f"the JWKS could not be fetched ({type(exc).__name__})"
+            ) from None
+        if not isinstance(jwk_set, dict):
+            raise jwt.PyJWKClientError("The JWKS endpoint did not return a JSON object")
+        if self.jwk_set_cache is not None:
+            self.jwk_set_cache.put(jwk_set)
+        # As PyJWKClient.fetch_data does: the refetch cooldown counts from here.
+        self._last_successful_fetch = time.monotonic()
+        return jwk_set
+
+
+_jwks_clients: dict[str, _JWKClient] = {}
 _jwks_lock = threading.Lock()
 
 
-def _jwks_client(uri: str) -> jwt.PyJWKClient:
+def _jwks_client(uri: str) -> _JWKClient:
     with _jwks_lock:
         client = _jwks_clients.get(uri)
         if client is None:
-            client = jwt.PyJWKClient(
+            client = _JWKClient(
                 uri,
                 cache_jwk_set=True,
                 lifespan=settings.SSO_JWKS_CACHE_SECONDS,
@@ -191,6 +250,8 @@ def id_token_validate(
     try:
         # An unknown kid makes PyJWKClient fetch the key set again (the provider rotated).
         key = _jwks_client(metadata["jwks_uri"]).get_signing_key_from_jwt(id_token)
+    except OutboundRefused as exc:
+        raise ProviderError("address_not_allowed", str(exc)) from None
     except jwt.PyJWKClientConnectionError:
         raise ProviderError("provider_unavailable", "the JWKS could not be fetched") from None
     except jwt.PyJWKClientError:
@@ -229,3 +290,51 @@ def id_token_validate(
     if not nonce or claims.get("nonce") != nonce:
         raise ProviderError("id_token_invalid", "wrong nonce")
     return claims
+
+
+def userinfo_fetch(*, metadata: dict[str, Any], access_token: str, subject: str) -> dict[str, Any]:
+    """The claims the UserInfo endpoint gives for `access_token`. Its `sub` must be the ID
+    token's (OIDC Core 5.3.2), or none of them is used."""
+    try:
+        with OutboundSession(outbound_policy=_policy()) as session:
+            response = session.get(
+                metadata["userinfo_endpoint"],
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+                timeout=settings.SSO_HTTP_TIMEOUT_SECONDS,
+                allow_redirects=False,
+            )
+    except OutboundRefused as exc:
+        raise ProviderError("address_not_allowed", str(exc)) from None
+    except requests.RequestException:
+        raise ProviderError(
+            "provider_unavailable", "the UserInfo endpoint could not be reached"
+        ) from None
+    if response.status_code != 200:
+        raise ProviderError("userinfo_failed", f"HTTP {response.status_code}")
+    content_type = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if content_type == "application/jwt":
+        raise ProviderError("userinfo_invalid", "signed UserInfo responses are not supported")
+    try:
+        claims = response.json()
+    except ValueError:
+        raise ProviderError("userinfo_invalid", "the response is not JSON") from None
+    if not isinstance(claims, dict):
+        raise ProviderError("userinfo_invalid", "the response is not an object")
+    if claims.get("sub") != subject:
+        raise ProviderError("userinfo_subject_mismatch", "UserInfo names another subject")
+    return claims
+
+
+def claims_merge(
+    *, id_token_claims: dict[str, Any], userinfo: dict[str, Any], claim_email: str
+) -> dict[str, Any]:
+    """The ID token's claims, completed from UserInfo's: the signed ID token wins where
+    both have a claim. `email_verified` vouches for one address, so it is taken only
+    from a source that carries that same address."""
+    merged = {**userinfo, **id_token_claims}
+    merged.pop("email_verified", None)
+    for source in (id_token_claims, userinfo):
+        if "email_verified" in source and source.get(claim_email) == merged.get(claim_email):
+            merged["email_verified"] = source["email_verified"]
+            break
+    return merged

@@ -290,7 +290,7 @@ def login_complete(
             raise oidc.ProviderError("provider_denied", error[:100])
         if not code:
             raise oidc.ProviderError("code_missing")
-        id_token = oidc.code_exchange(
+        tokens = oidc.code_exchange(
             metadata=provider.metadata,
             client_id=provider.client_id,
             client_secret=secret_decrypt(provider.client_secret_encrypted),
@@ -300,12 +300,13 @@ def login_complete(
             code_verifier=login.code_verifier,
         )
         claims = oidc.id_token_validate(
-            id_token=id_token,
+            id_token=tokens.id_token,
             metadata=provider.metadata,
             issuer=provider.issuer,
             client_id=provider.client_id,
             nonce=login.nonce,
         )
+        claims = _claims_completed(provider, claims, access_token=tokens.access_token)
         with transaction.atomic():
             user = _user_for(provider, claims)
             if for_admin:
@@ -333,6 +334,24 @@ def login_complete(
         redirect_to = _with_query(login.redirect_uri, error=exc.reason)
         return CallbackOutcome(redirect_to, error=exc.reason)
     return CallbackOutcome(_with_query(login.redirect_uri, code=one_time), user_id=user.pk)
+
+
+def _claims_completed(
+    provider: IdentityProvider, claims: dict[str, Any], *, access_token: str
+) -> dict[str, Any]:
+    """The ID token's claims, completed from the provider's UserInfo endpoint when it
+    lacks one the platform reads: a provider may serve the claims of the `email` and
+    `profile` scopes from UserInfo only (OIDC Core 5.4)."""
+    read = {provider.claim_email, "email_verified", provider.claim_name, provider.claim_username}
+    missing = {name for name in read if name} - claims.keys()
+    if not missing or not provider.metadata.get("userinfo_endpoint") or not access_token:
+        return claims
+    userinfo = oidc.userinfo_fetch(
+        metadata=provider.metadata, access_token=access_token, subject=claims["sub"]
+    )
+    return oidc.claims_merge(
+        id_token_claims=claims, userinfo=userinfo, claim_email=provider.claim_email
+    )
 
 
 def _hash(code: str) -> str:

@@ -252,7 +252,8 @@ SESSION_MAX_AGE = timedelta(days=env_int("SESSION_MAX_AGE_DAYS", 30))
 REFRESH_REUSE_GRACE_SECONDS = 10
 PASSWORD_RESET_TIMEOUT_MINUTES = env_int("PASSWORD_RESET_TIMEOUT_MINUTES", 60)
 # Where the e-mailed link points: a page of your front end that posts the token
-# to /api/v1/auth/password/reset/confirm. {host} is the tenant's primary domain.
+# to /api/v1/auth/password/reset/confirm. {host} is the tenant's primary domain
+# (with PLATFORM_URL_PORT when set).
 PASSWORD_RESET_URL = env_str("PASSWORD_RESET_URL", "{scheme}://{host}/reset-password?token={token}")
 # A changed e-mail address takes effect when its owner opens this link (a page of your front
 # end that posts the token to /api/v1/auth/email/confirm) within this many minutes.
@@ -260,7 +261,11 @@ EMAIL_CHANGE_TIMEOUT_MINUTES = env_int("EMAIL_CHANGE_TIMEOUT_MINUTES", 1440)
 EMAIL_CHANGE_CONFIRM_URL = env_str(
     "EMAIL_CHANGE_CONFIRM_URL", "{scheme}://{host}/confirm-email?token={token}"
 )
+# Links the platform builds (OIDC callback, discovery's jwks_uri, e-mailed links):
+# their scheme, and for links mailed without a request to copy the host from, the port
+# (empty: the scheme's default). Local settings: http and WEB_PORT, as runserver serves.
 PLATFORM_URL_SCHEME = env_str("PLATFORM_URL_SCHEME", "https")
+PLATFORM_URL_PORT = env_int("PLATFORM_URL_PORT", 0) or None
 # Soft-deleted users are purged after this many days (by the cleanup job).
 USER_RETENTION_DAYS = env_int("USER_RETENTION_DAYS", 30)
 
@@ -399,6 +404,12 @@ TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
 TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
 TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER")
 TWILIO_BASE_URL = env_str("TWILIO_BASE_URL", "https://api.twilio.com")
+# Provider URLs such as TWILIO_BASE_URL must be https at public addresses (every call
+# goes through apps/core/outbound.py); on: also this machine (plain http too) and
+# private networks, for a gateway of your own or a local stub.
+NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES = env_bool(
+    "NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES", False
+)
 # Web Push (apps.notifications.channels.push.WebPushProvider): the VAPID key pair
 # (private key as PEM or base64url DER/raw; the public key is what browsers subscribe with).
 VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY")
@@ -429,9 +440,10 @@ NOTIFICATION_SEND_GROUP = env_int("NOTIFICATION_SEND_GROUP", 50)
 NOTIFICATION_BATCH_CHUNK = env_int("NOTIFICATION_BATCH_CHUNK", 500)
 # Web Push endpoints users may register: https at these push services (host suffixes,
 # comma-separated); unset: the browsers' own (apps/notifications/recipient_services.py).
+# Whatever the list, the worker connects to public addresses only (apps/core/outbound.py).
 if _webpush_hosts := env_list("NOTIFICATION_WEBPUSH_HOSTS", []):
     NOTIFICATION_WEBPUSH_HOSTS = _webpush_hosts
-# http://localhost push endpoints, for development only.
+# http://localhost push endpoints (127.0.0.1, ::1), for development only.
 NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS = env_bool(
     "NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS", DEBUG
 )
@@ -487,7 +499,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # empty: derived from SECRET_KEY (changing that key then asks for the secrets again).
 SSO_ENCRYPTION_KEY = env_str("SSO_ENCRYPTION_KEY", "")
 SSO_HTTP_TIMEOUT_SECONDS = env_int("SSO_HTTP_TIMEOUT_SECONDS", 5)
-# Issuers over plain http on 127.0.0.1/localhost (a provider run locally); never in production.
+# Every call to an identity provider (discovery, token, JWKS, UserInfo) goes through
+# apps/core/outbound.py: https to public addresses only, checked when connecting.
+# Issuers over plain http on localhost/127.0.0.1/::1 (a provider run locally); never in production.
 SSO_ALLOW_LOOPBACK_HTTP = env_bool("SSO_ALLOW_LOOPBACK_HTTP", False)
 # https issuers and endpoints at private, loopback or link-local addresses are refused (a
 # tenant admin must not reach the platform's own network); turn on for an identity

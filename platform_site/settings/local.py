@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("DJANGO_DEBUG", "true")
 
+from platform_site.env import env_int, env_str
 from platform_site.settings.base import *  # noqa: F403
 from platform_site.settings.base import PLATFORM_BASE_DOMAIN
 
@@ -15,3 +16,8 @@ CORS_ALLOWED_ORIGINS = CORS_ALLOWED_ORIGINS or [  # noqa: F405
     "http://localhost:3000",
     "http://localhost:5173",
 ]
+
+# runserver (the Procfile's web) speaks plain http on WEB_PORT (run.py sets it for web,
+# worker and beat alike): the links the platform builds must say so.
+PLATFORM_URL_SCHEME = env_str("PLATFORM_URL_SCHEME", "http")
+PLATFORM_URL_PORT = env_int("PLATFORM_URL_PORT", env_int("WEB_PORT", 8000)) or None

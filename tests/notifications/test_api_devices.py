@@ -155,6 +155,29 @@ def test_bad_subscriptions_are_422_and_nothing_stored(
 @pytest.mark.parametrize(
     "endpoint",
     [
+        # A Google host to urlsplit, 127.0.0.1 / the cloud metadata service to urllib3,
+        # which requests (and so pywebpush) connects with.
+        "https://127.0.0.1\\.fcm.googleapis.com/x",
+        "https://169.254.169.254\\.fcm.googleapis.com/x",
+        "https://127.0.0.1\t.fcm.googleapis.com/x",
+        "https://127.0.0.1%5C.fcm.googleapis.com/x",
+    ],
+)
+def test_endpoints_the_http_client_reads_differently_are_422(
+    api_a, member_token, tenant_a, endpoint
+) -> None:
+    response = api_a.call("post", DEVICES, webpush(endpoint), token=member_token)
+
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert "endpoint" in response.json()["error"]["details"]
+    assert _devices(tenant_a) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "endpoint",
+    [
         "https://updates.push.services.mozilla.com/wpush/v2/gAAAA",
         "https://web.push.apple.com/QGuQyavXutnMH",
         "https://wns2-par02p.notify.windows.com/w/?token=BQYAAA",

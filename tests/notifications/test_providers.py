@@ -28,9 +28,11 @@ from apps.notifications.breaker import (
     provider_breaker,
 )
 from apps.notifications.models import Delivery, DeviceSubscription
+from apps.notifications.recipient_services import webpush_endpoint_problem
 from apps.notifications.services import delivery_send, notify
 from apps.notifications.tasks import send_bulk_email, send_email
 from tests.accounts.factories import make_user
+from tests.core.listener import counting_listener
 
 pytestmark = pytest.mark.django_db
 
@@ -298,6 +300,36 @@ def test_an_open_breaker_waits_its_whole_reset_timeout_not_to_the_next_whole_sec
     breaker_reset("twilio")
 
 
+def test_an_sms_provider_url_on_this_machine_is_refused_unless_allowed(
+    in_tenant_a, twilio, settings
+) -> None:
+    settings.NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES = False
+    delivery = _delivery(make_user(phone_number="+14155550123"), "sms")
+
+    outcome = delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert twilio.requests == []
+    assert outcome.status == "pending"  # a configuration every message fails alike
+    assert "TWILIO_BASE_URL refused: Must be an https URL." in delivery.last_error
+    assert "secret-token" not in delivery.last_error
+
+
+def test_an_sms_provider_name_resolving_to_this_machine_is_refused_when_connecting(
+    in_tenant_a, twilio, settings
+) -> None:
+    settings.NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES = False
+    delivery = _delivery(make_user(phone_number="+14155550123"), "sms")
+    with counting_listener() as listener:
+        settings.TWILIO_BASE_URL = f"https://localhost:{listener.port}"
+        outcome = delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert listener.connections == 0
+    assert outcome.status == "pending"
+    assert "localhost leads to an address that is not allowed" in delivery.last_error
+
+
 def test_a_user_without_a_phone_number_is_skipped_at_send_time(in_tenant_a, twilio) -> None:
     user = make_user(phone_number="+14155550123")
     delivery = _delivery(user, "sms")
@@ -343,6 +375,8 @@ def push_service(http_stub, settings):
     settings.NOTIFICATION_PUSH_PROVIDER = WEBPUSH
     settings.VAPID_PRIVATE_KEY = vapid.private_pem().decode()
     settings.VAPID_SUBJECT = "mailto:ops@example.com"
+    # The stub push service below speaks http on 127.0.0.1, as in development.
+    settings.NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS = True
     stub = http_stub()
     return stub
 
@@ -423,6 +457,43 @@ def test_a_push_service_5xx_is_retried(in_tenant_a, push_service, browser) -> No
 
     assert outcome.status == "pending" and outcome.retry_in is not None
     assert DeviceSubscription.objects.filter(user=user).count() == 1
+
+
+def test_a_push_endpoint_leading_to_a_non_public_address_is_refused_when_connecting(
+    in_tenant_a, push_service, browser, settings
+) -> None:
+    # given an endpoint that passes every check of its text (any push host allowed), but
+    # whose name resolves to 127.0.0.1, where something listens
+    settings.NOTIFICATION_WEBPUSH_HOSTS = None
+    user = make_user()
+    with counting_listener() as listener:
+        endpoint = f"https://localhost:{listener.port}/push/x"
+        assert webpush_endpoint_problem(endpoint) is None
+        DeviceSubscription.objects.create(user=user, endpoint=endpoint, keys=browser["keys"])
+        delivery = _delivery(user, "push")
+        # when the push is sent
+        outcome = delivery_send(delivery_id=delivery.pk)
+    # then the worker never connected, and the delivery failed for good
+    assert listener.connections == 0
+    delivery.refresh_from_db()
+    assert outcome.status == "failed"
+    assert "localhost leads to an address that is not allowed" in delivery.last_error
+
+
+def test_a_stored_endpoint_the_http_client_reads_differently_is_not_called(
+    in_tenant_a, push_service, browser
+) -> None:
+    # registered before the check read URLs as the HTTP client does
+    user = make_user()
+    DeviceSubscription.objects.create(
+        user=user, endpoint="https://127.0.0.1\\.fcm.googleapis.com/x", keys=browser["keys"]
+    )
+    delivery = _delivery(user, "push")
+
+    outcome = delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert outcome.status == "failed" and "backslashes" in delivery.last_error
 
 
 def test_the_console_push_provider_writes_a_file(in_tenant_a, tmp_path, settings) -> None:

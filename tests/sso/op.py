@@ -3,9 +3,11 @@
 Discovery, a JWKS (RS256 keys made per run, signed with joserfc: a library our
 client does not use), an /authorize that approves the configured user at once,
 a /token that checks client authentication, the code, redirect_uri and the
-PKCE S256 verifier, and /userinfo. Switches make it misbehave the ways real
-providers do: another audience, an expired token, a bad signature, a rotated
-key, a discovery document naming another issuer, or simply being down.
+PKCE S256 verifier, and /userinfo (for the access token /token issued). Switches
+make it misbehave the ways real providers do: another audience, an expired token,
+a bad signature, a rotated key, a discovery document naming another issuer or
+other endpoints, or simply being down; or behave as a certified provider does by
+default, serving the profile and email claims from /userinfo only (OIDC Core 5.4).
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class Switches:
     nonce: str | None = None  # another nonce than the one asked for
     discovery_issuer: str | None = None  # the discovery document names another issuer
     deny: bool = False  # /authorize answers error=access_denied
+    # The ID token carries `sub` only; the other claims come from /userinfo.
+    claims_in_userinfo_only: bool = False
+    userinfo_claims: dict[str, Any] | None = None  # /userinfo answers these instead
+    userinfo_status: int | None = None  # /userinfo answers this error status instead
+    discovery_endpoints: dict[str, str] = field(default_factory=dict)  # replaced in discovery
 
 
 @dataclass
@@ -59,6 +66,7 @@ class OpenIDProvider:
     def __post_init__(self) -> None:
         self.keys = [_rsa_key("key-1")]
         self.grants: dict[str, Grant] = {}
+        self.access_tokens: set[str] = set()
         self.server: ThreadingHTTPServer | None = None
         self.base = ""
         self.lock = threading.Lock()
@@ -154,6 +162,7 @@ class OpenIDProvider:
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                **self.switches.discovery_endpoints,
             },
             {},
         )
@@ -217,10 +226,12 @@ class OpenIDProvider:
         )
         if not verifier or challenge != grant.code_challenge:
             return 400, {"error": "invalid_grant", "error_description": "PKCE"}, {}
+        access_token = secrets.token_urlsafe(24)
+        self.access_tokens.add(access_token)
         return (
             200,
             {
-                "access_token": secrets.token_urlsafe(24),
+                "access_token": access_token,
                 "token_type": "Bearer",
                 "expires_in": 300,
                 "id_token": self.id_token(nonce=grant.nonce),
@@ -229,6 +240,13 @@ class OpenIDProvider:
         )
 
     def _userinfo(self, query: dict, form: dict, handler: Any) -> tuple[int, Any, dict]:
+        header = handler.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or header[7:] not in self.access_tokens:
+            return 401, {"error": "invalid_token"}, {"WWW-Authenticate": "Bearer"}
+        if self.switches.userinfo_status is not None:
+            return self.switches.userinfo_status, {"error": "server_error"}, {}
+        if self.switches.userinfo_claims is not None:
+            return 200, dict(self.switches.userinfo_claims), {}
         return 200, dict(self.claims), {}
 
     def id_token(self, *, nonce: str) -> str:
@@ -239,7 +257,11 @@ class OpenIDProvider:
             "iat": now - 7200 if self.switches.expired else now,
             "exp": now - 3600 if self.switches.expired else now + 300,
             "nonce": self.switches.nonce or nonce,
-            **self.claims,
+            **(
+                {"sub": self.claims["sub"]}
+                if self.switches.claims_in_userinfo_only
+                else self.claims
+            ),
         }
         key = self.keys[-1]
         header = {"alg": "RS256", "kid": key.kid}

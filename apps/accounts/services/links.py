@@ -8,7 +8,8 @@ from apps.core.tenancy import current_schema
 
 
 def tenant_host() -> str:
-    """The current schema's primary domain (the platform's base domain for the public one)."""
+    """The current schema's primary domain (the platform's base domain for the public one),
+    with PLATFORM_URL_PORT when set."""
     from apps.tenants.models import Domain
 
     domain = (
@@ -16,7 +17,10 @@ def tenant_host() -> str:
         .order_by("-is_primary", "id")
         .first()
     )
-    return domain.domain if domain else settings.PLATFORM_BASE_DOMAIN
+    host = domain.domain if domain else settings.PLATFORM_BASE_DOMAIN
+    if settings.PLATFORM_URL_PORT:  # mailed from a worker: no request to copy the port from
+        host = f"{host}:{settings.PLATFORM_URL_PORT}"
+    return host
 
 
 def tenant_link(template: str, *, token: str) -> str:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from apps.core.outbound import OutboundPolicy
+
 if TYPE_CHECKING:
     from apps.accounts.models import User
 
@@ -87,6 +89,14 @@ class Provider:
         """Send several messages in a row: yields a `send` for them, sharing what a
         provider can share between messages (e-mail: one SMTP connection)."""
         yield self.send
+
+
+def provider_policy() -> OutboundPolicy:
+    """Where a provider's configured URL (TWILIO_BASE_URL...) may lead: https to public
+    addresses; with NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES also to this machine
+    (plain http too) and the operator's own network, e.g. an SMS gateway or a test stub."""
+    allowed = bool(settings.NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES)
+    return OutboundPolicy(allow_loopback_http=allowed, allow_private_addresses=allowed)
 
 
 SETTING_PER_CHANNEL = {

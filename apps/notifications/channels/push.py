@@ -4,6 +4,10 @@ A user may have several devices: the message goes to each of their Web Push
 subscriptions and the delivery is sent if any accepted it. A subscription the
 push service reports gone (HTTP 404/410: unsubscribed, expired) is deleted.
 FCM HTTP v1 is not implemented: FCM-kind subscriptions are left alone here.
+
+Endpoints are user input: each is checked again before the call (the rules may have
+changed since it was registered) and the call goes through the outbound guard
+(apps.core.outbound), which refuses an endpoint that leads to a non-public address.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from django.utils import timezone
 from py_vapid import Vapid  # type: ignore[import-untyped]
 from pywebpush import WebPushException, webpush  # type: ignore[import-untyped]
 
+from apps.core.outbound import OutboundRefused, OutboundSession
 from apps.notifications.channels.base import (
     NoAddress,
     OutboundMessage,
@@ -29,6 +34,7 @@ from apps.notifications.channels.base import (
     TransientProviderError,
 )
 from apps.notifications.models import DeviceSubscription
+from apps.notifications.recipient_services import webpush_endpoint_problem, webpush_policy
 
 logger = structlog.get_logger("apps.notifications.push")
 
@@ -79,32 +85,40 @@ class WebPushProvider(Provider):
         gone: list[int] = []
         transient: list[str] = []
         permanent: list[str] = []
-        for device in devices:
-            try:
-                response = webpush(
-                    subscription_info={"endpoint": device.endpoint, "keys": device.keys},
-                    data=payload,
-                    vapid_private_key=_vapid(settings.VAPID_PRIVATE_KEY),
-                    # pywebpush fills in aud and exp: a fresh dict per call.
-                    vapid_claims={"sub": settings.VAPID_SUBJECT},
-                    timeout=settings.NOTIFICATION_HTTP_TIMEOUT,
-                    ttl=settings.WEBPUSH_TTL_SECONDS,
-                )
-            except WebPushException as exc:
-                status = exc.status_code
-                if status in GONE:
-                    gone.append(device.pk)
-                elif status is None or status >= 500 or status in (408, 429):
-                    transient.append(f"device {device.pk}: HTTP {status}")
+        with OutboundSession(outbound_policy=webpush_policy()) as session:
+            for device in devices:
+                problem = webpush_endpoint_problem(device.endpoint)
+                if problem:
+                    permanent.append(f"device {device.pk}: {problem}")
+                    continue
+                try:
+                    response = webpush(
+                        subscription_info={"endpoint": device.endpoint, "keys": device.keys},
+                        data=payload,
+                        vapid_private_key=_vapid(settings.VAPID_PRIVATE_KEY),
+                        # pywebpush fills in aud and exp: a fresh dict per call.
+                        vapid_claims={"sub": settings.VAPID_SUBJECT},
+                        timeout=settings.NOTIFICATION_HTTP_TIMEOUT,
+                        ttl=settings.WEBPUSH_TTL_SECONDS,
+                        requests_session=session,
+                    )
+                except WebPushException as exc:
+                    status = exc.status_code
+                    if status in GONE:
+                        gone.append(device.pk)
+                    elif status is None or status >= 500 or status in (408, 429):
+                        transient.append(f"device {device.pk}: HTTP {status}")
+                    else:
+                        permanent.append(f"device {device.pk}: HTTP {status}")
+                except OutboundRefused as exc:  # leads to an address the guard refuses
+                    permanent.append(f"device {device.pk}: {exc}")
+                except requests.RequestException as exc:
+                    transient.append(f"device {device.pk}: {type(exc).__name__}")
+                except (ValueError, TypeError) as exc:  # keys that do not decode
+                    permanent.append(f"device {device.pk}: {exc}")
                 else:
-                    permanent.append(f"device {device.pk}: HTTP {status}")
-            except requests.RequestException as exc:
-                transient.append(f"device {device.pk}: {type(exc).__name__}")
-            except (ValueError, TypeError) as exc:  # keys that do not decode
-                permanent.append(f"device {device.pk}: {exc}")
-            else:
-                accepted.append(response.headers.get("Location") or str(device.pk))
-                accepted_pks.append(device.pk)
+                    accepted.append(response.headers.get("Location") or str(device.pk))
+                    accepted_pks.append(device.pk)
         if gone:
             DeviceSubscription.objects.filter(pk__in=gone).delete()
             logger.info("push_subscriptions_gone", count=len(gone))

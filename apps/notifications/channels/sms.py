@@ -11,12 +11,14 @@ import structlog
 from django.conf import settings
 from django.utils import timezone
 
+from apps.core.outbound import OutboundRefused, OutboundSession
 from apps.notifications.channels.base import (
     NoAddress,
     OutboundMessage,
     PermanentProviderError,
     Provider,
     TransientProviderError,
+    provider_policy,
 )
 
 logger = structlog.get_logger("apps.notifications.sms")
@@ -48,16 +50,21 @@ class TwilioSmsProvider(Provider):
             )
         url = f"{settings.TWILIO_BASE_URL.rstrip('/')}/2010-04-01/Accounts/{sid}/Messages.json"
         try:
-            response = requests.post(
-                url,
-                data={
-                    "To": to,
-                    "From": settings.TWILIO_FROM_NUMBER,
-                    "Body": message.sms[:MAX_BODY],
-                },
-                auth=(sid, settings.TWILIO_AUTH_TOKEN),
-                timeout=settings.NOTIFICATION_HTTP_TIMEOUT,
-            )
+            with OutboundSession(outbound_policy=provider_policy()) as session:
+                response = session.post(
+                    url,
+                    data={
+                        "To": to,
+                        "From": settings.TWILIO_FROM_NUMBER,
+                        "Body": message.sms[:MAX_BODY],
+                    },
+                    auth=(sid, settings.TWILIO_AUTH_TOKEN),
+                    timeout=settings.NOTIFICATION_HTTP_TIMEOUT,
+                )
+        except OutboundRefused as exc:
+            # TWILIO_BASE_URL (or where it leads) is not allowed: every message would fail
+            # alike, so transient, like missing credentials above.
+            raise TransientProviderError(f"TWILIO_BASE_URL refused: {exc}") from None
         except requests.RequestException as exc:  # timeouts, refused or reset connections
             raise TransientProviderError(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500 or response.status_code in (408, 429):
