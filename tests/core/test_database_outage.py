@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from apps.tenants.resolution import public_tenant, tenant_for_host
 from tests.conftest import ADMIN_PASSWORD, TenantFixture
 from tests.core.outages import DATABASE_FAILURES, fail_database
+from tests.core.test_openapi import fetch_schema, validate
 
 PUBLIC = "localhost"
 
@@ -189,3 +190,23 @@ def test_readiness_reports_the_database_down(
     body = response.json()
     assert body["failing"] == ["database"]
     assert body["checks"]["database"]["error"] == "OperationalError"
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_the_503_as_it_is_sent(
+    api: APIClient, tenant_a: TenantFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = fetch_schema(api, tenant_a.host)
+    tenant_for_host(tenant_a.host)
+    fail_database(monkeypatch)
+
+    response = api.post(
+        "/api/v1/auth/login",
+        {"email": tenant_a.admin_email, "password": ADMIN_PASSWORD},
+        format="json",
+        HTTP_HOST=tenant_a.host,
+    )
+
+    assert response.status_code == 503
+    validate(schema, "/api/v1/auth/login", "post", response)  # body and Retry-After
+    assert "Retry-After" in schema["paths"]["/api/v1/users"]["get"]["responses"]["503"]["headers"]
