@@ -214,8 +214,7 @@ _SERVICE_UNAVAILABLE_HTML = (
 def handler500(request: HttpRequest) -> HttpResponse:
     # Django calls this while handling the exception (django.core.handlers.exception).
     exc = sys.exc_info()[1]
-    if database_unavailable(exc):
-        assert exc is not None  # noqa: S101  (for mypy: database_unavailable(None) is False)
+    if exc is not None and database_unavailable(exc):
         _log_server_error(exc, None)
         return _mark_logged(_service_unavailable(request))
     if is_api_path(request.path):
