@@ -283,7 +283,7 @@ def test_a_failed_task_logs_neither_its_arguments_nor_its_variables(
 ) -> None:
     secret = Secrets().new("provider-token")
 
-    result = provider_call_with_a_token.apply(kwargs={"token": secret})
+    result = provider_call_with_a_token.apply(kwargs={"token": secret}, throw=False)
 
     assert result.failed()
     logged = everything_logged()
@@ -303,6 +303,8 @@ def test_celery_logs_through_our_handlers(
     from platform_site.celery import app
 
     monkeypatch.setattr(Logging, "_setup", False)
+    for variable in ("CELERY_LOG_LEVEL", "CELERY_LOG_FILE"):  # Celery sets them: undone after
+        monkeypatch.setenv(variable, "")
     app.log.setup(loglevel="INFO", redirect_stdouts=False)  # what the worker does first
     buffer = io.StringIO()
     _write_every_stream_to(buffer)
@@ -311,6 +313,7 @@ def test_celery_logs_through_our_handlers(
         get_task_logger("tests.core.provider").warning("retrying with token=%s", secret)
         logged = buffer.getvalue() + "".join(capfd.readouterr())
     finally:
+        logging.captureWarnings(False)  # Celery's setup turned it on
         configure_logging(django_settings.LOGGING_CONFIG, django_settings.LOGGING)
     assert secret not in logged
     assert "retrying with token=" in logged
