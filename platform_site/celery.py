@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 import structlog
-from celery.signals import task_failure, task_postrun, task_prerun, task_retry
+from celery.signals import setup_logging, task_failure, task_postrun, task_prerun, task_retry
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.local")
@@ -23,6 +23,20 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Event consumers' tasks live beside their receivers (apps/<app>/consumers.py).
 app.autodiscover_tasks(related_name="consumers")
+
+
+@setup_logging.connect
+def _log_as_django_does(**kwargs: Any) -> None:
+    """The worker and beat log through settings.LOGGING, as the web does: one JSON (or
+    console) line per record, tracebacks without local variables, secrets redacted.
+    Connecting here is Celery's switch for leaving logging alone: otherwise it gives the
+    task loggers (`celery.task.*`) a plain stderr handler of their own that does not
+    propagate to ours, and redirects stdout through its own."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
 
 
 @task_prerun.connect

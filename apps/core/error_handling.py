@@ -5,10 +5,20 @@ exceptions, Django's Http404 / PermissionDenied / ValidationError and anything
 unexpected. The `handler*` views cover the paths that never reach DRF (an
 unknown URL, a CSRF failure, an exception in middleware) for API paths; the
 admin keeps Django's HTML pages.
+
+The database being unreachable (Django's OperationalError / InterfaceError: the
+server refused or dropped the connection, or cannot serve it now) is a 503
+SERVICE_UNAVAILABLE with Retry-After, as a Redis outage is, wherever it is raised:
+in a DRF view here, anywhere else (middleware, tenant resolution, the admin)
+through `handler500`. Any other database error (ProgrammingError, IntegrityError a
+service did not turn into a domain error) stays a 500 INTERNAL_ERROR.
+
+Django's own error reports (the DEBUG page) hide secrets too: apps/core/error_reports.py.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +27,7 @@ import structlog
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views import defaults
 from rest_framework import exceptions as drf
@@ -69,8 +80,17 @@ def _detail_message(exc: drf.APIException, fallback: str) -> str:
     return fallback
 
 
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Whether `exc` says the database cannot serve us now (refused, dropped or closed
+    connection, server shutting down, too many connections...): DB-API's OperationalError
+    and InterfaceError, as Django raises them for every driver."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
 def classify(exc: BaseException) -> ErrorInfo | None:
     """Map a known exception to its envelope parts; None for an unexpected one."""
+    if database_unavailable(exc):
+        exc = ServiceUnavailableError()
     if isinstance(exc, PlatformError):
         info = ErrorInfo(exc.status_code, exc.code, exc.message, dict(exc.details))
         if isinstance(exc, RateLimitedError | ServiceUnavailableError):
@@ -121,14 +141,31 @@ def classify(exc: BaseException) -> ErrorInfo | None:
     return ErrorInfo(exc.status_code, code, message)
 
 
+def _log_server_error(exc: BaseException, info: ErrorInfo | None) -> None:
+    """The one error line of a failed request (tracebacks carry no local variables and every
+    line is redacted: apps/core/logging.py)."""
+    if database_unavailable(exc):
+        logger.error("database_unavailable", error=type(exc).__name__, exc_info=exc)
+    elif info is None:
+        logger.exception("unhandled_exception", exc_info=exc)
+    else:
+        logger.error("server_error", code=info.code, exc_info=exc)
+
+
+def _mark_logged(response: HttpResponse) -> HttpResponse:
+    # Django's own flag: django.request does not log this response again ("Service
+    # Unavailable: /path"), the error above being its one line.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
     request = context.get("request")
     info = classify(exc)
+    if info is None or info.status >= 500:
+        _log_server_error(exc, info)
     if info is None:
-        logger.exception("unhandled_exception", exc_info=exc)
         info = ErrorInfo(500, "INTERNAL_ERROR", GENERIC_500_MESSAGE)
-    elif info.status >= 500:
-        logger.error("server_error", code=info.code, exc_info=exc)
     set_rollback()
     response = Response(
         error_body(info.code, info.message, info.details, request),
@@ -136,6 +173,8 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
         headers=info.headers or None,
     )
     response.enveloped = True  # type: ignore[attr-defined]
+    if info.status >= 500:
+        _mark_logged(response)
     return response
 
 
@@ -166,10 +205,34 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
     return defaults.page_not_found(request, exception)
 
 
+_SERVICE_UNAVAILABLE_HTML = (
+    "<!doctype html><html lang='en'><head><title>Service Unavailable</title></head>"
+    "<body><h1>Service Unavailable</h1><p>Please try again in a moment.</p></body></html>"
+)
+
+
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Django calls this while handling the exception (django.core.handlers.exception).
+    exc = sys.exc_info()[1]
+    if exc is not None and database_unavailable(exc):
+        _log_server_error(exc, None)
+        return _mark_logged(_service_unavailable(request))
     if is_api_path(request.path):
         return error_response(500, "INTERNAL_ERROR", GENERIC_500_MESSAGE, request=request)
     return defaults.server_error(request)
+
+
+def _service_unavailable(request: HttpRequest) -> HttpResponse:
+    error = ServiceUnavailableError()
+    response: HttpResponse
+    if is_api_path(request.path):
+        response = error_response(
+            error.status_code, error.code, error.message, error.details, request=request
+        )
+    else:  # the admin, the API docs: a page, not the envelope
+        response = HttpResponse(_SERVICE_UNAVAILABLE_HTML, status=error.status_code)
+    response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -71,6 +71,7 @@ _ERROR_DESCRIPTIONS = {
     "422": "Invalid input; details name the fields (VALIDATION_ERROR)",
     "429": "Rate limit exceeded (RATE_LIMITED); see Retry-After",
     "500": "Unexpected error (INTERNAL_ERROR); nothing internal is disclosed",
+    "503": "A service it depends on is down (SERVICE_UNAVAILABLE); see Retry-After",
 }
 
 _COMMON_HEADERS: dict[str, Any] = {
@@ -113,7 +114,7 @@ def _wrap_success(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
-    statuses = ["500"]
+    statuses = ["500", "503"]  # 503: the database (or Redis) is unavailable
     if path.startswith(tuple(settings.RATE_LIMIT_PATH_PREFIXES)):
         statuses.append("429")
     security = operation.get("security")
@@ -161,7 +162,7 @@ def envelope_hook(
                 headers.update(_COMMON_HEADERS)
                 if rate_limited:
                     headers.update(_RATE_LIMIT_HEADERS)
-                if str(status) == "429":
+                if str(status) in ("429", "503"):
                     headers["Retry-After"] = {
                         "description": "Seconds to wait before retrying.",
                         "schema": {"type": "integer"},

@@ -383,6 +383,10 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     )
 LOG_FORMAT = env_str("LOG_FORMAT", "json")
 LOGGING = logging_config(json=LOG_FORMAT != "console", level=LOG_LEVEL)
+# Django's error reports (the DEBUG page, mail_admins) hide secrets by name and by look,
+# with DEBUG on too, in every frame, header, cookie, form field and query parameter.
+DEFAULT_EXCEPTION_REPORTER = "apps.core.error_reports.SecretsHidingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "apps.core.error_reports.SecretsHidingReporterFilter"
 
 # ------------------------------------------------------------------ Notifications
 # One provider class per channel, by dotted path (apps/notifications/channels/).
