@@ -158,6 +158,9 @@ def _submit_secrets_everywhere(
             "/api/v1/auth/password/reset/confirm",
             {"token": secrets.new("reset-token"), "new_password": secrets.new("reset-password")},
             format="json", **host)),
+        ("e-mail change confirm", lambda: api.post(
+            "/api/v1/auth/email/confirm", {"token": secrets.new("email-change-token")},
+            format="json", **host)),
         ("sso authorize", lambda: api.get(
             "/api/v1/auth/oidc/corp/authorize",
             {"redirect_uri": "https://app.example.test/done"}, **host)),
