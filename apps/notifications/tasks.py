@@ -15,10 +15,12 @@ from apps.core.tasks import tenant_task
 from apps.notifications.breaker import BreakerOpen, breaker_call
 from apps.notifications.channels.base import PermanentProviderError, TransientProviderError
 from apps.notifications.channels.email import DjangoMailProvider, build_email, send_classified
+from apps.notifications.models import Delivery
 
 logger = structlog.get_logger("apps.notifications.tasks")
 
 EMAIL_BREAKER = DjangoMailProvider.name
+SETTLED = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED)
 
 
 @tenant_task(name="notifications.deliver", bind=True, acks_late=True)
@@ -26,13 +28,19 @@ def deliver(self: Any, delivery_id: int) -> str:
     """Send one delivery; reschedules itself while it must wait (backoff, open breaker).
 
     The attempts are counted on the row, not by Celery, so the limit holds
-    across redelivered messages; waiting for a breaker spends none.
+    across redelivered messages; waiting for a breaker spends none. A delivery
+    claimed by another worker is looked at again when that claim expires. Settling
+    a batch's delivery may complete its chunk.
     """
+    from apps.notifications.batches import batch_delivery_settled
     from apps.notifications.services import delivery_send
 
     outcome = delivery_send(delivery_id=delivery_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    if outcome.batch_id is not None and outcome.recipient_id is not None:
+        if outcome.status in SETTLED:
+            batch_delivery_settled(batch_id=outcome.batch_id, recipient_id=outcome.recipient_id)
     return outcome.status
 
 
