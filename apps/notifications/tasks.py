@@ -40,9 +40,12 @@ def deliver(self: Any, delivery_id: int) -> str:
     outcome = delivery_send(delivery_id=delivery_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
-    if outcome.batch_id is not None and outcome.recipient_id is not None:
-        if outcome.status in SETTLED:
-            batch_delivery_settled(batch_id=outcome.batch_id, recipient_id=outcome.recipient_id)
+    if (
+        outcome.batch_id is not None
+        and outcome.recipient_id is not None
+        and outcome.status in SETTLED
+    ):
+        batch_delivery_settled(batch_id=outcome.batch_id, recipient_id=outcome.recipient_id)
     return outcome.status
 
 
