@@ -7,17 +7,25 @@ the batch and returns at once; the worker resolves the audience and fans out:
     batch_fan_out_task(batch)      resolve the audience (live, active users, deduplicated,
                                    inside the sender's scope), plan chunks of
                                    NOTIFICATION_BATCH_CHUNK users by id range
-    batch_chunk_task(batch, i)     notify() each user of chunk i
+    batch_chunk_task(batch, i)     notify() each user of chunk i, and send their e-mail
 
 Every step may run twice (acks late: a worker killed mid-task gets its message
 again) with the effect of once: the plan is written once, under a row lock; a
 chunk's notifications carry the batch id as their source event, and
-`notify()` writes one notification per (recipient, type, source event); a chunk
-counts towards the batch's progress once. The batch goes queued -> running ->
-done when its last chunk is counted (failed if the fan-out itself gave up).
+`notify()` writes one notification per (recipient, type, source event); each
+delivery is claimed before its provider call and recorded before the next one
+(services.deliveries_send_now), so a chunk run again sends what the killed run
+had not, and at most the one message that was in flight goes out twice.
+
+A chunk is written once its notifications are; it is done once, besides, none of
+its deliveries is pending: checked when the chunk's task ends and when `deliver`
+settles one of its deliveries (a retry, another channel, a delivery a dead worker
+had claimed), whichever comes last. The batch goes queued -> running -> done when
+its last chunk is done (failed if the fan-out itself gave up).
 
 The plan and progress live in the batch's `audience` under "progress":
-{"bounds": [[first_id, last_id], ...], "chunks_done": [i, ...], "failed": n}.
+{"bounds": [[first_id, last_id], ...], "chunks_written": [i, ...],
+"chunks_done": [i, ...], "failed": n}.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from django.utils import timezone
 
 from apps.core.errors import ForbiddenError, ValidationError
 from apps.core.tasks import tenant_task
-from apps.notifications.models import NotificationBatch
+from apps.notifications.models import Delivery, NotificationBatch
 from apps.notifications.types import NOTIFICATION_TYPES
 
 if TYPE_CHECKING:
@@ -266,9 +274,10 @@ def batch_chunk_send(*, batch_id: uuid.UUID, index: int) -> int:
     One `notify_many` call (a fixed number of queries for the chunk, users notified
     before for this batch skipped). Should it fail for a reason a retry cannot fix,
     the chunk goes again one `notify` at a time, so one recipient's problem does
-    not hold back the others.
+    not hold back the others. If an earlier run had notified some users (it died
+    before the chunk was done), what it left unsent is sent now.
     """
-    from apps.notifications.services import notify, notify_many
+    from apps.notifications.services import batch_deliveries_resume, notify, notify_many
 
     batch = NotificationBatch.objects.filter(pk=batch_id).first()
     if batch is None:
@@ -291,45 +300,92 @@ def batch_chunk_send(*, batch_id: uuid.UUID, index: int) -> int:
     }
     failed = 0
     try:
-        written = notify_many(
+        result = notify_many(
             user_ids=[u.pk for u in recipients], chunk_size=max(1, len(recipients)), **message
-        ).created
+        )
+        written, repeated = result.created, result.duplicates
     except TRANSIENT:
         raise  # the whole chunk is retried; what was written stays written once
     except Exception:
         logger.exception("batch_chunk_failed", batch_id=str(batch.pk), index=index)
-        written = 0
+        written = repeated = 0
         for user in recipients:
             try:
-                written += notify(user=user, **message) is not None
+                if notify(user=user, **message) is None:
+                    repeated += 1
+                else:
+                    written += 1
             except TRANSIENT:
                 raise
             except Exception:
                 logger.exception("batch_recipient_failed", batch_id=str(batch.pk), user_id=user.pk)
                 failed += 1
-    _chunk_counted(batch_id=batch_id, index=index, failed=failed)
+    if repeated:
+        # An earlier run notified these users and may have died sending to them.
+        batch_deliveries_resume(batch=batch, first=first, last=last)
+    _chunk_written(batch_id=batch_id, index=index, failed=failed)
     return written
 
 
 @transaction.atomic
-def _chunk_counted(*, batch_id: uuid.UUID, index: int, failed: int) -> None:
+def _chunk_written(*, batch_id: uuid.UUID, index: int, failed: int) -> None:
     batch = NotificationBatch.objects.select_for_update().get(pk=batch_id)
     progress = _progress(batch)
+    written = set(progress.get("chunks_written", []))
+    if index not in written:
+        written.add(index)
+        progress["chunks_written"] = sorted(written)
+        progress["failed"] = int(progress.get("failed", 0)) + failed
+    _chunk_done_if_settled(batch, progress, index)
+
+
+def batch_delivery_settled(*, batch_id: uuid.UUID, recipient_id: int) -> None:
+    """A delivery of the batch to `recipient_id` was settled (sent, failed, skipped) by
+    `deliver`: its chunk is done if it is written and nothing of it is pending any more."""
+    with transaction.atomic():
+        batch = NotificationBatch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None:
+            return
+        progress = _progress(batch)
+        index = next(
+            (
+                i
+                for i, (first, last) in enumerate(progress.get("bounds", []))
+                if first <= recipient_id <= last
+            ),
+            None,
+        )
+        if index is None or index in progress.get("chunks_done", []):
+            return
+        if index not in progress.get("chunks_written", []):
+            return  # not written yet: the chunk's task checks when it ends
+        _chunk_done_if_settled(batch, progress, index)
+
+
+def _chunk_done_if_settled(batch: NotificationBatch, progress: dict[str, Any], index: int) -> None:
+    """Under the batch's row lock: count chunk `index` done if none of its deliveries is
+    pending, and the batch done with its last chunk; saves the progress."""
     done = set(progress.get("chunks_done", []))
-    if index in done:
-        return
-    done.add(index)
-    progress["chunks_done"] = sorted(done)
-    progress["failed"] = int(progress.get("failed", 0)) + failed
-    batch.audience = {**batch.audience, "progress": progress}
     fields = ["audience"]
-    if (
-        len(done) >= len(progress.get("bounds", []))
-        and batch.status != NotificationBatch.Status.DONE
-    ):
-        batch.status = NotificationBatch.Status.DONE
-        batch.finished_at = timezone.now()
-        fields += ["status", "finished_at"]
+    if index not in done:
+        first, last = progress["bounds"][index]
+        pending = Delivery.objects.filter(
+            notification__batch_id=batch.pk,
+            notification__recipient_id__gte=first,
+            notification__recipient_id__lte=last,
+            status=Delivery.Status.PENDING,
+        ).exists()
+        if not pending:
+            done.add(index)
+            progress["chunks_done"] = sorted(done)
+        if (
+            len(done) >= len(progress.get("bounds", []))
+            and batch.status != NotificationBatch.Status.DONE
+        ):
+            batch.status = NotificationBatch.Status.DONE
+            batch.finished_at = timezone.now()
+            fields += ["status", "finished_at"]
+    batch.audience = {**batch.audience, "progress": progress}
     batch.save(update_fields=fields)
 
 

@@ -115,6 +115,10 @@ class Delivery(models.Model):
     provider = models.CharField(max_length=64, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set (and committed) by the worker about to call the provider, cleared with the
+    # outcome: while it is younger than NOTIFICATION_CLAIM_SECONDS nobody else sends
+    # this delivery; an older one is a worker that died in the call (services.py).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -6,11 +6,20 @@ preferences), and writes the notification with one delivery per channel in one
 transaction. In-app is delivered by that write; a channel with nothing to send
 to (no phone number, no push device) is skipped; the rest are sent by the
 worker (`tasks.deliver`), enqueued once the transaction commits. In a worker
-(a consumer's task), `notify()` sends its e-mail itself, before writing the
-delivery with the outcome (`_send_before_insert`); a batch's chunk is mailed
-right after its commit, over one connection (`_send_after_commit`).
+(a consumer's task, a batch's chunk), the e-mail is sent by that task itself
+right after the commit, over one connection (`_send_after_commit`).
 
-`delivery_send()` is what the worker runs for one delivery: it locks the row,
+Sending once: no provider call is made inside a database transaction or under a
+row lock. A worker first claims the delivery (`claimed_at`, committed), calls the
+provider, and records the outcome (committed) before it calls the provider again
+(`deliveries_send_now`; one statement records an outcome and claims the next).
+Another worker, a re-run of the same task or `deliver` skips a delivery whose
+claim is younger than NOTIFICATION_CLAIM_SECONDS; an older claim is a worker that
+died in the call, and the delivery is sent again. So a worker process killed
+at any moment causes at most one message to be sent twice: the one whose provider
+call returned but whose outcome was not committed yet.
+
+`delivery_send()` is what the worker runs for one delivery: it claims the row,
 sends through the channel's provider and its circuit breaker, and records the
 outcome. A transient error is retried with backoff until the attempts run out;
 a permanent error fails at once; an open breaker leaves the delivery pending,
@@ -23,7 +32,7 @@ import functools
 import random
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -51,12 +60,7 @@ from apps.notifications.models import (
     Notification,
     NotificationBatch,
 )
-from apps.notifications.sql import (
-    ATTEMPT_FIELDS,
-    disabled_channels,
-    notification_insert_once,
-    outcomes_write,
-)
+from apps.notifications.sql import Step, delivery_step, disabled_channels, notification_insert_once
 from apps.notifications.types import is_security_type
 
 if TYPE_CHECKING:
@@ -78,17 +82,17 @@ EARLY_TOLERANCE = timedelta(seconds=2)
 # Channels whose deliveries a worker sends itself, right after committing them, in the
 # task that wrote them (setting NOTIFICATION_INLINE_CHANNELS; empty: always a task).
 INLINE_CHANNELS: tuple[str, ...] = (Channel.EMAIL,)
-# Deliveries sent together are locked and recorded this many per transaction
-# (setting NOTIFICATION_SEND_GROUP).
-SEND_GROUP = 50
+# How long a claim keeps other workers off a delivery (setting NOTIFICATION_CLAIM_SECONDS).
+CLAIM_SECONDS = 300
 
 
 def inline_channels() -> set[str]:
     return set(getattr(settings, "NOTIFICATION_INLINE_CHANNELS", INLINE_CHANNELS))
 
 
-def send_group() -> int:
-    return max(1, int(getattr(settings, "NOTIFICATION_SEND_GROUP", SEND_GROUP)))
+def claim_lease() -> timedelta:
+    seconds = int(getattr(settings, "NOTIFICATION_CLAIM_SECONDS", CLAIM_SECONDS))
+    return timedelta(seconds=max(1, seconds))
 
 
 # ------------------------------------------------------------------ templates
@@ -296,12 +300,14 @@ def notify(
             user_ids=[user.pk], type=type, is_security=is_security, channels=requested
         )
         deliveries = audience.deliveries(notification=notification, user=user, channels=requested)
-        retry_in = _send_before_insert(deliveries)
+        # What this worker sends right after the commit goes in claimed: a re-run or the
+        # stale requeue leaves it alone while the claim is young, and the send needs no
+        # statement of its own before it.
+        now = timezone.now()
+        for delivery in _inline_now(deliveries):
+            delivery.claimed_at = now
         deliveries = Delivery.objects.bulk_create(deliveries)
-        retrying = {id(delivery) for delivery, _ in retry_in}
-        _send_after_commit([d for d in deliveries if id(d) not in retrying])
-        for delivery, wait in retry_in:
-            _enqueue_after_commit([delivery.pk], countdown=wait)
+        _send_after_commit(deliveries, claimed=True)
     return notification
 
 
@@ -469,75 +475,40 @@ def _in_worker() -> bool:
     return bool(current_task) and not current_task.request.is_eager
 
 
-def _send_before_insert(deliveries: list[Delivery]) -> list[tuple[Delivery, float]]:
-    """In a worker, send the inline channels' pending deliveries of one notification now,
-    before their rows are written: the rows go in with the outcome (sent, failed, or
-    pending with an attempt counted). Returns those left to retry, with their wait.
-
-    This is `notify()`'s path: the message goes out inside the transaction that writes
-    the notification, and a commit that then fails makes the task run again, as a
-    worker lost between the send and the commit would; the unwritten rows need no
-    lock (nobody else sees them), and no second transaction records the outcome.
-    EMAIL_TIMEOUT bounds how long the transaction waits for the server. An unexpected
-    error leaves the deliveries not yet attempted pending, for the after-commit path
-    (`_send_after_commit`: sent there, or handed to `deliver`).
-    """
-    if not _in_worker():
-        return []
-    inline = inline_channels()
-    now = [d for d in deliveries if d.status == Delivery.Status.PENDING and d.channel in inline]
-    retry_in: list[tuple[Delivery, float]] = []
-    by_channel: dict[str, list[Delivery]] = {}
-    for delivery in now:
-        by_channel.setdefault(delivery.channel, []).append(delivery)
-    for channel, rows in by_channel.items():
-        attempted: list[Delivery] = []
-        try:
-            with provider_for(channel).session() as send:
-                for delivery in rows:
-                    outcome = _attempt_unsaved(delivery, timezone.now(), send)
-                    attempted.append(delivery)
-                    if outcome.retry_in is not None:
-                        retry_in.append((delivery, outcome.retry_in))
-        except Exception:
-            logger.exception("inline_delivery_failed", channel=channel, deliveries=len(rows))
-            for delivery in rows[len(attempted) :]:
-                _reset_unsaved(delivery)  # what it may have set before the error
-    return retry_in
+def _inline_now(deliveries: Iterable[Delivery]) -> list[Delivery]:
+    """The pending deliveries this process sends itself once they are committed: in a
+    worker, those of NOTIFICATION_INLINE_CHANNELS (e-mail: fast, and local to the worker)."""
+    inline = inline_channels() if _in_worker() else set()
+    return [d for d in deliveries if d.status == Delivery.Status.PENDING and d.channel in inline]
 
 
-def _reset_unsaved(delivery: Delivery) -> None:
-    delivery.status, delivery.attempts, delivery.last_error = Delivery.Status.PENDING, 0, ""
-    delivery.next_attempt_at = delivery.sent_at = None
-    delivery.provider_message_id = ""
-
-
-def _send_after_commit(deliveries: list[Delivery]) -> None:
+def _send_after_commit(deliveries: list[Delivery], *, claimed: bool = False) -> None:
     """Once the deliveries are committed, have the pending ones sent.
 
-    In a worker, the deliveries of NOTIFICATION_INLINE_CHANNELS (e-mail: fast, and
-    local to the worker) are sent right here, after the commit, over one connection
-    (`deliveries_send_now`) instead of a `deliver` task each: a batch's chunk, or
-    what `notify()` could not send before writing it; the rest, and every delivery
-    written in a web process, go to `deliver`.
+    In a worker, the inline channels' deliveries (`_inline_now`) are sent right
+    here, after the commit, over one connection (`deliveries_send_now`) instead of
+    a `deliver` task each: a welcome, a batch's chunk. The rest, and every delivery
+    written in a web process, go to `deliver`. `claimed`: the inline ones were
+    written claimed by this process (`notify()`).
     """
-    pending = [d for d in deliveries if d.status == Delivery.Status.PENDING]
-    if not pending:
-        return
-    inline = inline_channels() if _in_worker() else set()
-    now = [d for d in pending if d.channel in inline]
-    _enqueue_after_commit([d.pk for d in pending if d.channel not in inline])
+    now = _inline_now(deliveries)
+    inline = {id(d) for d in now}
+    _enqueue_after_commit(
+        [d.pk for d in deliveries if d.status == Delivery.Status.PENDING and id(d) not in inline]
+    )
     if now:
         schema = current_schema()
-        transaction.on_commit(functools.partial(_send_inline, now, schema=schema), robust=True)
+        transaction.on_commit(
+            functools.partial(_send_inline, now, schema=schema, claimed=claimed), robust=True
+        )
 
 
-def _send_inline(deliveries: list[Delivery], *, schema: str) -> None:
+def _send_inline(deliveries: list[Delivery], *, schema: str, claimed: bool = False) -> None:
     # After the commit: the rows exist, pending. Whatever this cannot settle goes to
-    # `deliver` (retries, an open breaker, an error here); should the worker die now,
-    # the rows stay pending for deliveries_requeue_stale.
+    # `deliver` (retries, an open breaker, a claim held elsewhere, an error here); should
+    # the worker die now, a re-run of the task, or deliveries_requeue_stale, sends the rest.
     try:
-        outcomes = deliveries_send_now(deliveries=deliveries)
+        outcomes = deliveries_send_now(deliveries=deliveries, claimed=claimed)
     except Exception:
         logger.exception("inline_delivery_failed", deliveries=len(deliveries))
         _enqueue([d.pk for d in deliveries], schema=schema)
@@ -547,6 +518,41 @@ def _send_inline(deliveries: list[Delivery], *, schema: str) -> None:
             _enqueue([delivery_id], schema=schema, countdown=outcome.retry_in)
 
 
+def batch_deliveries_resume(*, batch: NotificationBatch, first: int, last: int) -> None:
+    """Send what an earlier run of a batch's chunk (recipients `first` to `last`) left
+    pending: in a worker, its inline channels' deliveries, one by one as
+    `deliveries_send_now` does. A delivery claimed by another worker (or by one that
+    died in its provider call), or waiting for a retry, goes to a `deliver` task for
+    the moment it can be sent. Other channels' deliveries have their own tasks.
+    """
+    inline = inline_channels() if _in_worker() else set()
+    if not inline:
+        return
+    left = list(
+        Delivery.objects.filter(
+            notification__batch_id=batch.pk,
+            notification__recipient_id__gte=first,
+            notification__recipient_id__lte=last,
+            status=Delivery.Status.PENDING,
+            channel__in=inline,
+        )
+        .select_related("notification__recipient")
+        .order_by("pk")
+    )
+    if not left:
+        return
+    outcomes = deliveries_send_now(deliveries=left)
+    now = timezone.now()
+    for delivery in left:
+        outcome = outcomes[delivery.pk]
+        wait = outcome.retry_in
+        if outcome.status == "not_due" and delivery.next_attempt_at is not None:
+            # Its retry was to be handed to `deliver` by the run that died.
+            wait = max((delivery.next_attempt_at - now).total_seconds(), 0.0)
+        if wait is not None:
+            _enqueue_after_commit([delivery.pk], countdown=wait)
+
+
 # ------------------------------------------------------------------ delivering
 
 
@@ -554,8 +560,12 @@ def _send_inline(deliveries: list[Delivery], *, schema: str) -> None:
 class DeliveryOutcome:
     # A Delivery.Status, or "busy" (another worker holds it), "missing", "not_due".
     status: str
-    # Seconds until the task should run again (a retry or an open breaker).
+    # Seconds until the task should run again (a retry, an open breaker, a claim
+    # held by another worker until it expires).
     retry_in: float | None = None
+    # The delivery's batch and recipient (delivery_send, for a batch's delivery).
+    batch_id: uuid.UUID | None = None
+    recipient_id: int | None = None
 
 
 def retry_delay(attempts: int) -> float:
@@ -567,89 +577,124 @@ def retry_delay(attempts: int) -> float:
 
 
 def delivery_send(*, delivery_id: int) -> DeliveryOutcome:
-    """Deliver one pending delivery once; a no-op when it is sent, failed, skipped or taken.
+    """Deliver one pending delivery once; a no-op when it is sent, failed, skipped, not
+    due, or claimed by another worker: a duplicate task (a redelivered message after a
+    worker crash, a retry from the admin) sends nothing while the claim holds.
 
-    The row stays locked while the provider is called, so a duplicate task (a
-    redelivered message after a worker crash, a retry from the admin) waits for
-    nothing and sends nothing: it skips the locked row, or finds it sent.
+    The outcome names the delivery's batch and recipient, if it belongs to a batch
+    (its chunk may be complete once it is settled: batches.batch_delivery_settled).
     """
-    with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("notification__recipient")
-            .filter(pk=delivery_id)
-            .first()
-        )
-        if delivery is None:
-            exists = Delivery.objects.filter(pk=delivery_id).exists()
-            return DeliveryOutcome("busy" if exists else "missing")
-        return _attempt_if_due(delivery)
+    delivery = (
+        Delivery.objects.select_related("notification__recipient").filter(pk=delivery_id).first()
+    )
+    if delivery is None:
+        return DeliveryOutcome("missing")
+    if delivery.status != Delivery.Status.PENDING:
+        outcome = DeliveryOutcome(delivery.status)
+    else:
+        outcome = deliveries_send_now(deliveries=[delivery])[delivery.pk]
+    notification = delivery.notification
+    if notification.batch_id is None:
+        return outcome
+    return replace(outcome, batch_id=notification.batch_id, recipient_id=notification.recipient_id)
 
 
-def deliveries_send_now(*, deliveries: Sequence[Delivery]) -> dict[int, DeliveryOutcome]:
-    """Send these deliveries here and now, as `delivery_send` would each; their outcomes by id.
+def deliveries_send_now(
+    *, deliveries: Sequence[Delivery], claimed: bool = False
+) -> dict[int, DeliveryOutcome]:
+    """Send these deliveries here and now, one after the other; their outcomes by id.
 
-    What `delivery_send` guarantees holds for each: its row is locked (skipped if
-    another worker holds it) and sent only while pending and due; the breaker
-    and the attempt rules are the same, and a delivery left to retry (or waiting
-    for the breaker) has its `retry_in`: the caller hands it to `deliver`. The
-    deliveries of one channel share one provider session (one SMTP connection),
-    and are locked `send_group()` at a time, each group in a
-    transaction. The instances' notifications (and recipients) are used as they
-    are, not read again: pass deliveries as written or loaded with them.
+    Each delivery is claimed (committed) before its provider call, and its outcome
+    is recorded (committed) before the next call: one statement records the last
+    outcome and claims the next delivery, outside any transaction, so no lock is
+    held while a provider answers. A delivery is sent only while pending, due and
+    not claimed by another worker (a claim older than NOTIFICATION_CLAIM_SECONDS is
+    a worker that died: the delivery is taken over); the breaker and the attempt
+    rules are `delivery_send`'s, and a delivery left to retry (or waiting for the
+    breaker, or for another worker's claim to expire) has its `retry_in`: the
+    caller hands it to `deliver`. A channel's deliveries share one provider session
+    (one SMTP connection). `claimed`: the rows were written claimed by this process
+    (their `claimed_at` is the claim). The instances' notifications (and recipients)
+    are used as they are, not read again: pass deliveries as written or loaded with them.
     """
     outcomes: dict[int, DeliveryOutcome] = {}
     by_channel: dict[str, list[Delivery]] = {}
     for delivery in deliveries:
         by_channel.setdefault(delivery.channel, []).append(delivery)
-    size = send_group()
+    lease = claim_lease()
     for channel, rows in by_channel.items():
-        provider = provider_for(channel)
-        with provider.session() as send:
-            for start in range(0, len(rows), size):
-                group = {d.pk: d for d in rows[start : start + size]}
-                with transaction.atomic():
-                    locked = (
-                        Delivery.objects.select_for_update(skip_locked=True)
-                        .filter(pk__in=list(group))
-                        .order_by("pk")
-                    )
-                    attempted: list[Delivery] = []
-                    for row in locked:
-                        row.notification = group[row.pk].notification
-                        due = row.status == Delivery.Status.PENDING
-                        outcomes[row.pk] = _attempt_if_due(row, send=send, save=False)
-                        if due and outcomes[row.pk].status != "not_due":
-                            attempted.append(row)
-                    # The group's outcomes in one statement, in the transaction that
-                    # holds their locks (committed together, as the updates one by one were).
-                    outcomes_write(attempted)
-        for delivery_id in {d.pk for d in rows} - outcomes.keys():
-            outcomes[delivery_id] = DeliveryOutcome("busy")  # gone, or another worker has it
+        # Held by this process, the provider not called yet (a row whose outcome was
+        # recorded already has no claim left: it goes through the claim, and is not sent).
+        unsent = [d for d in rows if d.claimed_at is not None] if claimed else []
+        try:
+            with provider_for(channel).session() as send:
+                attempted: Delivery | None = None  # called, outcome not recorded yet
+                for delivery in rows:
+                    now = timezone.now()
+                    if delivery in unsent:
+                        if attempted is not None:
+                            _step(record=attempted, claim=None, now=now, lease=lease)
+                        held = True
+                    else:
+                        step = _step(record=attempted, claim=delivery, now=now, lease=lease)
+                        held = step.claimed
+                    attempted = None
+                    if not held:
+                        outcomes[delivery.pk] = _not_claimed(step, now, lease)
+                        continue
+                    if delivery in unsent:
+                        unsent.remove(delivery)
+                    outcomes[delivery.pk] = _attempt_unsaved(delivery, now, send)
+                    attempted = delivery
+                if attempted is not None:
+                    _step(record=attempted, claim=None, now=timezone.now(), lease=lease)
+        except BaseException:
+            _claims_release(unsent)
+            raise
     return outcomes
 
 
-def _attempt_if_due(
-    delivery: Delivery, send: Callable[[OutboundMessage], str] | None = None, save: bool = True
-) -> DeliveryOutcome:
-    """`delivery` is locked: attempt it if it is still pending and due (and save the
-    outcome, unless the caller saves it)."""
-    if delivery.status != Delivery.Status.PENDING:
-        return DeliveryOutcome(delivery.status)
-    now = timezone.now()
-    if delivery.next_attempt_at and delivery.next_attempt_at > now + EARLY_TOLERANCE:
+def _step(*, record: Delivery | None, claim: Delivery | None, now: Any, lease: timedelta) -> Step:
+    step = delivery_step(
+        record=record,
+        claim=claim,
+        now=now,
+        claimable_before=now - lease,
+        due_before=now + EARLY_TOLERANCE,
+    )
+    if record is not None and not step.recorded:
+        # Our claim expired and another worker took the delivery over (a provider call
+        # longer than NOTIFICATION_CLAIM_SECONDS), or the row is gone: theirs stands.
+        logger.warning("delivery_claim_lost", delivery_id=record.pk, channel=record.channel)
+    return step
+
+
+def _not_claimed(step: Step, now: Any, lease: timedelta) -> DeliveryOutcome:
+    if step.status is None:
+        return DeliveryOutcome("missing")
+    if step.status != Delivery.Status.PENDING:
+        return DeliveryOutcome(step.status)
+    if step.next_attempt_at is not None and step.next_attempt_at > now + EARLY_TOLERANCE:
         return DeliveryOutcome("not_due")  # an earlier copy of the task is scheduled for it
-    if not save:
-        return _attempt_unsaved(delivery, now, send)
-    return _attempt(delivery, now, send)
+    # Claimed by another worker: look again when its claim expires (sent by then, or
+    # the worker died in the call and the delivery is taken over).
+    expires = (step.claimed_at or now) + lease
+    wait = max((expires - now).total_seconds(), 0.0) + random.uniform(0, 1)  # noqa: S311
+    return DeliveryOutcome("busy", retry_in=wait)
 
 
-def _attempt(
-    delivery: Delivery, now: Any, send: Callable[[OutboundMessage], str] | None = None
-) -> DeliveryOutcome:
-    outcome = _attempt_unsaved(delivery, now, send)
-    delivery.save(update_fields=ATTEMPT_FIELDS)
-    return outcome
+def _claims_release(deliveries: Iterable[Delivery]) -> None:
+    """Give back claims whose provider call never started (the session could not even
+    begin): the deliveries go to `deliver` at once instead of waiting for the claim."""
+    for delivery in deliveries:
+        try:
+            Delivery.objects.filter(pk=delivery.pk, claimed_at=delivery.claimed_at).update(
+                claimed_at=None
+            )
+        except Exception:  # noqa: BLE001 (the database may be what failed: the claim expires)
+            logger.warning("delivery_claim_not_released", delivery_id=delivery.pk)
+            return
+        delivery.claimed_at = None
 
 
 def _attempt_unsaved(
@@ -726,14 +771,21 @@ def deliveries_retry(queryset: QuerySet[Delivery] | None = None) -> int:
 
 
 def deliveries_requeue_stale(*, older_than: timedelta = timedelta(minutes=15)) -> int:
-    """Enqueue again pending deliveries whose task was lost (the broker was down at commit);
-    returns how many. A copy of a task still alive is harmless: see delivery_send."""
-    cutoff = timezone.now() - older_than
+    """Enqueue again pending deliveries nobody is sending; returns how many.
+
+    Unclaimed ones whose task was lost (the broker was down at commit), and claimed
+    ones whose claim is older than NOTIFICATION_CLAIM_SECONDS (a worker died in the
+    provider call); a delivery claimed more recently is being sent and is left alone.
+    A copy of a task still alive is harmless: see delivery_send.
+    """
+    now = timezone.now()
+    cutoff = now - older_than
+    lost = Q(claimed_at__isnull=True) & (
+        Q(next_attempt_at__isnull=True, created_at__lt=cutoff) | Q(next_attempt_at__lt=cutoff)
+    )
     ids = list(
         Delivery.objects.filter(status=Delivery.Status.PENDING)
-        .filter(
-            Q(next_attempt_at__isnull=True, created_at__lt=cutoff) | Q(next_attempt_at__lt=cutoff)
-        )
+        .filter(lost | Q(claimed_at__lt=now - claim_lease()))
         .values_list("pk", flat=True)[:5000]
     )
     with transaction.atomic():

@@ -10,15 +10,19 @@ from celery import shared_task
 from django.conf import settings
 from django.core.mail import get_connection
 from django.utils import timezone
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 
 from apps.core.tasks import tenant_task
 from apps.notifications.breaker import BreakerOpen, breaker_call
 from apps.notifications.channels.base import PermanentProviderError, TransientProviderError
 from apps.notifications.channels.email import DjangoMailProvider, build_email, send_classified
+from apps.notifications.models import Delivery
 
 logger = structlog.get_logger("apps.notifications.tasks")
 
 EMAIL_BREAKER = DjangoMailProvider.name
+SETTLED = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED)
 
 
 @tenant_task(name="notifications.deliver", bind=True, acks_late=True)
@@ -26,13 +30,22 @@ def deliver(self: Any, delivery_id: int) -> str:
     """Send one delivery; reschedules itself while it must wait (backoff, open breaker).
 
     The attempts are counted on the row, not by Celery, so the limit holds
-    across redelivered messages; waiting for a breaker spends none.
+    across redelivered messages; waiting for a breaker spends none. A delivery
+    claimed by another worker is looked at again when that claim expires. Settling
+    a batch's delivery may complete its chunk.
     """
+    from apps.notifications.batches import batch_delivery_settled
     from apps.notifications.services import delivery_send
 
     outcome = delivery_send(delivery_id=delivery_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    if (
+        outcome.batch_id is not None
+        and outcome.recipient_id is not None
+        and outcome.status in SETTLED
+    ):
+        batch_delivery_settled(batch_id=outcome.batch_id, recipient_id=outcome.recipient_id)
     return outcome.status
 
 
@@ -62,8 +75,47 @@ def send_email(self: Any, to: str, subject: str, body: str, html: str | None = N
         raise  # unreachable: _email_retry raises
 
 
-@shared_task(name="notifications.send_bulk_email", acks_late=True)
+# How long a bulk send remembers the addresses it handled: far longer than a message
+# can wait to be redelivered after its worker died.
+BULK_PROGRESS_SECONDS = 86_400
+
+
+class BulkProgress:
+    """The addresses a `send_bulk_email` task has handled (sent, refused, or handed to
+    `send_email`), in a Redis set named after its task id, each added before the next
+    address is sent. Redelivered after its worker was killed, the task skips them: only
+    the address whose send returned before it was added can go twice. Without a task id
+    (called directly) nothing is kept; with Redis away, the send goes on unrecorded.
+    """
+
+    def __init__(self, task_id: str | None) -> None:
+        prefix = settings.CACHES["default"]["KEY_PREFIX"]
+        self.key = f"{prefix}:notifications:bulk_email:{task_id}" if task_id else None
+
+    def handled(self) -> set[str]:
+        if self.key is None:
+            return set()
+        try:
+            members = get_redis_connection("default").smembers(self.key)
+        except RedisError:
+            logger.warning("bulk_email_progress_unavailable")
+            return set()
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+
+    def add(self, address: str) -> None:
+        if self.key is None:
+            return
+        try:
+            pipe = get_redis_connection("default").pipeline(transaction=False)
+            pipe.sadd(self.key, address).expire(self.key, BULK_PROGRESS_SECONDS).execute()
+        except RedisError:
+            logger.warning("bulk_email_progress_not_recorded")
+            self.key = None  # once is enough: the rest of this run goes unrecorded
+
+
+@shared_task(name="notifications.send_bulk_email", bind=True, acks_late=True)
 def send_bulk_email(
+    self: Any,
     recipients: list[str],
     subject: str,
     body: str,
@@ -75,15 +127,24 @@ def send_bulk_email(
     One recipient's failure never stops the rest: a refused address is counted
     as failed; a transient failure (or an open breaker) hands that address to
     its own `send_email` task, which retries it with backoff (counted as retried).
+    Run again (its worker was killed), it skips what it had handled (`BulkProgress`),
+    counted as handled_before.
     """
     size = chunk_size or settings.NOTIFICATION_CHUNK_SIZE
+    progress = BulkProgress(self.request.id)
+    before = progress.handled()
     addresses = list(dict.fromkeys(a.strip() for a in recipients if a and a.strip()))
-    counts: dict[str, Any] = {"total": len(addresses), "sent": 0, "failed": 0, "retried": 0}
+    counts: dict[str, Any] = {
+        "total": len(addresses), "sent": 0, "failed": 0, "retried": 0, "handled_before": 0,
+    }  # fmt: skip
     failed: list[str] = []
     for start in range(0, len(addresses), size):
         connection = get_connection(fail_silently=False)
         try:
             for address in addresses[start : start + size]:
+                if address in before:
+                    counts["handled_before"] += 1
+                    continue
                 mail = build_email(to=[address], subject=subject, text=body, html=html)
                 try:
                     breaker_call(
@@ -103,6 +164,7 @@ def send_bulk_email(
                     connection.close()
                 else:
                     counts["sent"] += 1
+                progress.add(address)
         finally:
             connection.close()
     counts["failed_recipients"] = failed[:100]

@@ -438,8 +438,12 @@ NOTIFICATION_CHUNK_SIZE = env_int("NOTIFICATION_CHUNK_SIZE", 500)
 # task that wrote them (a welcome, a batch chunk), over one connection, instead of a
 # `deliver` task each; retries still go through `deliver`. Empty: always a task.
 NOTIFICATION_INLINE_CHANNELS = env_list("NOTIFICATION_INLINE_CHANNELS", ["email"])
-# Deliveries sent together are locked and recorded this many per transaction.
-NOTIFICATION_SEND_GROUP = env_int("NOTIFICATION_SEND_GROUP", 50)
+# A worker claims a delivery (committed) before calling its provider and records the
+# outcome (committed) before the next one. A claim older than this many seconds is a
+# worker that died in the call: the delivery is sent again (the one possible duplicate).
+# Keep it above the longest one provider call can take (EMAIL_TIMEOUT and
+# NOTIFICATION_HTTP_TIMEOUT are per network step).
+NOTIFICATION_CLAIM_SECONDS = env_int("NOTIFICATION_CLAIM_SECONDS", 300)
 # A send to many (POST /notifications/send) fans out in tasks of this many recipients.
 NOTIFICATION_BATCH_CHUNK = env_int("NOTIFICATION_BATCH_CHUNK", 500)
 # Web Push endpoints users may register: https at these push services (host suffixes,

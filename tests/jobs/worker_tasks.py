@@ -44,3 +44,30 @@ def insert_once(key: str, marker: str, work_seconds: float = 0.0) -> bool:
 def always_transient(marker: str, password: str = "") -> None:
     get_redis_connection("default").incr(executions_key(marker))
     raise OperationalError("the database went away (a test)")
+
+
+@tenant_task(name="jobs_test.email_batch_start")
+def email_batch_start(marker: str, count: int) -> str:
+    """`count` users and a batch e-mailing each of them, committed (the worker then fans
+    it out and sends it); returns the batch id. The addresses are `marker-<n>@batch.test`."""
+    from apps.accounts.models import User
+    from apps.notifications.batches import batch_create
+    from apps.rbac.grants import Grants
+
+    users = User.objects.bulk_create(
+        User(email=f"{marker}-{n}@batch.test", username=f"{marker}-{n}", password="!")
+        for n in range(count)
+    )
+    sender = User.objects.create(
+        email=f"{marker}-sender@batch.test", username=f"{marker}-sender", password="!"
+    )
+    batch = batch_create(
+        sender=sender,
+        grants=Grants({"notifications.send": None}),
+        type="announcement",
+        title=f"Batch {marker}",
+        body="To many.",
+        channels=["email"],
+        users=[u.pk for u in users],
+    )
+    return str(batch.pk)

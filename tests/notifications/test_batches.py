@@ -254,3 +254,107 @@ def test_one_recipient_failing_does_not_hold_back_the_chunk(
         assert _counts(small_batch) == (2, 4)
         assert small_batch.audience["progress"]["failed"] == 1
         assert small_batch.audience["progress"]["chunks_done"] == [0]
+
+
+# ------------------------------------------------------------------ a chunk and its e-mail
+
+
+@pytest.fixture
+def worker_sends(monkeypatch) -> list[int]:
+    """As in a worker: e-mail is sent by the chunk's task; the `deliver` tasks it hands
+    work to are recorded (their ids), not sent."""
+    from apps.notifications import services
+    from apps.notifications.tasks import deliver
+
+    handed: list[int] = []
+    monkeypatch.setattr(services, "_in_worker", lambda: True)
+    monkeypatch.setattr(
+        deliver, "apply_async", lambda args=None, kwargs=None, **options: handed.append(args[0])
+    )
+    return handed
+
+
+def _email_batch(count: int, prefix: str, channels: list[str]) -> tuple[NotificationBatch, list]:
+    sender = make_user(email=f"{prefix}-sender@alpha.test", username=f"{prefix}-sender")
+    users = bulk_users(count, prefix)
+    User.objects.filter(pk__in=[u.pk for u in users]).update(phone_number="+14155550123")
+    batch = batches.batch_create(
+        sender=sender,
+        grants=EVERYWHERE,
+        type="announcement",
+        title="Hello",
+        body="To many.",
+        channels=channels,
+        users=[u.pk for u in users],
+    )
+    assert batches.batch_fan_out(batch_id=batch.pk) == [0]
+    return batch, users
+
+
+@pytest.mark.django_db
+def test_a_chunk_run_again_after_its_worker_died_mails_what_was_left_and_only_then_is_done(
+    tenant_a, worker_sends, django_capture_on_commit_callbacks
+) -> None:
+    from django.core import mail
+
+    with tenant_context(tenant_a.tenant):
+        batch, users = _email_batch(3, "k", ["email"])
+        # The first run wrote the chunk and died mailing it: its after-commit work never
+        # ran, except the first message, sent and recorded before the worker was killed.
+        with django_capture_on_commit_callbacks(execute=False):
+            batches.batch_chunk_send(batch_id=batch.pk, index=0)
+        rows = list(Delivery.objects.filter(notification__batch=batch).order_by("pk"))
+        Delivery.objects.filter(pk=rows[0].pk).update(status="sent", attempts=1)
+        batch.refresh_from_db()
+        assert batch.status == NotificationBatch.Status.RUNNING  # two e-mails are pending
+        assert batch.audience["progress"]["chunks_done"] == []
+
+        # Acks late: the message comes again.
+        with django_capture_on_commit_callbacks(execute=True):
+            again = batches.batch_chunk_send(batch_id=batch.pk, index=0)
+
+        assert again == 0  # nobody notified twice
+        assert sorted(m.to[0] for m in mail.outbox) == sorted(u.email for u in users[1:])
+        assert set(
+            Delivery.objects.filter(notification__batch=batch).values_list("status", flat=True)
+        ) == {"sent"}
+        batch.refresh_from_db()
+        assert batch.status == NotificationBatch.Status.DONE
+        assert batch.audience["progress"]["chunks_done"] == [0]
+        assert worker_sends == []
+
+
+@pytest.mark.django_db
+def test_a_chunk_is_done_only_once_the_deliveries_left_to_their_tasks_are_settled(
+    tenant_a, worker_sends, django_capture_on_commit_callbacks
+) -> None:
+    from django.core import mail
+
+    from apps.notifications.tasks import deliver
+
+    with tenant_context(tenant_a.tenant):
+        batch, _users = _email_batch(3, "q", ["email", "sms"])
+        with django_capture_on_commit_callbacks(execute=True):
+            batches.batch_chunk_send(batch_id=batch.pk, index=0)
+        batch.refresh_from_db()
+        # The e-mail went out with the chunk; each SMS waits for its own task.
+        assert len(mail.outbox) == 3
+        assert sorted(worker_sends) == sorted(
+            Delivery.objects.filter(notification__batch=batch, channel="sms").values_list(
+                "pk", flat=True
+            )
+        )
+        assert batch.status == NotificationBatch.Status.RUNNING
+        assert batch.audience["progress"]["chunks_written"] == [0]
+        assert batch.audience["progress"]["chunks_done"] == []
+
+        for delivery_id in worker_sends[:-1]:
+            assert deliver(delivery_id) == "sent"
+        batch.refresh_from_db()
+        assert batch.status == NotificationBatch.Status.RUNNING
+
+        assert deliver(worker_sends[-1]) == "sent"
+        batch.refresh_from_db()
+        assert batch.status == NotificationBatch.Status.DONE
+        assert batch.finished_at is not None
+        assert batch.audience["progress"]["chunks_done"] == [0]

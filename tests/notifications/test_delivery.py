@@ -327,6 +327,52 @@ def test_pending_deliveries_whose_task_was_lost_are_requeued(
     assert fresh.status == "pending"
 
 
+def test_the_stale_requeue_takes_a_claimed_delivery_only_once_its_claim_is_older_than_the_lease(
+    in_tenant_a, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    from apps.notifications.services import claim_lease
+    from apps.notifications.tasks import deliver
+
+    handed: list[int] = []
+    monkeypatch.setattr(
+        deliver, "apply_async", lambda args=None, kwargs=None, **options: handed.append(args[0])
+    )
+    in_call, dead, lost = _pending(make_user()), _pending(make_user()), _pending(make_user())
+    now = timezone.now()
+    # All three written an hour ago: one is in a provider call right now, one was
+    # claimed by a worker that died, one never had a task.
+    Delivery.objects.filter(pk__in=[in_call.pk, dead.pk, lost.pk]).update(
+        created_at=now - timedelta(hours=1)
+    )
+    Delivery.objects.filter(pk=in_call.pk).update(claimed_at=now - timedelta(seconds=1))
+    Delivery.objects.filter(pk=dead.pk).update(
+        claimed_at=now - claim_lease() - timedelta(seconds=1)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        requeued = deliveries_requeue_stale(older_than=timedelta(minutes=15))
+
+    assert requeued == 2
+    assert sorted(handed) == sorted([dead.pk, lost.pk])
+
+
+def test_a_delivery_another_worker_is_sending_is_not_sent_and_looked_at_when_the_claim_expires(
+    in_tenant_a,
+) -> None:
+    from apps.notifications.services import claim_lease
+
+    delivery = _pending(make_user())
+    Delivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now())
+
+    outcome = delivery_send(delivery_id=delivery.pk)
+
+    assert outcome.status == "busy" and mail.outbox == []
+    assert outcome.retry_in is not None
+    assert claim_lease().total_seconds() - 5 < outcome.retry_in <= claim_lease().total_seconds() + 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("pending", 0)
+
+
 def test_turned_off_channels_are_read_for_exactly_the_users_and_type_asked(in_tenant_a) -> None:
     from apps.notifications.models import Preference
     from apps.notifications.sql import disabled_channels

@@ -154,6 +154,7 @@ def test_bulk_email_in_chunks_one_refused_recipient_does_not_stop_the_rest(setti
         "sent": 5,
         "failed": 1,
         "retried": 0,
+        "handled_before": 0,
         "failed_recipients": ["refused@example.com"],
     }
     assert sorted(m.to[0] for m in mail.outbox) == sorted(recipients[:5])
