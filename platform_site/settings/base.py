@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "apps.core.middleware.AuthenticationMiddleware",
     "apps.core.middleware.RateLimitMiddleware",
+    "apps.core.middleware.RequestSizeMiddleware",
     "apps.core.middleware.AdminMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -281,6 +282,9 @@ GATEWAY_IDENTIFIERS = ["apps.rbac.gateway.bearer_identity_with_grants"]
 # How many reverse proxies append to X-Forwarded-For in front of the app. 0: use REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 HEALTH_CHECK_TIMEOUT = 2
+# Request bodies larger than this (bytes) are a 413 before the body is read (Django's
+# setting, here from the environment).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["apps.core.renderers.EnvelopeJSONRenderer"],
