@@ -226,6 +226,28 @@ def test_an_escaped_surrogate_pair_is_an_ordinary_character(owner: Client, tenan
     assert response.json()["data"]["settings"] == {"mood": "\U0001f600"}
 
 
+def test_an_escaped_backslash_before_u0000_is_text_not_a_null(owner: Client) -> None:
+    response = owner.patch(
+        "/api/v1/tenant", '{"settings": {"path": "C:\\\\u0000"}}', content_type="application/json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["settings"] == {"path": "C:\\u0000"}
+
+
+def test_a_raw_surrogate_decoded_from_another_charset_is_422(anonymous: Client) -> None:
+    body = '{"email": "a@alpha.test", "password": "\ud800"}'.encode("utf-7")
+
+    response = anonymous.generic(
+        "POST", LOGIN, body, content_type="application/json; charset=utf-7"
+    )
+
+    assert response.status_code == 422
+    assert error_of(response)["details"] == {
+        "password": ["Unpaired surrogate characters are not allowed."]
+    }
+
+
 # ------------------------------------------------------------------ anything else a client sends
 
 
