@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from apps.core.models import OutboxEvent
 from apps.core.tasks import tenant_task
 from apps.core.tenancy import current_schema
@@ -9,11 +11,14 @@ from apps.core.tenancy import current_schema
 
 @tenant_task(name="tests.record_schema")
 def record_schema(marker: str) -> str:
-    """Leaves a row in whatever schema the worker ran the task in, and names that schema."""
+    """Leaves a row in whatever schema the worker ran the task in, and names that schema.
+
+    The worker commits it, so it outlives the test: marked dispatched, it is nothing a
+    later test's outbox relay would find pending (30 s on, it would be)."""
     OutboxEvent.objects.create(
         event_type="test.worker_probe",
         source="tests",
         data={"marker": marker, "schema": current_schema()},
-        dispatched_at=None,
+        dispatched_at=timezone.now(),
     )
     return current_schema()

@@ -28,6 +28,7 @@ _CODE_BY_STATUS: dict[int, tuple[str, str]] = {
     405: ("METHOD_NOT_ALLOWED", "Method not allowed"),
     406: ("NOT_ACCEPTABLE", "The requested response format is not available"),
     409: ("CONFLICT", "Resource conflict"),
+    413: ("PAYLOAD_TOO_LARGE", "The request body is too large"),
     415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
     422: ("VALIDATION_ERROR", "Validation failed"),
     429: ("RATE_LIMITED", "Rate limit exceeded"),

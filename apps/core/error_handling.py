@@ -25,7 +25,12 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.core.exceptions import (
+    NON_FIELD_ERRORS,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -35,7 +40,12 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from apps.core.envelope import GENERIC_500_MESSAGE, code_for_status, error_body, error_response
-from apps.core.errors import PlatformError, RateLimitedError, ServiceUnavailableError
+from apps.core.errors import (
+    PayloadTooLargeError,
+    PlatformError,
+    RateLimitedError,
+    ServiceUnavailableError,
+)
 
 logger = structlog.get_logger("apps.core.errors")
 
@@ -105,6 +115,15 @@ def classify(exc: BaseException) -> ErrorInfo | None:
         return ErrorInfo(404, "NOT_FOUND", "Resource not found")
     if isinstance(exc, PermissionDenied):
         return ErrorInfo(403, "FORBIDDEN", "Permission denied")
+    if isinstance(exc, RequestDataTooBig):
+        # A body over DATA_UPLOAD_MAX_MEMORY_SIZE that RequestSizeMiddleware could not see
+        # coming (sent without a Content-Length, through ASGI): `request.body` refuses it.
+        return classify(PayloadTooLargeError(max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+    if isinstance(exc, SuspiciousOperation):
+        # What Django answers 400 when it escapes a view (too many query parameters, say);
+        # raised inside a DRF view it arrives here instead.
+        logger.warning("suspicious_request", kind=type(exc).__name__)
+        return ErrorInfo(400, "BAD_REQUEST", "The request could not be understood")
     if not isinstance(exc, drf.APIException):
         return None
 

@@ -68,6 +68,17 @@ class ConflictError(PlatformError):
     message = "Resource conflict"
 
 
+class PayloadTooLargeError(PlatformError):
+    code = "PAYLOAD_TOO_LARGE"
+    status_code = 413
+    message = "The request body is too large"
+
+    def __init__(self, *, max_bytes: int) -> None:
+        super().__init__(
+            f"The request body is larger than {max_bytes} bytes.", details={"max_bytes": max_bytes}
+        )
+
+
 class RateLimitedError(PlatformError):
     code = "RATE_LIMITED"
     status_code = 429

@@ -91,6 +91,40 @@ class RequestContextMiddleware:
             request_var.reset(request_token)
 
 
+class RequestSizeMiddleware:
+    """An API request whose Content-Length is over DATA_UPLOAD_MAX_MEMORY_SIZE is answered
+    413 (PAYLOAD_TOO_LARGE) before anything reads its body. (Django refuses such a body only
+    when a view reads it, with an exception that DRF's views would answer 500.) It sits
+    after the gateway, so the request counts against the rate limit and the answer carries
+    its headers like any other. Other paths (the admin's forms and uploads) keep Django's way.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.prefixes = tuple(settings.API_PATH_PREFIXES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.conf import settings
+
+        limit: int | None = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and request.path.startswith(self.prefixes):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0  # what Django and DRF make of it too: no body is read
+            if length > limit:
+                from apps.core.envelope import error_response
+                from apps.core.errors import PayloadTooLargeError
+
+                error = PayloadTooLargeError(max_bytes=limit)
+                return error_response(
+                    error.status_code, error.code, error.message, error.details, request=request
+                )
+        return self.get_response(request)
+
+
 class CorsMiddleware(LibraryCorsMiddleware):
     """django-cors-headers, minus building `request.headers` for a request with no Origin.
 

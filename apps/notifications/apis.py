@@ -179,6 +179,7 @@ class DevicesApi(APIView):
         responses={
             201: DeviceOutput,
             200: OpenApiResponse(DeviceOutput, description="Registered before: refreshed"),
+            409: OpenApiResponse(description="Registered at the same moment by another request"),
         },
         description=(
             "Register a push subscription (Web Push: the browser's endpoint and keys; FCM: the "

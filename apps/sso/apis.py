@@ -16,6 +16,7 @@ from apps.accounts import limits
 from apps.accounts.serializers import TokenPairOutput
 from apps.accounts.services.sessions import ClientInfo
 from apps.core.errors import NotFoundError
+from apps.core.openapi import documented_error
 from apps.core.serializers import validated
 from apps.rbac.drf import HasPermission
 from apps.sso import selectors, services
@@ -57,6 +58,7 @@ class IdentityProvidersApi(APIView):
         request=ProviderCreateInput,
         responses={
             201: ProviderOutput,
+            409: OpenApiResponse(description="The slug is taken"),
             422: OpenApiResponse(description="Invalid, or the issuer's discovery failed"),
         },
         description="The issuer's discovery document is fetched and checked. "
@@ -86,7 +88,7 @@ class IdentityProviderDetailApi(APIView):
     @extend_schema(
         operation_id="identity_providers_update",
         request=ProviderUpdateInput,
-        responses={200: ProviderOutput},
+        responses={200: ProviderOutput, 409: OpenApiResponse(description="The slug is taken")},
         tags=_providers,
     )
     def patch(self, request: Request, provider_id: int) -> Response:
@@ -144,7 +146,9 @@ class OidcCallbackApi(APIView):
         ],
         responses={
             302: OpenApiResponse(description="To the client: ?code=<one-time code> or ?error="),
-            400: OpenApiResponse(description="Invalid, expired or replayed state"),
+            400: documented_error(
+                "Invalid, expired or replayed state", codes=["SSO_STATE_INVALID"]
+            ),
         },
         tags=_auth,
     )

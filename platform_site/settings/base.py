@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "apps.core.middleware.AuthenticationMiddleware",
     "apps.core.middleware.RateLimitMiddleware",
+    "apps.core.middleware.RequestSizeMiddleware",
     "apps.core.middleware.AdminMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -299,10 +300,14 @@ GATEWAY_IDENTIFIERS = ["apps.rbac.gateway.bearer_identity_with_grants"]
 # How many reverse proxies append to X-Forwarded-For in front of the app. 0: use REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 HEALTH_CHECK_TIMEOUT = 2
+# Request bodies: larger than this (bytes) is a 413 before the body is read (Django's
+# setting, here from the environment); JSON nested deeper than this is a 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440)
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 64)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["apps.core.renderers.EnvelopeJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.PlatformJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.accounts.authentication.BearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",

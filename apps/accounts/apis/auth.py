@@ -27,6 +27,8 @@ from apps.accounts.serializers import (
 from apps.accounts.services import email_change, passwords, sessions
 from apps.accounts.services.sessions import ClientInfo
 from apps.accounts.tokens import Claims, InvalidToken, refresh_token_decode
+from apps.core.errors import UnauthorizedError
+from apps.core.openapi import documented_error
 from apps.core.serializers import validated
 
 RESET_REQUESTED = (
@@ -50,6 +52,10 @@ class LoginApi(APIView):
         responses={
             200: TokenPairOutput,
             401: OpenApiResponse(description="Invalid email or password"),
+            403: documented_error(
+                "The tenant requires single sign-on: sign in through its identity provider",
+                codes=["SSO_REQUIRED"],
+            ),
         },
         tags=_tag,
     )
@@ -99,7 +105,13 @@ class LogoutApi(APIView):
     authentication_classes = []
 
     @extend_schema(
-        operation_id="auth_logout", request=RefreshInput, responses={200: RevokedOutput}, tags=_tag
+        operation_id="auth_logout",
+        request=RefreshInput,
+        responses={
+            200: RevokedOutput,
+            401: OpenApiResponse(description="Not a valid refresh token of this tenant"),
+        },
+        tags=_tag,
     )
     def post(self, request: Request) -> Response:
         data = validated(RefreshInput, request.data)

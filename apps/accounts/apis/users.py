@@ -140,7 +140,15 @@ class UserDetailApi(APIView):
         user_services.user_update(user=user, changes=data, by=actor, managed=True)
         return Response(UserOutput(user).data)
 
-    @extend_schema(operation_id="users_delete", responses={204: None}, tags=_tag)
+    @extend_schema(
+        operation_id="users_delete",
+        responses={
+            204: None,
+            409: OpenApiResponse(description="The tenant's last owner"),
+            422: OpenApiResponse(description="Your own account"),
+        },
+        tags=_tag,
+    )
     def delete(self, request: Request, user_id: int) -> Response:
         actor = _actor(request)
         user = selectors.user_get(actor=actor, user_id=user_id, permission="users.manage")
