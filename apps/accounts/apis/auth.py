@@ -27,7 +27,6 @@ from apps.accounts.serializers import (
 from apps.accounts.services import email_change, passwords, sessions
 from apps.accounts.services.sessions import ClientInfo
 from apps.accounts.tokens import Claims, InvalidToken, refresh_token_decode
-from apps.core.errors import UnauthorizedError
 from apps.core.openapi import documented_error
 from apps.core.serializers import validated
 
