@@ -19,6 +19,7 @@ from apps.core.envelope import error_response
 from apps.core.tenancy import tenant_connection
 from apps.tenants.models import Tenant
 from apps.tenants.resolution import public_tenant, tenant_for_host, tenant_for_slug
+from apps.tenants.validators import SLUG_RE
 
 
 def _not_found(request: HttpRequest) -> HttpResponse:
@@ -46,7 +47,9 @@ class TenantMiddleware:
             tenant = public_tenant()
             header = request.META.get("HTTP_X_TENANT", "").strip().lower()
             if header and self.header_enabled and hostname in self.header_hosts:
-                tenant = tenant_for_slug(header)
+                # Only a well-formed slug is looked up (and cached as a miss): no NUL or
+                # other junk reaches the database or the cache's keys.
+                tenant = tenant_for_slug(header) if SLUG_RE.fullmatch(header) else None
         else:
             tenant = tenant_for_host(hostname)
 

@@ -101,6 +101,16 @@ def test_x_tenant_header_selects_a_tenant_on_the_api_host_when_enabled(
 
 
 @pytest.mark.django_db
+def test_a_malformed_x_tenant_header_is_a_404_never_a_500(
+    api: APIClient, tenant_a, settings
+) -> None:
+    settings.TENANT_HEADER_ENABLED = True
+    for junk in ("alpha\x00", "al%00pha", "x" * 5000, "alpha' OR 1=1", "ALPHA\u0000"):
+        status, body = info(api, "localhost", HTTP_X_TENANT=junk)
+        assert status == 404 and body["error"]["code"] == "NOT_FOUND", junk
+
+
+@pytest.mark.django_db
 def test_x_tenant_header_cannot_reach_an_inactive_tenant(
     api: APIClient, tenant_a, settings
 ) -> None:
