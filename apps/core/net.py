@@ -23,12 +23,12 @@ def client_ip(request: HttpRequest) -> str:
         for part in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")
         if part.strip()
     ]
-    if len(forwarded) >= proxies and _is_ip(forwarded[-proxies]):
+    if len(forwarded) >= proxies and is_ip_address(forwarded[-proxies]):
         return forwarded[-proxies]
     return remote
 
 
-def _is_ip(value: str) -> bool:
+def is_ip_address(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -40,4 +40,4 @@ def client_ip_for_ratelimit(request: HttpRequest) -> str:
     """django-ratelimit's RATELIMIT_IP_META_KEY: the same client address as the gateway's
     (requests without one, e.g. over a Unix socket, share one bucket)."""
     address = client_ip(request)
-    return address if _is_ip(address) else "0.0.0.0"  # noqa: S104  (a bucket name, never bound)
+    return address if is_ip_address(address) else "0.0.0.0"  # noqa: S104  (a bucket name, never bound)

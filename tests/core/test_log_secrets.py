@@ -22,8 +22,8 @@ from rest_framework.test import APIClient
 
 from apps.core.logging import log_rendered, logging_config
 from apps.tenants.resolution import public_tenant, tenant_for_host
-from tests.conftest import ADMIN_PASSWORD, TenantFixture
-from tests.core.outages import fail_database, fail_redis
+from tests.conftest import TenantFixture
+from tests.core.outages import fail_database, fail_redis, signed_in
 
 PUBLIC = "localhost"
 SAMPLE_JWT = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJlLWJ5dGVz"
@@ -101,24 +101,13 @@ class Secrets:
 
 
 def _signed_in(api: APIClient, tenant: TenantFixture, secrets: Secrets) -> dict[str, str]:
-    """The tenant admin's tokens, and everything a request reads cached (tenant, signing keys,
-    user and session state, grants), as on a warm worker."""
-    response = api.post(
-        "/api/v1/auth/login",
-        {"email": tenant.admin_email, "password": ADMIN_PASSWORD},
-        format="json",
-        HTTP_HOST=tenant.host,
+    """The tenant admin's tokens, warm as `signed_in` leaves them, counted among the secrets."""
+    tokens = signed_in(
+        api, tenant, warm=("/api/v1/users/me", "/api/v1/users", "/api/v1/identity-providers")
     )
-    assert response.status_code == 200, response.content
-    tokens = response.json()["data"]
-    for path in ("/api/v1/users/me", "/api/v1/users", "/api/v1/identity-providers"):
-        warm = api.get(
-            path, HTTP_HOST=tenant.host, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}"
-        )
-        assert warm.status_code == 200, warm.content
     secrets.add(tokens["access_token"])
     secrets.add(tokens["refresh_token"])
-    return dict(tokens)
+    return tokens
 
 
 def _submit_secrets_everywhere(
