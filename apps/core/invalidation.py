@@ -28,7 +28,7 @@ always safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +193,3 @@ def invalidations_replay() -> int:
     if done:
         logger.warning("cache_invalidations_replayed", writes=done, on="job")
     return done
-
-
-def keys_deleted(keys: Iterable[str]) -> list[CacheWrite]:
-    return [CacheWrite("DEL", key) for key in keys]
