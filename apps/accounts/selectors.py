@@ -34,7 +34,14 @@ def search_query(text: str) -> SearchQuery | None:
     prefixes = SearchQuery(
         " & ".join(f"{word}:*" for word in words), search_type="raw", config="simple"
     )
+    if _LETTER_WORDS.fullmatch(text.strip()):
+        # Words of letters only: the parser reads exactly these words, which the prefixes
+        # already match; the OR would only make each match's rank cost more.
+        return prefixes
     return prefixes | tokens
+
+
+_LETTER_WORDS = re.compile(r"[^\W\d_]+(?:\s+[^\W\d_]+)*")
 
 
 def exact_match(text: str) -> Q:
@@ -65,12 +72,18 @@ def user_list(
         query = search_query(search)
         if query is None:
             return qs.none()
+        rank = SearchRank(F("search_vector"), query)
+        if _LETTER_WORDS.fullmatch(search.strip()):
+            # Words of letters only: a username or address that is exactly these words is
+            # made of them, so the prefixes find it; no exact lookup needed (it would cost
+            # every match of a common word a comparison more).
+            qs = qs.filter(search_vector=query).annotate(rank=rank)
+            return qs.order_by(ordering, "id") if ordering else qs.order_by("-rank", "id")
         exact = exact_match(search)
         # An exact username or e-mail first, then by rank: its tokens need not match the
         # words typed (e.g. a username of signs only, which has none).
         qs = qs.filter(Q(search_vector=query) | exact).annotate(
-            rank=SearchRank(F("search_vector"), query),
-            is_exact=Case(When(exact, then=Value(True)), default=Value(False)),
+            rank=rank, is_exact=Case(When(exact, then=Value(True)), default=Value(False))
         )
         return qs.order_by(ordering, "id") if ordering else qs.order_by("-is_exact", "-rank", "id")
     return qs.order_by(ordering or "id", "id")
