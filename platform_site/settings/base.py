@@ -81,6 +81,11 @@ TENANT_CACHE_MISS_SECONDS = 30
 TENANT_HEADER_ENABLED = env_bool("TENANT_HEADER_ENABLED", False)
 TENANT_HEADER_HOSTS = env_list("TENANT_HEADER_HOSTS", PUBLIC_HOSTS)
 TENANT_UNSCOPED_PATH_PREFIXES = ["/health/"]
+# A deleted tenant's schema and data are dropped this many days later (tenants.purge_deleted);
+# until then it can be restored.
+TENANT_RETENTION_DAYS = env_int("TENANT_RETENTION_DAYS", 30)
+if TENANT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("TENANT_RETENTION_DAYS must be 0 or more.")
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestContextMiddleware",
