@@ -29,9 +29,12 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [PLATFORM_BASE_DOMAIN, f".{PLATFORM_BA
 
 # ------------------------------------------------------------------ applications
 SHARED_APPS = [
+    # Before django_tenants: of two management commands with one name, Django runs the one
+    # of the app listed first, and apps.tenants replaces django-tenants' create_tenant,
+    # delete_tenant, clone_tenant, ... (which bypass the services).
+    "apps.tenants",
     "django_tenants",
     "apps.core",
-    "apps.tenants",
     "apps.accounts",
     "apps.audit",  # operators' changes in public are audited like users' in a tenant
     "apps.keys",  # token signing keys: public schema only
