@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from apps.accounts.urls import auth_urlpatterns
+from apps.audit.urls import public_urlpatterns as audit_urlpatterns
 from platform_site.urls_common import (
     api_not_found_pattern,
     api_v1,
@@ -18,6 +19,7 @@ urlpatterns = [
         # Platform operators sign in on the public host with the same endpoints.
         auth_urlpatterns,
         [path("", include("apps.tenants.urls"))],
+        audit_urlpatterns,
     ),
     *common_patterns("platform_site.urls_public"),
     api_not_found_pattern(),

@@ -1,4 +1,6 @@
-"""/api/v1/audit-events: the tenant's audit log, read-only (audit.view).
+"""/api/v1/audit-events: the tenant's audit log, read-only (audit.view); on the public
+host, the operators' log (tenants created, changed, deleted, restored, dropped; operators'
+own account changes), for platform operators.
 
 Rows are written only by the services that make the changes; nothing here or
 anywhere in the API changes or deletes one.
@@ -18,12 +20,35 @@ from apps.audit.serializers import AuditEventFilterInput, AuditEventOutput
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
 from apps.rbac.drf import HasPermission
+from apps.tenants.permissions import IsPlatformOperator
 
 _tag = ["audit"]
 
 
 def _actor(request: Request) -> User:
     return request.user  # type: ignore[return-value]
+
+
+def _list(view: APIView, request: Request) -> Response:
+    filters = validated(AuditEventFilterInput, request.query_params.dict())
+    queryset = selectors.audit_event_list(
+        actor=_actor(request),
+        actor_id=filters.get("actor"),
+        target_type=filters.get("target_type"),
+        target_id=filters.get("target_id"),
+        action=filters.get("action"),
+        action_prefix=filters.get("action_prefix"),
+        since=filters.get("since"),
+        until=filters.get("until"),
+    )
+    paginator = PagePagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(AuditEventOutput(page, many=True).data)  # type: ignore[arg-type]
+
+
+def _detail(request: Request, event_id: int) -> Response:
+    event = selectors.audit_event_get(actor=_actor(request), event_id=event_id)
+    return Response(AuditEventOutput(event).data)
 
 
 class _ReadOnlyApi(APIView):
@@ -48,20 +73,7 @@ class AuditEventsApi(_ReadOnlyApi):
         tags=_tag,
     )
     def get(self, request: Request) -> Response:
-        filters = validated(AuditEventFilterInput, request.query_params.dict())
-        queryset = selectors.audit_event_list(
-            actor=_actor(request),
-            actor_id=filters.get("actor"),
-            target_type=filters.get("target_type"),
-            target_id=filters.get("target_id"),
-            action=filters.get("action"),
-            action_prefix=filters.get("action_prefix"),
-            since=filters.get("since"),
-            until=filters.get("until"),
-        )
-        paginator = PagePagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(AuditEventOutput(page, many=True).data)  # type: ignore[arg-type]
+        return _list(self, request)
 
 
 class AuditEventDetailApi(_ReadOnlyApi):
@@ -69,5 +81,35 @@ class AuditEventDetailApi(_ReadOnlyApi):
         operation_id="audit_events_retrieve", responses={200: AuditEventOutput}, tags=_tag
     )
     def get(self, request: Request, event_id: int) -> Response:
-        event = selectors.audit_event_get(actor=_actor(request), event_id=event_id)
-        return Response(AuditEventOutput(event).data)
+        return _detail(request, event_id)
+
+
+# The same log of the public schema, on the public host: the schema is the only scope, as
+# in a tenant; the reader is a platform operator (a staff user of the public schema).
+
+
+class PlatformAuditEventsApi(_ReadOnlyApi):
+    permission_classes = [IsPlatformOperator]
+
+    @extend_schema(
+        operation_id="platform_audit_events_list",
+        parameters=[AuditEventFilterInput],
+        responses={200: paginated(AuditEventOutput)},
+        description="The platform's own log (e.g. `action_prefix=tenant.`), newest first. "
+        "`since` is inclusive, `until` exclusive.",
+        tags=_tag,
+    )
+    def get(self, request: Request) -> Response:
+        return _list(self, request)
+
+
+class PlatformAuditEventDetailApi(_ReadOnlyApi):
+    permission_classes = [IsPlatformOperator]
+
+    @extend_schema(
+        operation_id="platform_audit_events_retrieve",
+        responses={200: AuditEventOutput},
+        tags=_tag,
+    )
+    def get(self, request: Request, event_id: int) -> Response:
+        return _detail(request, event_id)

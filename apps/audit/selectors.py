@@ -23,8 +23,9 @@ def audit_event_list(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
-    """The tenant's audit rows, newest first. `actor` holds audit.view, which is tenant-wide:
-    the schema is the only scope. `since` is inclusive, `until` exclusive."""
+    """The schema's audit rows, newest first. `actor` holds audit.view, which is tenant-wide
+    (or, in the public schema, is a platform operator): the schema is the only scope.
+    `since` is inclusive, `until` exclusive."""
     qs = AuditEvent.objects.all()
     if actor_id is not None:
         qs = qs.filter(actor_id=actor_id)

@@ -74,6 +74,17 @@ DEFAULT_SCHEDULES: tuple[DefaultSchedule, ...] = (
         crontab=("30", "3"),
     ),
     DefaultSchedule(
+        name="tenants.purge_deleted",
+        task="tenants.purge_deleted",
+        args=(),
+        description=(
+            "Drop the schema, data and domains of tenants deleted longer than "
+            "TENANT_RETENTION_DAYS ago (restorable until then)."
+        ),
+        expire_seconds=3600,
+        crontab=("0", "4"),
+    ),
+    DefaultSchedule(
         name="jobs.sync_user_data",
         task="core.jobs_fan_out",
         args=("sync_user_data",),

@@ -6,27 +6,24 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.audit.services import audit_record, changes_between
+from apps.core.openapi import documented_error
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
 from apps.rbac.drf import HasPermission
 from apps.tenants import selectors, services
+from apps.tenants.links import tenant_url
 from apps.tenants.permissions import IsPlatformOperator
 from apps.tenants.serializers import (
     OwnTenantUpdateInput,
     TenantCreateInput,
+    TenantDeleteInput,
     TenantFilterInput,
     TenantOutput,
     TenantProvisionedOutput,
     TenantUpdateInput,
 )
 
-
-def _tenant_url(request: Request, hostname: str) -> str:
-    port = request.get_port()
-    default = "443" if request.is_secure() else "80"
-    suffix = "" if port in (default, "", None) else f":{port}"
-    return f"{request.scheme}://{hostname}{suffix}/"
+_PENDING_DELETION = "The tenant is pending deletion: restore it first (CONFLICT)"
 
 
 class TenantListCreateApi(APIView):
@@ -41,7 +38,9 @@ class TenantListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         filters = validated(TenantFilterInput, request.query_params.dict())
         queryset = selectors.tenant_list(
-            search=filters.get("search"), is_active=filters.get("is_active")
+            search=filters.get("search"),
+            is_active=filters.get("is_active"),
+            deleted=filters["deleted"],
         )
         paginator = PagePagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
@@ -52,7 +51,9 @@ class TenantListCreateApi(APIView):
         request=TenantCreateInput,
         responses={
             201: TenantProvisionedOutput,
-            409: OpenApiResponse(description="The slug is taken (CONFLICT)"),
+            409: OpenApiResponse(
+                description="The slug is taken, also by a tenant pending deletion (CONFLICT)"
+            ),
         },
         tags=["tenants"],
     )
@@ -74,7 +75,7 @@ class TenantListCreateApi(APIView):
                 "username": result.admin.username,
             },
             "admin_password": result.generated_password,
-            "url": _tenant_url(request, result.domain.domain),
+            "url": tenant_url(result.domain.domain, request=request),
         }
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -89,7 +90,7 @@ class TenantDetailApi(APIView):
     @extend_schema(
         operation_id="tenants_update",
         request=TenantUpdateInput,
-        responses={200: TenantOutput},
+        responses={200: TenantOutput, 409: documented_error(_PENDING_DELETION)},
         description="Change name, settings or `is_active` (false deactivates: its hosts answer 404).",
         tags=["tenants"],
     )
@@ -99,6 +100,56 @@ class TenantDetailApi(APIView):
         changes = {("tenant_settings" if k == "settings" else k): v for k, v in data.items()}
         # Platform operators may set limits looser than the platform's (IsPlatformOperator).
         services.tenant_update(tenant=tenant, may_loosen_limits=True, **changes)
+        return Response(TenantOutput(selectors.tenant_get(tenant_id=tenant_id)).data)
+
+    @extend_schema(
+        operation_id="tenants_delete",
+        parameters=[TenantDeleteInput],
+        responses={
+            202: OpenApiResponse(
+                TenantOutput,
+                description="Deactivated now (its hosts answer 404); its schema and data are "
+                "dropped at `purge_after` unless restored before.",
+            ),
+            204: OpenApiResponse(description="With `now`: dropped, schema and data, for good."),
+            422: documented_error("`now` without `confirm` repeating the slug, or a bad parameter"),
+            503: documented_error(
+                "With `now`: the cache is unreachable, so nothing is dropped (SERVICE_UNAVAILABLE)"
+            ),
+        },
+        description=(
+            "Delete a tenant. By default it is deactivated at once and its schema is dropped "
+            "TENANT_RETENTION_DAYS later (`POST .../restore` until then). "
+            "`?now=true&confirm=<slug>` drops it at once. Its slug stays taken until the drop."
+        ),
+        tags=["tenants"],
+    )
+    def delete(self, request: Request, tenant_id: int) -> Response:
+        options = validated(TenantDeleteInput, request.query_params.dict())
+        tenant = selectors.tenant_get(tenant_id=tenant_id)
+        if options["now"]:
+            services.require_deletion_confirmed(tenant=tenant, confirm=options.get("confirm"))
+        pending = services.tenant_delete(tenant=tenant, now=options["now"])
+        if pending is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        body = TenantOutput(selectors.tenant_get(tenant_id=tenant_id)).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class TenantRestoreApi(APIView):
+    permission_classes = [IsPlatformOperator]
+
+    @extend_schema(
+        operation_id="tenants_restore",
+        request=None,
+        responses={200: TenantOutput},
+        description="Undo a deletion before its schema is dropped: the tenant is active again "
+        "with all its data. A tenant not pending deletion is returned unchanged.",
+        tags=["tenants"],
+    )
+    def post(self, request: Request, tenant_id: int) -> Response:
+        tenant = selectors.tenant_get(tenant_id=tenant_id)
+        services.tenant_restore(tenant=tenant)
         return Response(TenantOutput(selectors.tenant_get(tenant_id=tenant_id)).data)
 
 
@@ -125,13 +176,10 @@ class OwnTenantApi(APIView):
     def patch(self, request: Request) -> Response:
         data = validated(OwnTenantUpdateInput, request.data)
         tenant = selectors.tenant_get(tenant_id=request.tenant.pk)  # type: ignore[attr-defined]
-        before = {"name": tenant.name, "settings": dict(tenant.settings)}
+        # Audited in this tenant's log and in the operators' (the service writes both).
         services.tenant_update(
             tenant=tenant,
             **({"name": data["name"]} if "name" in data else {}),
             **({"tenant_settings": data["settings"]} if "settings" in data else {}),
         )
-        after = {"name": tenant.name, "settings": dict(tenant.settings)}
-        if changes := changes_between(before, after):
-            audit_record(action="tenant.updated", target=tenant, changes=changes)
         return Response(TenantOutput(selectors.tenant_get(tenant_id=tenant.pk)).data)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 from django_tenants.utils import get_public_schema_name
@@ -18,7 +19,9 @@ class Tenant(TenantMixin):
     """A customer organisation: one PostgreSQL schema, reached at its domains.
 
     Schemas are created by `tenant_create` (cloned from the template schema
-    inside the same transaction as this row), never by save().
+    inside the same transaction as this row), never by save(). `tenant_delete`
+    sets `deleted_at` (and deactivates the tenant); the schema and the row are
+    dropped TENANT_RETENTION_DAYS later, or at once when asked.
     """
 
     auto_create_schema = False
@@ -32,6 +35,11 @@ class Tenant(TenantMixin):
     is_active: models.BooleanField[bool, bool] = models.BooleanField(default=True)
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
     updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
+    # Set while the tenant is pending deletion: its schema is dropped once this is older
+    # than TENANT_RETENTION_DAYS (tenants.purge_deleted), unless it is restored first.
+    deleted_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True, db_index=True
+    )
     schema_name: str
 
     objects = TenantQuerySet.as_manager()
@@ -45,6 +53,17 @@ class Tenant(TenantMixin):
     @property
     def is_public(self) -> bool:
         return bool(self.schema_name == get_public_schema_name())
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def purge_after(self) -> datetime | None:
+        """When the purge job may drop this tenant's schema (None unless pending deletion)."""
+        if self.deleted_at is None:
+            return None
+        return self.deleted_at + timedelta(days=django_settings.TENANT_RETENTION_DAYS)
 
 
 class Domain(DomainMixin):

@@ -6,10 +6,17 @@ from apps.core.errors import NotFoundError
 from apps.tenants.models import Domain, Tenant
 
 
-def tenant_list(*, search: str | None = None, is_active: bool | None = None) -> QuerySet[Tenant]:
-    qs = Tenant.objects.customers().prefetch_related(
+def _customers() -> QuerySet[Tenant]:
+    return Tenant.objects.customers().prefetch_related(
         Prefetch("domains", queryset=Domain.objects.order_by("-is_primary", "domain"))
     )
+
+
+def tenant_list(
+    *, search: str | None = None, is_active: bool | None = None, deleted: bool = False
+) -> QuerySet[Tenant]:
+    """Live tenants, or with `deleted` those pending deletion (restorable until dropped)."""
+    qs = _customers().filter(deleted_at__isnull=not deleted)
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(slug__icontains=search))
     if is_active is not None:
@@ -18,7 +25,8 @@ def tenant_list(*, search: str | None = None, is_active: bool | None = None) -> 
 
 
 def tenant_get(*, tenant_id: int) -> Tenant:
-    tenant = tenant_list().filter(pk=tenant_id).first()
+    """A tenant, live or pending deletion (never the platform's own row)."""
+    tenant = _customers().filter(pk=tenant_id).first()
     if tenant is None:
         raise NotFoundError("Tenant not found")
     return tenant
@@ -27,5 +35,5 @@ def tenant_get(*, tenant_id: int) -> Tenant:
 def tenant_schema_names(*, active_only: bool = True) -> list[str]:
     qs = Tenant.objects.customers()
     if active_only:
-        qs = qs.filter(is_active=True)
+        qs = qs.filter(is_active=True, deleted_at__isnull=True)
     return list(qs.order_by("id").values_list("schema_name", flat=True))

@@ -17,12 +17,21 @@ class DomainOutput(serializers.ModelSerializer[Domain]):
 
 class TenantOutput(serializers.ModelSerializer[Tenant]):
     domains = DomainOutput(many=True, read_only=True)
+    deleted_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="Set while the tenant is pending deletion."
+    )
+    purge_after = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When a tenant pending deletion is dropped for good (TENANT_RETENTION_DAYS "
+        "after `deleted_at`), unless restored before.",
+    )
 
     class Meta:
         model = Tenant
         fields = [
             "id", "name", "slug", "schema_name", "is_active", "settings",
-            "domains", "created_at", "updated_at",
+            "domains", "created_at", "updated_at", "deleted_at", "purge_after",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -48,9 +57,24 @@ class TenantUpdateInput(InputSerializer):
 class TenantFilterInput(InputSerializer):
     search = serializers.CharField(required=False, max_length=100)
     is_active = serializers.BooleanField(required=False, allow_null=True, default=None)
+    deleted = serializers.BooleanField(
+        required=False, default=False, help_text="true: the tenants pending deletion instead."
+    )
     # Validated by the paginator; listed so they are not "unknown".
     page = serializers.CharField(required=False)
     page_size = serializers.CharField(required=False)
+
+
+class TenantDeleteInput(InputSerializer):
+    now = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Drop the schema and every row at once instead of after the retention "
+        "period: nothing can be restored. Needs `confirm`.",
+    )
+    confirm = serializers.CharField(
+        required=False, max_length=SLUG_MAX_LENGTH, help_text="With `now`: the tenant's slug."
+    )
 
 
 class TenantAdminOutput(serializers.Serializer[Any]):

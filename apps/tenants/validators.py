@@ -53,6 +53,33 @@ def slug_errors(slug: str) -> list[str]:
     return []
 
 
+# One DNS label: letters, digits and inner hyphens (host names are stored lower-case).
+_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def hostname_errors(hostname: str, *, slug: str) -> list[str]:
+    """What is wrong with `hostname` as a domain of the tenant `slug` (nothing: [])."""
+    from django.http.request import validate_host
+
+    base = str(settings.PLATFORM_BASE_DOMAIN)
+    own = f"{slug}.{base}"
+    labels = hostname.split(".")
+    if not hostname:
+        return ["This field is required."]
+    if len(hostname) > 253 or not all(_LABEL_RE.fullmatch(label) for label in labels):
+        return ["Use a host name such as app.example.com (letters, digits, hyphens and dots)."]
+    if labels[-1].isdigit():
+        return ["Use a host name, not an IP address."]
+    if hostname in {h.lower() for h in settings.PUBLIC_HOSTS} or hostname == base:
+        return [f"'{hostname}' is the platform's own host."]
+    if hostname.endswith(f".{base}") and hostname != own and not hostname.endswith(f".{own}"):
+        # <other>.<base> is another tenant's host, now or once that slug is taken.
+        return [f"Under {base}, a tenant has {own} and names ending in .{own} only."]
+    if not validate_host(hostname, settings.ALLOWED_HOSTS):
+        return [f"'{hostname}' is not in ALLOWED_HOSTS: add it there first, or it is refused."]
+    return []
+
+
 def settings_errors(value: Any) -> list[str]:
     import json
 

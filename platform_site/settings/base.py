@@ -29,9 +29,12 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [PLATFORM_BASE_DOMAIN, f".{PLATFORM_BA
 
 # ------------------------------------------------------------------ applications
 SHARED_APPS = [
+    # Before django_tenants: of two management commands with one name, Django runs the one
+    # of the app listed first, and apps.tenants replaces django-tenants' create_tenant,
+    # delete_tenant, clone_tenant, ... (which bypass the services).
+    "apps.tenants",
     "django_tenants",
     "apps.core",
-    "apps.tenants",
     "apps.accounts",
     "apps.audit",  # operators' changes in public are audited like users' in a tenant
     "apps.keys",  # token signing keys: public schema only
@@ -81,6 +84,11 @@ TENANT_CACHE_MISS_SECONDS = 30
 TENANT_HEADER_ENABLED = env_bool("TENANT_HEADER_ENABLED", False)
 TENANT_HEADER_HOSTS = env_list("TENANT_HEADER_HOSTS", PUBLIC_HOSTS)
 TENANT_UNSCOPED_PATH_PREFIXES = ["/health/"]
+# A deleted tenant's schema and data are dropped this many days later (tenants.purge_deleted);
+# until then it can be restored.
+TENANT_RETENTION_DAYS = env_int("TENANT_RETENTION_DAYS", 30)
+if TENANT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("TENANT_RETENTION_DAYS must be 0 or more.")
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestContextMiddleware",

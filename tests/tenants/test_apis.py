@@ -21,7 +21,10 @@ def create(client: APIClient, **payload):
 
 
 @pytest.mark.django_db
-def test_create_provisions_schema_domain_and_admin(operator_api: APIClient, api: APIClient) -> None:
+def test_create_provisions_schema_domain_and_admin(
+    operator_api: APIClient, api: APIClient, settings
+) -> None:
+    settings.PLATFORM_URL_SCHEME = "http"
     response = create(operator_api)
     assert response.status_code == 201, response.content
     data = response.json()["data"]

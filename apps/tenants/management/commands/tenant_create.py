@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from apps.core.errors import PlatformError
+from apps.tenants.links import tenant_url
+from apps.tenants.management.errors import command_error
 from apps.tenants.services import tenant_create
 
 
@@ -30,13 +32,11 @@ class Command(BaseCommand):
                 admin_full_name=options["admin_full_name"],
             )
         except PlatformError as exc:
-            details = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.details.items())
-            raise CommandError(
-                f"{exc.code}: {exc.message}" + (f" ({details})" if details else "")
-            ) from exc
+            raise command_error(exc) from exc
         self.stdout.write(self.style.SUCCESS(f"Tenant '{result.tenant.slug}' created."))
         self.stdout.write(f"  schema:   {result.tenant.schema_name}")
-        self.stdout.write(f"  host:     {result.domain.domain}")
-        self.stdout.write(f"  admin:    {result.admin.email}")
+        self.stdout.write(f"  site:     {tenant_url(result.domain.domain)}")
+        admin_site = tenant_url(result.domain.domain, path="/admin/")
+        self.stdout.write(f"  admin:    {result.admin.email}   (signs in at {admin_site})")
         if result.generated_password:
             self.stdout.write(f"  password: {result.generated_password}   (shown this once)")
