@@ -514,6 +514,131 @@ def test_an_archive_from_older_code_loads_and_says_what_it_predates(tmp_path: Pa
     assert Tenant.objects.filter(slug="copy").exists()
 
 
+# ------------------------------------------------------------------ the operators' API
+
+
+def _start(client: APIClient, tenant_id: int) -> Any:
+    return client.post(f"/api/v1/tenants/{tenant_id}/exports", HTTP_HOST=PUBLIC)
+
+
+@pytest.mark.django_db
+def test_api_export_is_a_job_whose_archive_the_operator_downloads(
+    operator_api: APIClient, operator: User, django_capture_on_commit_callbacks: Any, tmp_path: Path
+) -> None:
+    from apps.tenants.tasks import export_write_task
+
+    source = _source()
+    with django_capture_on_commit_callbacks() as queued:
+        started = _start(operator_api, source.pk)
+    assert started.status_code == 202, started.content
+    data = started.json()["data"]
+    assert data["status"] == "queued" and data["archive_url"] is None
+    assert data["tenant_id"] == source.pk and data["requested_by"] == operator.email
+    assert len(queued) == 1
+    export_id = data["id"]
+    detail = f"/api/v1/tenants/{source.pk}/exports/{export_id}"
+    early = operator_api.get(f"{detail}/archive", HTTP_HOST=PUBLIC)
+    assert early.status_code == 409
+    assert early.json()["error"]["code"] == "CONFLICT"
+
+    assert export_write_task.apply(args=[export_id]).get() is True  # what the worker runs
+    assert export_write_task.apply(args=[export_id]).get() is False  # done: a redelivery is a no-op
+
+    shown = operator_api.get(detail, HTTP_HOST=PUBLIC).json()["data"]
+    assert shown["status"] == "done"
+    assert shown["counts"]["accounts.user"] == 4
+    assert shown["archive_url"] == f"{detail}/archive"
+    download = operator_api.get(
+        shown["archive_url"], HTTP_HOST=PUBLIC, HTTP_ACCEPT="application/zip"
+    )
+    assert download.status_code == 200
+    assert download["Content-Type"] == "application/zip"
+    assert "attachment" in download["Content-Disposition"]
+    body = b"".join(download.streaming_content)  # type: ignore[attr-defined]
+    import hashlib
+
+    assert hashlib.sha256(body).hexdigest() == shown["sha256"]
+    copy = tmp_path / "downloaded.zip"
+    copy.write_bytes(body)
+    assert exports.tenant_import(archive_path=copy, slug="copy").counts["accounts.user"] == 4
+
+    exported = AuditEvent.objects.get(action="tenant.exported")
+    assert exported.actor_id == operator.pk and exported.target_id == str(source.pk)
+    downloaded = AuditEvent.objects.get(action="tenant.export_downloaded")
+    assert downloaded.actor_id == operator.pk
+    assert downloaded.changes["export_id"] == export_id
+
+
+@pytest.mark.django_db
+def test_api_export_404s(operator_api: APIClient, tenant_a, tenant_b) -> None:
+    assert _start(operator_api, 999999).status_code == 404
+    public = Tenant.objects.get(schema_name="public")
+    assert _start(operator_api, public.pk).status_code == 404
+    export = TenantExport.objects.create(tenant=tenant_a.tenant, tenant_slug="alpha")
+    unknown = operator_api.get(
+        f"/api/v1/tenants/{tenant_a.tenant.pk}/exports/00000000-0000-0000-0000-000000000000",
+        HTTP_HOST=PUBLIC,
+    )
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "NOT_FOUND"
+    # Another tenant's export is not found under this one.
+    for path in (f"exports/{export.pk}", f"exports/{export.pk}/archive"):
+        other = operator_api.get(f"/api/v1/tenants/{tenant_b.tenant.pk}/{path}", HTTP_HOST=PUBLIC)
+        assert other.status_code == 404
+
+
+@pytest.mark.django_db
+def test_api_export_is_for_operators_only(api: APIClient, tenant_a) -> None:
+    export = TenantExport.objects.create(
+        tenant=tenant_a.tenant, tenant_slug="alpha", status=TenantExport.Status.DONE
+    )
+    paths = [
+        ("post", f"/api/v1/tenants/{tenant_a.tenant.pk}/exports"),
+        ("get", f"/api/v1/tenants/{tenant_a.tenant.pk}/exports/{export.pk}"),
+        ("get", f"/api/v1/tenants/{tenant_a.tenant.pk}/exports/{export.pk}/archive"),
+    ]
+    for method, path in paths:
+        assert getattr(api, method)(path, HTTP_HOST=PUBLIC).status_code == 401
+    someone = User.objects.create_user("someone@localhost", PASSWORD)  # public, not staff
+    api.force_login(someone)
+    for method, path in paths:
+        refused = getattr(api, method)(path, HTTP_HOST=PUBLIC)
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "FORBIDDEN"
+    # A tenant's own owner, on the tenant's host: there is no such endpoint there.
+    owner_client = APIClient()
+    with tenant_context(tenant_a.tenant):
+        owner_client.force_login(tenant_a.admin())
+    for method, path in paths:
+        assert getattr(owner_client, method)(path, HTTP_HOST=tenant_a.host).status_code == 404
+    assert TenantExport.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_api_export_with_the_broker_down_fails_the_export_with_a_503(
+    operator_api: APIClient, tenant_a, monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    from kombu.exceptions import OperationalError
+
+    from apps.core.errors import ServiceUnavailableError
+    from apps.tenants.tasks import export_write_task
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(export_write_task, "apply_async", broker_down)
+    # The job is queued once the export's row is committed: at once outside a transaction
+    # (a request), so the 503 is the request's answer; here, when the test's callbacks run.
+    with pytest.raises(ServiceUnavailableError) as unavailable:
+        with django_capture_on_commit_callbacks(execute=True):
+            _start(operator_api, tenant_a.tenant.pk)
+
+    assert unavailable.value.status_code == 503
+    export = TenantExport.objects.get()
+    assert export.status == TenantExport.Status.FAILED
+    assert "job queue" in export.error
+
+
 @pytest.mark.django_db
 def test_an_export_being_written_is_not_written_twice_unless_its_run_was_lost(
     tenant_a, settings: Any
