@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -48,7 +50,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.management.color import no_style
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context, schema_exists, tenant_context
+from django_tenants.utils import schema_context, schema_exists
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.audit.services import audit_record
@@ -60,7 +62,7 @@ from apps.core.errors import (
 )
 from apps.core.events import event_record
 from apps.core.jobs import TRANSIENT_ERRORS
-from apps.core.tenancy import current_schema, public_schema
+from apps.core.tenancy import current_schema, public_schema, tenant_connection
 from apps.notifications.models import Delivery, NotificationBatch
 from apps.sso.crypto import secret_decrypt
 from apps.sso.models import IdentityProvider
@@ -76,6 +78,7 @@ from apps.tenants.archive import (
     model_load,
 )
 from apps.tenants.models import Domain, Tenant, TenantExport
+from apps.tenants.schemas import schema_clone_from_template
 from apps.tenants.services import SLUG_TAKEN, tenant_hostname
 from apps.tenants.tasks import export_write_task
 from apps.tenants.validators import schema_name_for, settings_errors, slug_errors
@@ -219,7 +222,7 @@ def tenant_export_get(*, tenant: Tenant, export_id: Any) -> TenantExport:
 
 
 def tenant_export_archive(*, export: TenantExport) -> Path:
-    """The finished archive of `export`, to send to the operator who asked (audited)."""
+    """The finished archive of `export`, for a platform operator to download (audited)."""
     if export.status != TenantExport.Status.DONE:
         raise ConflictError(
             f"The export is {export.status}, not done: its archive cannot be downloaded.",
@@ -328,8 +331,6 @@ def _tenant_provision(
     users. (A first admin deleted again would not do: tenant_create's `user.created` is
     dispatched on commit with that admin's id, which an imported user then holds, and the
     welcome would reach them.)"""
-    from apps.tenants.schemas import schema_clone_from_template
-
     schema_name = schema_name_for(slug)
     try:
         with transaction.atomic():
@@ -349,6 +350,22 @@ def _tenant_provision(
         raise ConflictError(SLUG_TAKEN, details={"slug": [SLUG_TAKEN]}) from None
     schema_clone_from_template(schema_name)
     return tenant, domain
+
+
+@contextmanager
+def _tenant_schema_only(tenant: Tenant) -> Iterator[None]:
+    """`tenant_context` without the public schema on the search path: whatever the rows
+    say, they can only be written to the new tenant's own tables."""
+    connection_ = tenant_connection()
+    previous = connection_.tenant
+    connection_.set_tenant(tenant, include_public=False)
+    try:
+        yield
+    finally:
+        if previous is None:
+            connection_.set_schema_to_public()
+        else:
+            connection_.set_tenant(previous)
 
 
 def tenant_import(*, archive_path: Path, slug: str, name: str | None = None) -> TenantImported:
@@ -387,7 +404,7 @@ def tenant_import(*, archive_path: Path, slug: str, name: str | None = None) -> 
                 tenant, domain = _tenant_provision(
                     slug=slug, name=name, tenant_settings=dict(source.settings)
                 )
-                with tenant_context(tenant):
+                with _tenant_schema_only(tenant):
                     # Content types are cached per database, not per schema: look them up here.
                     ContentType.objects.clear_cache()
                     _template_rows_remove()

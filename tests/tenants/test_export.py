@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -397,6 +398,7 @@ def test_import_command_refuses_a_taken_slug(tmp_path: Path, tenant_a) -> None:
         ("not_a_zip", "not a zip file"),
         ("truncated", "not a zip file"),
         ("no_manifest", "no manifest.json"),
+        ("corrupt_data", "a data file is damaged"),
         ("altered_row", "not what its manifest says"),
         ("dropped_row", "not what its manifest says"),
         ("extra_file", "files its manifest does not list"),
@@ -425,13 +427,16 @@ def test_import_command_refuses_a_bad_archive_and_changes_nothing(
     def with_manifest(**changes: Any) -> dict[str, Any]:
         return {**manifest, **changes}
 
-    def users_replaced(line: dict[str, Any]) -> Path:
-        data = json.dumps(line).encode() + b"\n" + b"\n".join(users.splitlines()[1:]) + b"\n"
+    def users_as(lines: list[bytes]) -> Path:
+        """The users' file made of these lines, its manifest entry made to match."""
+        data = b"".join(line + b"\n" for line in lines)
         entry = next(m for m in manifest["models"] if m["model"] == "accounts.user")
-        import hashlib
-
         entry["sha256"] = hashlib.sha256(data).hexdigest()
+        entry["count"] = len(lines)
         return _rewrite(good, bad, **{"data/accounts.user.jsonl": data, "manifest.json": manifest})
+
+    def users_replaced(first: dict[str, Any]) -> Path:
+        return users_as([json.dumps(first).encode(), *users.splitlines()[1:]])
 
     if damage == "missing":
         bad = tmp_path / "nowhere.zip"
@@ -441,6 +446,14 @@ def test_import_command_refuses_a_bad_archive_and_changes_nothing(
         bad.write_bytes(good.read_bytes()[:-300])
     elif damage == "no_manifest":
         _rewrite(good, bad, **{"manifest.json": None})
+    elif damage == "corrupt_data":
+        # A byte of the users' compressed data flipped: the zip's own check (CRC) fails.
+        data = bytearray(good.read_bytes())
+        with zipfile.ZipFile(good) as opened:
+            info = opened.getinfo("data/accounts.user.jsonl")
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+        data[start + info.compress_size // 2] ^= 0xFF
+        bad.write_bytes(bytes(data))
     elif damage == "altered_row":
         _rewrite(good, bad, **{"data/accounts.user.jsonl": users.replace(b"Ann Lee", b"Eve Lee")})
     elif damage == "dropped_row":
@@ -479,8 +492,16 @@ def test_import_command_refuses_a_bad_archive_and_changes_nothing(
         models = [*manifest["models"], {**manifest["models"][0], "model": "keys.signingkey"}]
         _rewrite(good, bad, **{"manifest.json": with_manifest(models=models)})
     elif damage == "smuggled_row":
-        # A row of a table only the public schema has, hidden among the users.
-        users_replaced({"model": "keys.signingkey", "pk": 999, "fields": {"kid": "evil"}})
+        # A valid token-verification key for the public schema, hidden among the users:
+        # loaded, it would let whoever wrote the archive sign tokens for every tenant.
+        key = {
+            "model": "keys.signingkey", "pk": 4242,
+            "fields": {
+                "kid": "evil", "algorithm": "EdDSA", "public_key": "-----BEGIN PUBLIC KEY-----",
+                "superseded_at": "2026-01-01T00:00:00Z", "not_after": "2099-01-01T00:00:00Z",
+            },
+        }  # fmt: skip
+        users_as([json.dumps(key).encode(), *users.splitlines()])
     elif damage == "bad_value":
         users_replaced({**first_user, "fields": {**first_user["fields"], "is_active": "maybe"}})
     elif damage == "dangling_reference":
@@ -495,6 +516,22 @@ def test_import_command_refuses_a_bad_archive_and_changes_nothing(
     from apps.keys.models import SigningKey
 
     assert not SigningKey.objects.filter(kid="evil").exists()
+
+
+@pytest.mark.django_db
+def test_rows_are_loaded_where_only_the_new_tenants_tables_are_visible(tenant_a) -> None:
+    # The second guard behind the row check: a platform table cannot be reached at all.
+    from django.db import ProgrammingError, transaction
+
+    from apps.keys.models import SigningKey
+
+    list(SigningKey.objects.all())  # public: there
+    with exports._tenant_schema_only(tenant_a.tenant):
+        with pytest.raises(ProgrammingError, match='"keys_signingkey" does not exist'):
+            with transaction.atomic():
+                list(SigningKey.objects.all())
+        assert User.objects.filter(email=tenant_a.admin_email).exists()
+    list(SigningKey.objects.all())  # and back
 
 
 @pytest.mark.django_db
@@ -555,8 +592,6 @@ def test_api_export_is_a_job_whose_archive_the_operator_downloads(
     assert download["Content-Type"] == "application/zip"
     assert "attachment" in download["Content-Disposition"]
     body = b"".join(download.streaming_content)  # type: ignore[attr-defined]
-    import hashlib
-
     assert hashlib.sha256(body).hexdigest() == shown["sha256"]
     copy = tmp_path / "downloaded.zip"
     copy.write_bytes(body)
