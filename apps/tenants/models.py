@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -75,3 +76,47 @@ class Domain(DomainMixin):
 
     class Meta:
         ordering = ["domain"]
+
+
+class TenantExport(models.Model):
+    """An archive of one tenant's data asked for by a platform operator (the API), written
+    by a worker under TENANT_EXPORT_DIR (apps/tenants/exports.py). Kept when the tenant is
+    dropped: the archive may be the only copy of its data left."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="exports"
+    )
+    tenant_slug = models.CharField(max_length=63)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # A platform operator (a user of the public schema).
+    requested_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The archive's name inside TENANT_EXPORT_DIR, once written.
+    file_name = models.CharField(max_length=255, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    # Rows per model ("accounts.user": 12, ...).
+    counts = models.JSONField(default=dict, blank=True)
+    # Why it failed, for the operator: never an exception's text (the worker's log has it).
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} of {self.tenant_slug} ({self.status})"

@@ -1,10 +1,15 @@
-"""The tenants' periodic job: dropping those whose retention period has passed."""
+"""The tenants app's tasks: dropping tenants whose retention period has passed, and writing
+a tenant's archive for an operator (apps/tenants/exports.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from celery import shared_task
+from django.conf import settings
 
+from apps.core.jobs import retry_options
 from apps.tenants.services import tenants_purge
 
 logger = structlog.get_logger("apps.tenants.tasks")
@@ -17,3 +22,30 @@ def tenants_purge_task() -> list[str]:
     purged = tenants_purge()
     logger.info("tenants_purged", tenants=purged)
     return purged
+
+
+@shared_task(
+    bind=True,
+    name="tenants.export_write",
+    ignore_result=True,
+    # Sent from the public schema, where it runs: it reads the tenant's schema itself, and
+    # a deactivated tenant may be exported too (a tenant task would skip it).
+    time_limit=settings.TENANT_EXPORT_TIME_LIMIT,
+    soft_time_limit=max(settings.TENANT_EXPORT_TIME_LIMIT - 30, 1),
+    **retry_options(),
+)
+def export_write_task(self: Any, export_id: str) -> bool:
+    from apps.tenants.exports import ExportInProgress, tenant_export_run
+
+    try:
+        return tenant_export_run(export_id=export_id)
+    except ExportInProgress as busy:
+        # A copy of this message (redelivered: the Redis broker's visibility timeout, or a
+        # lost worker) while a run writes the export: look again when that run has ended
+        # or counts as lost, in steps that stay below the visibility timeout.
+        step = settings.JOBS_RETRY_BACKOFF_MAX
+        raise self.retry(
+            exc=busy,
+            countdown=min(busy.retry_in, step),
+            max_retries=settings.TENANT_EXPORT_TIME_LIMIT // step + 2,
+        ) from None

@@ -550,3 +550,13 @@ JWT_KEY_ENCRYPTION_KEYS = env_list("JWT_KEY_ENCRYPTION_KEYS", [])
 SIGNING_KEYS_CACHE_SECONDS = env_int("SIGNING_KEYS_CACHE_SECONDS", 60)
 # Cache-Control max-age of /.well-known/jwks.json and openid-configuration.
 WELL_KNOWN_MAX_AGE_SECONDS = env_int("WELL_KNOWN_MAX_AGE_SECONDS", 300)
+
+# ------------------------------------------------------------------ Tenant export
+# Tenant archives (`manage.py tenant_export`, POST /api/v1/tenants/{id}/exports) are written
+# here, readable by this user only: they hold the tenant's users with their password
+# hashes. Web and worker must see the same directory (a shared volume), since the worker
+# writes what the web serves for download.
+TENANT_EXPORT_DIR = Path(env_str("TENANT_EXPORT_DIR", "") or LOCAL_DIR / "exports")
+# An export job is stopped after this many seconds. A job found running for longer is
+# taken as a lost worker's and written again.
+TENANT_EXPORT_TIME_LIMIT = env_int("TENANT_EXPORT_TIME_LIMIT", 3600)
