@@ -50,7 +50,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.management.color import no_style
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django_tenants.utils import schema_context, schema_exists
+from django_tenants.utils import schema_context
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from apps.audit.services import audit_record
@@ -78,10 +78,9 @@ from apps.tenants.archive import (
     model_load,
 )
 from apps.tenants.models import Domain, Tenant, TenantExport
-from apps.tenants.schemas import schema_clone_from_template
-from apps.tenants.services import SLUG_TAKEN, tenant_hostname
+from apps.tenants.services import SLUG_TAKEN, slug_conflict, tenant_rows_and_schema
 from apps.tenants.tasks import export_write_task
-from apps.tenants.validators import schema_name_for, settings_errors, slug_errors
+from apps.tenants.validators import settings_errors, slug_errors
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -315,41 +314,23 @@ def _new_tenant_check(*, slug: str, name: str, tenant_settings: Any) -> None:
         raise ValidationError(details=errors)
     if problems := settings_errors(tenant_settings):
         raise ArchiveError(f"the source tenant's settings are invalid here ({problems[0]}).")
-    if (
-        Tenant.objects.filter(slug=slug).exists()
-        or Domain.objects.filter(domain=tenant_hostname(slug)).exists()
-        or schema_exists(schema_name_for(slug), case_sensitive=False)
-    ):
-        raise ConflictError(SLUG_TAKEN, details={"slug": [SLUG_TAKEN]})
+    if (conflict := slug_conflict(slug)) is not None:
+        raise ConflictError(conflict, details={"slug": [conflict]})
 
 
 def _tenant_provision(
     *, slug: str, name: str, tenant_settings: dict[str, Any]
 ) -> tuple[Tenant, Domain]:
-    """A new tenant as `tenant_create` provisions one (row, primary domain, schema cloned
-    from the template, `tenant.created`), without its first admin: the archive brings the
-    users. (A first admin deleted again would not do: tenant_create's `user.created` is
-    dispatched on commit with that admin's id, which an imported user then holds, and the
-    welcome would reach them.)"""
-    schema_name = schema_name_for(slug)
+    """A new tenant as `tenant_create` provisions one, without its first admin: the archive
+    brings the users. (A first admin deleted again would not do: tenant_create's
+    `user.created` is dispatched on commit with that admin's id, which an imported user then
+    holds, and the welcome would reach them.)"""
     try:
         with transaction.atomic():
-            tenant = Tenant(
-                name=name.strip(),
-                slug=slug,
-                schema_name=schema_name,
-                settings=tenant_settings,
-                is_active=True,
-            )
-            tenant.save()
-            domain = Domain.objects.create(
-                domain=tenant_hostname(slug), tenant=tenant, is_primary=True
-            )
+            return tenant_rows_and_schema(name=name, slug=slug, tenant_settings=tenant_settings)
     except IntegrityError:
         # Lost a race with a concurrent provisioning of the same slug.
         raise ConflictError(SLUG_TAKEN, details={"slug": [SLUG_TAKEN]}) from None
-    schema_clone_from_template(schema_name)
-    return tenant, domain
 
 
 @contextmanager

@@ -168,16 +168,9 @@ def tenant_create(
 
     try:
         with transaction.atomic():
-            tenant = Tenant(
-                name=name.strip(),
-                slug=slug,
-                schema_name=schema_name,
-                settings=dict(raw_settings),
-                is_active=True,
+            tenant, domain = tenant_rows_and_schema(
+                name=name, slug=slug, tenant_settings=dict(raw_settings)
             )
-            tenant.save()
-            domain = Domain.objects.create(domain=hostname, tenant=tenant, is_primary=True)
-            schema_clone_from_template(schema_name)
             with tenant_context(tenant):
                 admin = user_create(
                     email=admin_email,
@@ -209,6 +202,26 @@ def tenant_create(
     return TenantProvisioned(
         tenant=tenant, domain=domain, admin=admin, generated_password=generated
     )
+
+
+def tenant_rows_and_schema(
+    *, name: str, slug: str, tenant_settings: dict[str, Any]
+) -> tuple[Tenant, Domain]:
+    """A new tenant's row, primary domain and schema (a copy of the template), with no user:
+    what provisioning and an import (apps/tenants/exports.py) share. Call in a transaction,
+    after the checks; the caller records the event and the audit row. IntegrityError when a
+    concurrent provisioning took the slug."""
+    tenant = Tenant(
+        name=name.strip(),
+        slug=slug,
+        schema_name=schema_name_for(slug),
+        settings=tenant_settings,
+        is_active=True,
+    )
+    tenant.save()
+    domain = Domain.objects.create(domain=tenant_hostname(slug), tenant=tenant, is_primary=True)
+    schema_clone_from_template(tenant.schema_name)
+    return tenant, domain
 
 
 _UNSET: Any = object()
