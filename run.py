@@ -11,8 +11,10 @@ The first run creates `.venv/` and installs the pinned dependencies (again
 whenever pyproject.toml changes). Unless DATABASE_URL / REDIS_URL are set, an
 embedded PostgreSQL and Redis are started with their data under `.local/`
 (PLATFORM_LOCAL_DIR), shared by everything this command starts, and stopped
-when it ends. This file uses only the standard library: it runs before the
-virtual environment exists.
+when it ends. While they run, their addresses are in `.local/services.json`:
+`manage` run beside the platform uses them rather than starting its own
+(`test` and `bench` always have throw-away servers of their own). This file
+uses only the standard library: it runs before the virtual environment exists.
 """
 
 from __future__ import annotations
@@ -20,11 +22,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 import venv
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -50,15 +59,95 @@ def ensure_venv() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = _requirements_digest()
     if not STAMP.exists() or STAMP.read_text().strip() != digest:
-        say("installing dependencies (first run, or pyproject.toml changed)")
-        subprocess.run(
-            [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
-             "--editable", f"{ROOT}[local,dev]"],
-            check=True,
-        )  # fmt: skip
+        say("installing dependencies (first run, or pyproject.toml changed; about a minute)")
+        command = [
+            str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check",
+            "--progress-bar", "off", "--editable", f"{ROOT}[local,dev]",
+        ]  # fmt: skip
+        if not pip_install_with_progress(command):
+            sys.exit("[run] installing the dependencies failed (pip's output above)")
         STAMP.write_text(digest)
     if Path(sys.prefix).resolve() != VENV.resolve():
         os.execv(str(PYTHON), [str(PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+class InstallProgress:
+    """Turns pip's output (a line per package and step) into a few lines of progress: one per
+    phase, and one every HEARTBEAT seconds while a phase lasts."""
+
+    HEARTBEAT = 10.0
+
+    def __init__(self) -> None:
+        self.collected = 0
+        self.phase = "resolving"
+        self.started = time.monotonic()
+        self.last_said = self.started
+        self.tail: list[str] = []
+
+    def line(self, text: str) -> str | None:
+        """Take one line of pip's output; return what to tell the user, if anything."""
+        text = text.rstrip()
+        self.tail = [*self.tail[-40:], text]
+        if text.startswith(("Collecting ", "Requirement already satisfied: ", "Obtaining ")):
+            self.collected += 1
+        elif text.startswith("Building wheels for collected packages"):
+            return self._phase("building", f"building wheels ({self.collected} packages found)")
+        elif text.startswith("Installing collected packages:"):
+            count = len(text.partition(":")[2].split(","))
+            return self._phase("installing", f"installing {count} packages")
+        elif text.startswith("Successfully installed"):
+            return self._phase("done", f"installed in {time.monotonic() - self.started:.0f} s")
+        return None
+
+    def tick(self) -> str | None:
+        """Called every second or so: a line when nothing was said for HEARTBEAT seconds."""
+        now = time.monotonic()
+        if self.phase == "done" or now - self.last_said < self.HEARTBEAT:
+            return None
+        self.last_said = now
+        found = f", {self.collected} packages found" if self.phase == "resolving" else ""
+        return f"  still {self.phase} ({now - self.started:.0f} s{found})"
+
+    def _phase(self, phase: str, message: str) -> str:
+        self.phase = phase
+        self.last_said = time.monotonic()
+        return message
+
+
+def pip_install_with_progress(command: list[str]) -> bool:
+    """Run pip, telling progress as it goes; on failure show the end of its output."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read(stream: IO[str]) -> None:
+        for text in stream:
+            lines.put(text)
+        lines.put(None)
+
+    threading.Thread(target=read, args=(process.stdout,), daemon=True).start()
+    progress = InstallProgress()
+    for message in _progress_messages(progress, lines):
+        say(message)
+    if process.wait() != 0:
+        print("\n".join(progress.tail), file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _progress_messages(progress: InstallProgress, lines: queue.Queue[str | None]) -> Iterator[str]:
+    while True:
+        try:
+            text = lines.get(timeout=1)
+        except queue.Empty:
+            message = progress.tick()
+        else:
+            if text is None:
+                return
+            message = progress.line(text) or progress.tick()
+        if message:
+            yield message
 
 
 def local_dir() -> Path:
@@ -79,30 +168,98 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_start
+    from platform_site.devservices import services_record, services_running, services_start
 
+    running = services_running(local_dir())
+    if running is not None:
+        where = f" at {running.web_url}" if running.web_url else ""
+        say(
+            f"the platform already runs{where} (`run.py {running.command}`, pid {running.pid}); "
+            "stop it first, or give this one its own PLATFORM_LOCAL_DIR"
+        )
+        return 1
+    web_url = f"http://{PUBLIC_HOST}:{args.port}/"
     services = services_start(local_dir())
+    record_remove = services_record(local_dir(), services, command="up", web_url=web_url)
     try:
         env = base_env("platform_site.settings.local", services.env)
         env["WEB_PORT"] = str(args.port)
         env["WEB_HOST"] = args.host
         say("migrating the public schema, the tenant template and every tenant")
         manage(env, "migrate_schemas", "--noinput", "-v", "0")
-        manage(
-            env,
-            "platform_bootstrap",
-            *([] if args.no_demo else ["--demo"]),
-            "--port",
-            str(args.port),
+        bootstrap = subprocess.run(
+            [
+                str(PYTHON),
+                str(ROOT / "manage.py"),
+                "platform_bootstrap",
+                *([] if args.no_demo else ["--demo"]),
+                "--port",
+                str(args.port),
+                "--credentials-file",
+                str(local_dir() / CREDENTIALS_NAME),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
         )
+        if bootstrap.returncode != 0:
+            print(bootstrap.stdout, end="", flush=True)
+            say("platform_bootstrap failed (above)")
+            return bootstrap.returncode
         say("starting web, worker and beat (Ctrl-C stops everything)")
         flags = ["--no-colour", *(["--no-prefix"] if args.no_prefix else [])]
         honcho = subprocess.Popen(
             [str(BIN / "honcho"), "start", *flags, "-f", str(ROOT / "Procfile")], env=env, cwd=ROOT
         )
+        threading.Thread(
+            target=_tell_when_web_answers,
+            args=(honcho, _probe_url(args.host, args.port), bootstrap.stdout),
+            daemon=True,
+        ).start()
         return _wait_forwarding_signals(honcho)
     finally:
+        record_remove()
         services.stop()
+
+
+PUBLIC_HOST = os.environ.get("PLATFORM_BASE_DOMAIN", "localhost")
+CREDENTIALS_NAME = "credentials.txt"
+
+
+def _probe_url(host: str, port: int) -> str:
+    # A wildcard bind answers on the loopback address too.
+    probe_host = "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host  # noqa: S104
+    if ":" in probe_host:
+        probe_host = f"[{probe_host}]"
+    return f"http://{probe_host}:{port}/health/live"
+
+
+def web_answers(url: str, *, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _tell_when_web_answers(
+    process: subprocess.Popen[bytes], url: str, message: str, limit: float = 300.0
+) -> None:
+    """Print what platform_bootstrap said (credentials, links) once web answers: last on the
+    screen, after the worker's and beat's start-up lines."""
+    deadline = time.monotonic() + limit
+    while process.poll() is None and not web_answers(url):
+        if time.monotonic() > deadline:
+            say(f"web does not answer on {url} yet; the credentials are in {local_dir()}")
+            return
+        time.sleep(0.5)
+    if process.poll() is not None:
+        return
+    time.sleep(1.0)  # the worker's and beat's first lines come in the same second
+    print(f"\n{message.rstrip()}\n", flush=True)
+    say(f"ready; Ctrl-C stops everything. Credentials kept in {local_dir() / CREDENTIALS_NAME}")
 
 
 def _wait_forwarding_signals(process: subprocess.Popen[bytes]) -> int:
@@ -169,15 +326,28 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_manage(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_start
+    from platform_site.devservices import services_record, services_running, services_start
+
+    running = services_running(local_dir())
+    if running is not None:
+        # The platform (or another `manage`) runs: use its servers, the data it shows.
+        say(f"using the services of the running `run.py {running.command}` (pid {running.pid})")
+        env = base_env("platform_site.settings.local", running.env)
+        if running.web_url:
+            env.setdefault("WEB_PORT", running.web_url.rstrip("/").rpartition(":")[2])
+        return subprocess.run(
+            [str(PYTHON), "manage.py", *args.manage_args], env=env, cwd=ROOT
+        ).returncode
 
     services = services_start(local_dir())
+    record_remove = services_record(local_dir(), services, command="manage")
     try:
         env = base_env("platform_site.settings.local", services.env)
         return subprocess.run(
             [str(PYTHON), "manage.py", *args.manage_args], env=env, cwd=ROOT
         ).returncode
     finally:
+        record_remove()
         services.stop()
 
 
@@ -221,6 +391,8 @@ def main() -> int:
         args = parser.parse_args(argv)
     ensure_venv()
     sys.path.insert(0, str(ROOT))
+    from platform_site.devservices import ServicesBusyError
+
     commands = {
         "up": cmd_up,
         "test": cmd_test,
@@ -228,7 +400,13 @@ def main() -> int:
         "manage": cmd_manage,
         "bench": cmd_bench,
     }
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except ServicesBusyError as error:
+        say(str(error))
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
