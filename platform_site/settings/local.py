@@ -21,3 +21,8 @@ CORS_ALLOWED_ORIGINS = CORS_ALLOWED_ORIGINS or [  # noqa: F405
 # worker and beat alike): the links the platform builds must say so.
 PLATFORM_URL_SCHEME = env_str("PLATFORM_URL_SCHEME", "http")
 PLATFORM_URL_PORT = env_int("PLATFORM_URL_PORT", env_int("WEB_PORT", 8000)) or None
+
+# No mail server configured: one .eml file per message in .local/mail/ (open it with any
+# mail client) rather than Django's multi-message .log files.
+if not EMAIL_HOST and not os.environ.get("EMAIL_BACKEND"):  # noqa: F405
+    EMAIL_BACKEND = "apps.core.mail.EmlFileBackend"
