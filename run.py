@@ -211,7 +211,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         say("starting web, worker and beat (Ctrl-C stops everything)")
         flags = ["--no-colour", *(["--no-prefix"] if args.no_prefix else [])]
         honcho = subprocess.Popen(
-            [str(BIN / "honcho"), "start", *flags, "-f", str(ROOT / "Procfile")], env=env, cwd=ROOT
+            [str(BIN / "honcho"), "start", *flags, "-f", str(ROOT / "Procfile")],
+            env=env,
+            cwd=ROOT,
+            process_group=0,
         )
         threading.Thread(
             target=_tell_when_web_answers,
@@ -263,19 +266,17 @@ def _tell_when_web_answers(
 
 
 def _wait_forwarding_signals(process: subprocess.Popen[bytes]) -> int:
-    # Ctrl-C reaches honcho directly (same terminal process group); a SIGTERM
-    # sent to this process alone is passed on, so web/worker/beat stop first
-    # and the embedded servers after them.
+    # honcho runs in a process group of its own, so Ctrl-C in the terminal (SIGINT to the
+    # foreground group) and a SIGINT or SIGTERM sent to this process alone both reach it
+    # exactly once, from here: web/worker/beat stop first, the embedded servers after them.
     def forward(signum: int, frame: object) -> None:
         if process.poll() is None:
-            process.send_signal(signum)
+            # honcho stops everything on SIGINT and SIGTERM only (a closed terminal: SIGHUP).
+            process.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, forward)
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            continue
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    return process.wait()
 
 
 def cmd_test(args: argparse.Namespace) -> int:
