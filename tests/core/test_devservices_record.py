@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,6 +24,9 @@ from platform_site.devservices import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+# Not for these tests' own sake: the suite's autouse Redis clean-up may read the database
+# when this module's first test opens the session's first Redis connection.
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -40,7 +44,7 @@ def listening() -> Iterator[str]:
 @pytest.fixture
 def other_process() -> Iterator[int]:
     """A live process that is not this one: the run that owns the record."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # noqa: S603
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         yield process.pid
     finally:
@@ -86,7 +90,7 @@ def test_a_live_run_whose_servers_answer_is_found(
 
 
 def test_a_killed_runs_record_is_stale_and_removed(tmp_path: Path, listening: str) -> None:
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # noqa: S603
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     _write_record(tmp_path, pid=dead.pid, env={"REDIS_URL": listening}, web_url=None)
 
@@ -148,7 +152,7 @@ def test_run_py_manage_uses_the_recorded_services_of_a_running_platform(
 
     assert result.returncode == 0, result.stderr
     assert f"using the services of the running `run.py up` (pid {other_process})" in result.stdout
-    database = recorded["DATABASE_URL"].rsplit("/", 1)[1].split("?")[0]
+    database = urlsplit(recorded["DATABASE_URL"]).path.strip("/")
     assert f"db {database} port 8123" in result.stdout
     assert not (tmp_path / "pgdata").exists() and not (tmp_path / "redis").exists()
 
