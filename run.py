@@ -79,7 +79,7 @@ class InstallProgress:
 
     def __init__(self) -> None:
         self.collected = 0
-        self.phase = "resolving"
+        self.phase = "collecting"
         self.started = time.monotonic()
         self.last_said = self.started
         self.tail: list[str] = []
@@ -105,7 +105,7 @@ class InstallProgress:
         if self.phase == "done" or now - self.last_said < self.HEARTBEAT:
             return None
         self.last_said = now
-        found = f", {self.collected} packages found" if self.phase == "resolving" else ""
+        found = f", {self.collected} packages found" if self.phase == "collecting" else ""
         return f"  still {self.phase} ({now - self.started:.0f} s{found})"
 
     def _phase(self, phase: str, message: str) -> str:

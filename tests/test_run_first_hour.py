@@ -45,7 +45,7 @@ def test_a_long_silent_phase_still_says_something(monkeypatch: pytest.MonkeyPatc
 
     assert progress.tick() is None
     clock[0] += run.InstallProgress.HEARTBEAT + 1
-    assert progress.tick() == "  still resolving (11 s, 1 packages found)"
+    assert progress.tick() == "  still collecting (11 s, 1 packages found)"
     assert progress.tick() is None  # not again until another heartbeat has passed
 
 

@@ -153,8 +153,10 @@ class Command(BaseCommand):
             if demo is not None:
                 sample = demo_sample_ensure(tenant=demo)
                 if sample:
+                    organizations = sum(item.startswith("organization ") for item in sample)
                     self.stdout.write(
-                        f"Demo tenant 'acme': sample data created ({len(sample)} rows)"
+                        f"Demo tenant 'acme': sample data created ({organizations} "
+                        f"organizations, {len(sample) - organizations} users with their roles)"
                     )
 
         credentials_file: Path | None = options.get("credentials_file")
