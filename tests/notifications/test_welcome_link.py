@@ -31,6 +31,13 @@ def _welcome_body(tenant_a, user_id: int, capture) -> str:
     return str(message.body)
 
 
+def _welcome_html() -> str:
+    (message,) = mail.outbox
+    ((html, mimetype),) = message.alternatives
+    assert mimetype == "text/html"
+    return str(html)
+
+
 @pytest.mark.django_db
 def test_a_staff_user_is_sent_to_the_tenants_admin(
     tenant_a, settings, django_capture_on_commit_callbacks
@@ -44,6 +51,7 @@ def test_a_staff_user_is_sent_to_the_tenants_admin(
 
     assert f"Sign in with this address at http://{tenant_a.host}:8000/admin/" in body
     assert "no password yet" not in body
+    assert f'<a href="http://{tenant_a.host}:8000/admin/"' in _welcome_html()
 
 
 @pytest.mark.django_db
