@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core import mail
+from django.core.mail import EmailMultiAlternatives
 from django_tenants.utils import tenant_context
 
 from apps.notifications.consumers import welcome_send_task
@@ -33,6 +34,7 @@ def _welcome_body(tenant_a, user_id: int, capture) -> str:
 
 def _welcome_html() -> str:
     (message,) = mail.outbox
+    assert isinstance(message, EmailMultiAlternatives)
     ((html, mimetype),) = message.alternatives
     assert mimetype == "text/html"
     return str(html)
