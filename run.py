@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import queue
 import signal
@@ -31,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 import venv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -232,35 +233,64 @@ CREDENTIALS_NAME = "credentials.txt"
 
 
 def _probe_url(host: str, port: int) -> str:
-    # A wildcard bind answers on the loopback address too.
+    """The web's base URL as seen from this machine (a wildcard bind answers on loopback)."""
     probe_host = "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host  # noqa: S104
     if ":" in probe_host:
         probe_host = f"[{probe_host}]"
-    return f"http://{probe_host}:{port}/health/live"
+    return f"http://{probe_host}:{port}"
 
 
-def web_answers(url: str, *, timeout: float = 2.0) -> bool:
+def web_answers(base_url: str, *, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{base_url}/health/live", timeout=timeout) as response:  # noqa: S310
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
 
-def _tell_when_web_answers(
-    process: subprocess.Popen[bytes], url: str, message: str, limit: float = 300.0
-) -> None:
-    """Print what platform_bootstrap said (credentials, links) once web answers: last on the
-    screen, after the worker's and beat's start-up lines."""
+def worker_consumes(base_url: str, *, timeout: float = 5.0) -> bool:
+    """Whether readiness reports a worker consuming (true when it does not report workers)."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/health/ready", timeout=timeout) as response:  # noqa: S310
+            body = response.read()
+    except urllib.error.HTTPError as error:  # 503: something is not ready; the body says what
+        body = error.read()
+    except (urllib.error.URLError, OSError):
+        return False
+    try:
+        worker = json.loads(body)["checks"]["worker"]
+    except (ValueError, KeyError, TypeError):
+        return True
+    return bool(worker.get("status") == "ok")
+
+
+def _wait_until(check: Callable[[], bool], process: subprocess.Popen[bytes], limit: float) -> bool:
     deadline = time.monotonic() + limit
-    while process.poll() is None and not web_answers(url):
+    while process.poll() is None:
+        if check():
+            return True
         if time.monotonic() > deadline:
-            say(f"web does not answer on {url} yet; the credentials are in {local_dir()}")
-            return
+            return False
         time.sleep(0.5)
+    return False
+
+
+def _tell_when_web_answers(
+    process: subprocess.Popen[bytes],
+    base_url: str,
+    message: str,
+    *,
+    web_limit: float = 300.0,
+    worker_limit: float = 30.0,
+) -> None:
+    """Print what platform_bootstrap said (credentials, links) once web answers and a worker
+    consumes: last on the screen, after web's, the worker's and beat's start-up lines."""
+    if _wait_until(lambda: web_answers(base_url), process, web_limit):
+        _wait_until(lambda: worker_consumes(base_url), process, worker_limit)
+    elif process.poll() is None:
+        say(f"web does not answer on {base_url} after {web_limit:.0f} s")
     if process.poll() is not None:
-        return
-    time.sleep(1.0)  # the worker's and beat's first lines come in the same second
+        return  # stopped (Ctrl-C, or a process failed): its lines are what matters now
     print(f"\n{message.rstrip()}\n", flush=True)
     say(f"ready; Ctrl-C stops everything. Credentials kept in {local_dir() / CREDENTIALS_NAME}")
 

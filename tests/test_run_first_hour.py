@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import logging
 import subprocess
 import sys
@@ -13,6 +14,10 @@ import pytest
 
 import run
 from platform_site.local_logging import RoutineTasksQuiet
+
+# Not for these tests' own sake: the suite's autouse Redis clean-up may read the database
+# when this module's first test opens the session's first Redis connection.
+pytestmark = pytest.mark.django_db
 
 PIP_OUTPUT = """\
 Obtaining file:///work/platform
@@ -63,39 +68,87 @@ def test_pip_failing_shows_its_output_and_reports_failure(
     assert "ERROR: no such" in capsys.readouterr().err
 
 
+class FakeWeb:
+    """/health/live answers at once; /health/ready reports the worker unavailable (503) for
+    the first `worker_late` probes, as while the worker starts, then ok."""
+
+    def __init__(self, worker_late: int) -> None:
+        self.worker_late = worker_late
+        self.ready_probes = 0
+
+
 @pytest.fixture
-def health_server() -> Iterator[str]:
-    class Live(http.server.BaseHTTPRequestHandler):
+def fake_web() -> Iterator[tuple[str, FakeWeb]]:
+    state = FakeWeb(worker_late=2)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/health/live" else 404)
+            if self.path == "/health/live":
+                self._answer(200, {"status": "ok"})
+            elif self.path == "/health/ready":
+                state.ready_probes += 1
+                worker = "ok" if state.ready_probes > state.worker_late else "unavailable"
+                status = 200 if worker == "ok" else 503
+                self._answer(status, {"checks": {"worker": {"status": worker}}})
+            else:
+                self._answer(404, {})
+
+        def _answer(self, status: int, body: dict[str, object]) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
             self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Live)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/health/live"
+        yield f"http://127.0.0.1:{server.server_address[1]}", state
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_credentials_are_printed_once_web_answers(
-    health_server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def honcho_stand_in() -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_credentials_are_printed_once_web_answers_and_a_worker_consumes(
+    fake_web: tuple[str, FakeWeb],
+    honcho_stand_in: subprocess.Popen[bytes],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(run.time, "sleep", lambda seconds: None)
-    web = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        run._tell_when_web_answers(web, health_server, "  password: s3cret\n")
-    finally:
-        web.kill()
-        web.wait()
+    base_url, state = fake_web
 
+    run._tell_when_web_answers(honcho_stand_in, base_url, "  password: s3cret\n")
+
+    assert state.ready_probes == 3  # waited through two "worker unavailable" answers
     out = capsys.readouterr().out
     assert "password: s3cret" in out
     assert out.rstrip().splitlines()[-1].startswith("[run] ready; Ctrl-C stops everything.")
+
+
+def test_a_worker_that_never_comes_does_not_hold_the_credentials_back(
+    fake_web: tuple[str, FakeWeb],
+    honcho_stand_in: subprocess.Popen[bytes],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base_url, state = fake_web
+    state.worker_late = 10**6
+
+    run._tell_when_web_answers(honcho_stand_in, base_url, "  password: s3cret\n", worker_limit=1)
+
+    assert "password: s3cret" in capsys.readouterr().out
 
 
 def test_nothing_is_printed_when_web_never_answers_and_the_processes_stop(
@@ -104,7 +157,7 @@ def test_nothing_is_printed_when_web_never_answers_and_the_processes_stop(
     web = subprocess.Popen([sys.executable, "-c", "pass"])
     web.wait()
 
-    run._tell_when_web_answers(web, "http://127.0.0.1:9/health/live", "  password: s3cret\n")
+    run._tell_when_web_answers(web, "http://127.0.0.1:9", "  password: s3cret\n")
 
     assert "s3cret" not in capsys.readouterr().out
 
