@@ -173,9 +173,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     running = services_running(local_dir())
     if running is not None:
-        where = f" at {running.web_url}" if running.web_url else ""
+        # Two platforms on one data folder would share one Redis and database but not a port.
+        what = (
+            f"the platform already runs at {running.web_url}"
+            if running.command == "up" and running.web_url
+            else "its services are in use"
+        )
         say(
-            f"the platform already runs{where} (`run.py {running.command}`, pid {running.pid}); "
+            f"{what} (`run.py {running.command}`, pid {running.pid}); "
             "stop it first, or give this one its own PLATFORM_LOCAL_DIR"
         )
         return 1
