@@ -425,7 +425,10 @@ def main() -> int:
         setattr(args, f"{ {'test': 'pytest'}.get(argv[0], argv[0]) }_args", argv[1:])
     else:
         args = parser.parse_args(argv)
-    ensure_venv()
+    try:
+        ensure_venv()
+    except KeyboardInterrupt:
+        return 130
     sys.path.insert(0, str(ROOT))
     from platform_site.devservices import ServicesBusyError
 
