@@ -269,14 +269,17 @@ def worker_consumes(base_url: str, *, timeout: float = 5.0) -> bool:
     return bool(worker.get("status") == "ok")
 
 
-def _wait_until(check: Callable[[], bool], process: subprocess.Popen[bytes], limit: float) -> bool:
+def _wait_until(
+    check: Callable[[], bool], process: subprocess.Popen[bytes], limit: float, *, every: float
+) -> bool:
+    """Whether `check` came true within `limit` seconds while `process` runs."""
     deadline = time.monotonic() + limit
     while process.poll() is None:
         if check():
             return True
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.5)
+        time.sleep(every)
     return False
 
 
@@ -290,8 +293,10 @@ def _tell_when_web_answers(
 ) -> None:
     """Print what platform_bootstrap said (credentials, links) once web answers and a worker
     consumes: last on the screen, after web's, the worker's and beat's start-up lines."""
-    if _wait_until(lambda: web_answers(base_url), process, web_limit):
-        _wait_until(lambda: worker_consumes(base_url), process, worker_limit)
+    if _wait_until(lambda: web_answers(base_url), process, web_limit, every=0.5):
+        # Readiness keeps its answer about workers a few seconds: asking more often than
+        # that would only add access-log lines.
+        _wait_until(lambda: worker_consumes(base_url), process, worker_limit, every=2.5)
     elif process.poll() is None:
         say(f"web does not answer on {base_url} after {web_limit:.0f} s")
     if process.poll() is not None:
