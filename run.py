@@ -299,6 +299,7 @@ def _tell_when_web_answers(
         _wait_until(lambda: worker_consumes(base_url), process, worker_limit, every=2.5)
     elif process.poll() is None:
         say(f"web does not answer on {base_url} after {web_limit:.0f} s")
+    time.sleep(0.5)  # web logs the probe's request just after answering it: let it go first
     if process.poll() is not None:
         return  # stopped (Ctrl-C, or a process failed): its lines are what matters now
     print(f"\n{message.rstrip()}\n", flush=True)
