@@ -30,6 +30,20 @@ def no_whitespace(item: str) -> None:
         raise ValidationError("Put one item on each line, without spaces.")
 
 
+def _list_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        # The form shown again with its errors: what was typed, as typed. A list that
+        # came as JSON text (a JSONField's initial value) still shows one a line.
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        value = parsed if isinstance(parsed, list) else value
+    if isinstance(value, list | tuple):
+        return "\n".join(str(item) for item in value)
+    return None if value is None else str(value)
+
+
 class LinesWidget(forms.Textarea):
     """A textarea showing a list one item a line."""
 
@@ -37,17 +51,7 @@ class LinesWidget(forms.Textarea):
         super().__init__({"rows": 4, "cols": 60, **(attrs or {})})
 
     def format_value(self, value: Any) -> str | None:
-        if isinstance(value, str):
-            # The form shown again with its errors: what was typed, as typed. A list that
-            # came as JSON text (a JSONField's initial value) still shows one a line.
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                return value
-            value = parsed if isinstance(parsed, list) else value
-        if isinstance(value, list | tuple):
-            return "\n".join(str(item) for item in value)
-        return None if value is None else str(value)
+        return _list_text(value)
 
 
 class JSONListField(forms.Field):
@@ -81,7 +85,7 @@ class JSONListField(forms.Field):
 
     def prepare_value(self, value: Any) -> Any:
         # The text a browser shows and posts back (BoundField.value() is this).
-        return self.widget.format_value(value)
+        return _list_text(value)
 
     def to_python(self, value: Any) -> list[str]:
         if value in self.empty_values:
@@ -164,6 +168,12 @@ def _read(text: str) -> Any:
         return text
 
 
+def _mapping_text(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        return "\n".join(f"{key} = {_shown(item)}" for key, item in value.items())
+    return None if value is None else str(value)
+
+
 class KeyValueWidget(forms.Textarea):
     """A textarea showing a mapping one `key = value` a line."""
 
@@ -171,9 +181,7 @@ class KeyValueWidget(forms.Textarea):
         super().__init__({"rows": 4, "cols": 60, **(attrs or {})})
 
     def format_value(self, value: Any) -> str | None:
-        if isinstance(value, Mapping):
-            return "\n".join(f"{key} = {_shown(item)}" for key, item in value.items())
-        return None if value is None else str(value)
+        return _mapping_text(value)
 
 
 class KeyValueField(forms.Field):
@@ -198,7 +206,7 @@ class KeyValueField(forms.Field):
 
     def prepare_value(self, value: Any) -> Any:
         # The text a browser shows and posts back (BoundField.value() is this).
-        return self.widget.format_value(value)
+        return _mapping_text(value)
 
     def to_python(self, value: Any) -> dict[str, Any]:
         if value in self.empty_values:

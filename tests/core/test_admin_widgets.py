@@ -44,14 +44,14 @@ def test_bad_lines_are_the_fields_errors(scopes: str, problem: str) -> None:
     form = ListForm({"scopes": scopes, "uris": ""})
 
     assert not form.is_valid()
-    assert problem in " ".join(form.errors["scopes"])
+    assert problem in " ".join(map(str, form.errors["scopes"]))
 
 
 def test_each_bad_item_is_named_by_its_line() -> None:
     form = ListForm({"scopes": "", "uris": "https://ok.test\nhttp://plain.test\njunk"})
 
     assert not form.is_valid()
-    errors = form.errors["uris"]
+    errors = [str(e) for e in form.errors["uris"]]
     assert len(errors) == 2
     assert errors[0].startswith("Line 2") and errors[1].startswith("Line 3")
 
