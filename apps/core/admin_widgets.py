@@ -93,14 +93,13 @@ class JSONListField(forms.Field):
         if isinstance(value, list | tuple):
             return [str(item) for item in value]
         if not isinstance(value, str):
-            raise ValidationError("Enter one item a line.", code="invalid")
+            raise ValidationError("Enter one item a line.")
         errors: list[ValidationError] = []
         items: list[str] = []
         numbered = _lines(value)
         if len(numbered) > self.max_items:
             raise ValidationError(
                 self.error_messages["too_many"],
-                code="too_many",
                 params={"limit": self.max_items, "count": len(numbered)},
             )
         for line, item in numbered:
@@ -109,7 +108,6 @@ class JSONListField(forms.Field):
                 errors.append(
                     ValidationError(
                         self.error_messages["too_long"],
-                        code="too_long",
                         params={"line": line, "limit": self.item_max_length},
                     )
                 )
@@ -119,7 +117,6 @@ class JSONListField(forms.Field):
                 errors.append(
                     ValidationError(
                         self.error_messages["invalid_item"],
-                        code="invalid_item",
                         params={"line": line, "item": item[:80], "problem": problem},
                     )
                 )
@@ -214,10 +211,10 @@ class KeyValueField(forms.Field):
         if isinstance(value, Mapping):
             return dict(value)
         if not isinstance(value, str):
-            raise ValidationError("Enter one 'key = value' a line.", code="invalid")
+            raise ValidationError("Enter one 'key = value' a line.")
         numbered = _lines(value)
         if len(numbered) > self.max_items:
-            raise ValidationError(f"At most {self.max_items} lines.", code="too_many")
+            raise ValidationError(f"At most {self.max_items} lines.")
         errors: list[str] = []
         result: dict[str, Any] = {}
         for line, text in numbered:
@@ -235,7 +232,7 @@ class KeyValueField(forms.Field):
             else:
                 result[key] = _read(raw)
         if errors:
-            raise ValidationError(errors, code="invalid")
+            raise ValidationError(errors)
         return result
 
     def has_changed(self, initial: Any, data: Any) -> bool:
