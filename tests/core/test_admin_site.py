@@ -157,3 +157,11 @@ def test_the_api_and_json_clients_on_an_unknown_host_keep_the_envelope(path, acc
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.django_db
+def test_the_sso_providers_page_carries_the_tenants_titles(tenant_a) -> None:
+    page = Client().get("/admin/sso/", HTTP_HOST=tenant_a.host)
+
+    assert page.status_code == 200
+    assert f"{tenant_a.tenant.name} administration" in page.content.decode()
