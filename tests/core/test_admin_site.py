@@ -165,3 +165,15 @@ def test_the_sso_providers_page_carries_the_tenants_titles(tenant_a) -> None:
 
     assert page.status_code == 200
     assert f"{tenant_a.tenant.name} administration" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_browser_on_a_deactivated_tenants_host_gets_the_page_too(tenant_a) -> None:
+    from apps.tenants.models import Tenant
+
+    Tenant.objects.filter(pk=tenant_a.tenant.pk).update(is_active=False)
+
+    page = Client().get("/admin/", HTTP_HOST=tenant_a.host, HTTP_ACCEPT=BROWSER_ACCEPT)
+
+    assert page.status_code == 404
+    assert f"No site is served at {tenant_a.host}" in page.content.decode()

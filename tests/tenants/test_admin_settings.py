@@ -41,6 +41,8 @@ def test_the_change_form_shows_other_settings_as_lines(admin_client: Client, cha
     assert '<textarea name="other_settings"' in text
     assert "theme = dark\nmax_users = 10</textarea>" in text
     assert 'name="rate_limit"' in text and 'value="50/m"' in text
+    # The domains beside them, as a list of rows (not JSON).
+    assert 'name="domains-0-domain"' in text and 'value="alpha.localhost"' in text
 
 
 @pytest.mark.django_db
