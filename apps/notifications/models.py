@@ -51,6 +51,7 @@ class NotificationBatch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "notification batches"
 
     def __str__(self) -> str:
         return f"{self.type} ({self.status})"
@@ -125,6 +126,7 @@ class Delivery(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["notification", "channel"], name="delivery_per_channel")
         ]

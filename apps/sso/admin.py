@@ -6,8 +6,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.validators import URLValidator
 from django.http import HttpRequest
 
+from apps.core.admin_widgets import JSONListField, no_whitespace
 from apps.sso import oidc
 from apps.sso.crypto import secret_encrypt
 from apps.sso.models import ExternalIdentity, IdentityProvider
@@ -19,6 +21,23 @@ class IdentityProviderForm(forms.ModelForm[IdentityProvider]):
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="Write-only: leave empty to keep the current secret.",
+    )
+    scopes = JSONListField(
+        max_items=30, item_max_length=100, item_validators=[no_whitespace], label="Scopes"
+    )
+    allowed_email_domains = JSONListField(
+        max_items=100,
+        item_max_length=253,
+        item_validators=[no_whitespace],
+        lowercase=True,
+        help_text="Empty: any domain.",
+    )
+    redirect_uris = JSONListField(
+        max_items=50,
+        item_max_length=1000,
+        item_validators=[URLValidator(schemes=["http", "https"])],
+        label="Redirect URIs",
+        help_text="Where the client may be sent back to (exact match).",
     )
 
     class Meta:
