@@ -117,3 +117,47 @@ def test_changepassword_refuses_a_weak_password_and_keeps_the_old(tenant_a, type
 def test_changepassword_of_nobody_says_so(tenant_a) -> None:
     with tenant_context(tenant_a.tenant), pytest.raises(CommandError, match="No user"):
         call_command("changepassword", "nobody@alpha.test")
+
+
+# ------------------------------------------------------------------ createsuperuser
+
+
+@pytest.mark.django_db
+def test_createsuperuser_in_a_tenant_goes_through_the_service(
+    tenant_a, manage, monkeypatch, eager, django_capture_on_commit_callbacks
+) -> None:
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", NEW_PASSWORD)
+    with django_capture_on_commit_callbacks(execute=True):
+        manage(
+            "tenant_command", "createsuperuser", f"--schema={tenant_a.schema}",
+            "--email=Boss@Alpha.test", "--noinput",
+        )  # fmt: skip
+    tenant_connection().set_schema_to_public()
+    with tenant_context(tenant_a.tenant):
+        user = User.objects.get(email="boss@alpha.test")
+        assert (user.is_staff, user.is_superuser) == (True, True)
+        assert user.check_password(NEW_PASSWORD)
+        assert AuditEvent.objects.filter(action="user.created", target_id=str(user.pk)).exists()
+        assert OutboxEvent.objects.filter(event_type="user.created", data__user_id=user.pk).exists()
+        roles = set(user.role_assignments.values_list("role__system_key", flat=True))
+        assert "owner" in roles
+    assert [m.to for m in mail.outbox] == [["boss@alpha.test"]]  # the welcome mail
+
+
+@pytest.mark.django_db
+def test_createsuperuser_in_public_makes_an_operator(manage, monkeypatch, typed) -> None:
+    inputs = iter(["ops@localhost"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(inputs))
+    typed += [NEW_PASSWORD, NEW_PASSWORD]
+    manage("createsuperuser")
+    user = User.objects.get(email="ops@localhost")
+    assert (user.is_staff, user.is_superuser) == (True, True)
+    assert AuditEvent.objects.filter(action="user.created", target_id=str(user.pk)).exists()
+
+
+@pytest.mark.django_db
+def test_createsuperuser_refuses_a_taken_address(tenant_a) -> None:
+    with tenant_context(tenant_a.tenant):
+        make_user(email="member@alpha.test", username="member")
+        with pytest.raises(CommandError, match="already registered"):
+            call_command("createsuperuser", "--email=member@alpha.test", "--noinput")
