@@ -5,13 +5,12 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.accounts.models import Session, User
 from apps.accounts.services.passwords import password_set
-from apps.accounts.services.sessions import sessions_revoke
+from apps.accounts.services.sessions import sessions_revoke_audited
 from apps.accounts.services.users import (
     user_create,
     user_delete,
@@ -218,8 +217,8 @@ class SessionAdmin(admin.ModelAdmin[Session]):
                 f"Left {len(sessions) - len(mine)} session(s) alone: their users hold "
                 "permissions you lack.",
             )
-        with transaction.atomic():
-            ended = sessions_revoke(
-                Session.objects.filter(pk__in=mine), reason=Session.RevokeReason.REVOKED_BY_ADMIN
-            )
+        ended = sessions_revoke_audited(
+            sessions=Session.objects.filter(pk__in=mine),
+            reason=Session.RevokeReason.REVOKED_BY_ADMIN,
+        )
         messages.success(request, f"Revoked {ended} session(s).")

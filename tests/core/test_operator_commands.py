@@ -47,9 +47,9 @@ def manage(monkeypatch: pytest.MonkeyPatch):
     """Runs argv as `python3 run.py manage ...` does: parsed by Django's utility, so
     tenant_command's own `--schema=` handling (run_from_argv) is what runs. Its closing of
     every connection at the end is skipped: it would end the test's transaction."""
-    from django.core.management import base
+    from django.db import connections
 
-    monkeypatch.setattr(base.connections, "close_all", lambda: None)
+    monkeypatch.setattr(connections, "close_all", lambda: None)
 
     def run(*argv: str) -> None:
         ManagementUtility(["manage.py", *argv]).execute()

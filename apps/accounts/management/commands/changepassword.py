@@ -10,6 +10,7 @@ without a schema it changes a platform operator's password (public schema).
 
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 from django.contrib.auth.management.commands import changepassword
@@ -29,6 +30,12 @@ class Command(changepassword.Command):
         "user, writes an audit row and sends the security notice. For a tenant's user: "
         "`tenant_command changepassword --schema=<slug> <email>`."
     )
+
+    def _get_pass(self, prompt: str = "Password: ") -> str:
+        password = getpass.getpass(prompt=prompt)
+        if not password:
+            raise CommandError("aborted")
+        return password
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email", help="the user's e-mail address")
