@@ -14,6 +14,7 @@ from django.db.models import Model
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from apps.audit.models import AuditEvent
 from apps.core.admin_site import model_lives_in_current_schema
@@ -57,14 +58,14 @@ def changes_as_table(changes: Any) -> str:
         return format_html("<code>{}</code>", _shown(changes))
     pairs = all(isinstance(v, list) and len(v) == 2 for v in changes.values())
     if pairs:
-        head = format_html("<tr><th>field</th><th>before</th><th>after</th></tr>")
+        head = mark_safe("<tr><th>field</th><th>before</th><th>after</th></tr>")
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             ((k, _shown(v[0]), _shown(v[1])) for k, v in sorted(changes.items())),
         )
     else:
-        head = format_html("<tr><th>field</th><th>value</th></tr>")
+        head = mark_safe("<tr><th>field</th><th>value</th></tr>")
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td></tr>",
