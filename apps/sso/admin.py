@@ -74,7 +74,8 @@ class IdentityProviderAdmin(ServiceAdminMixin, admin.ModelAdmin[IdentityProvider
     form = IdentityProviderForm
     list_display = ["name", "slug", "issuer", "enabled", "sso_required", "jit_enabled"]
     search_fields = ["name", "slug", "issuer"]
-    filter_horizontal = ["jit_roles", "break_glass_users"]
+    # Picked by searching (names and addresses, live users only), not from every row.
+    autocomplete_fields = ["jit_roles", "jit_organization", "break_glass_users"]
     readonly_fields = ["metadata", "created_at", "updated_at"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:

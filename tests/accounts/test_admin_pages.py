@@ -84,7 +84,10 @@ def tenant_pages(tenant_a, api) -> dict[str, tuple[str, list[str]]]:
             ["<th>before</th>", f'href="{user_page}"'],
         ),
         "identity providers": ("/admin/sso/identityprovider/", ["Corp IdP"]),
-        "identity provider add": ("/admin/sso/identityprovider/add/", ['name="client_secret"']),
+        "identity provider add": (
+            "/admin/sso/identityprovider/add/",
+            ['name="client_secret"', 'data-field-name="break_glass_users"'],
+        ),
         "identity provider": (f"/admin/sso/identityprovider/{provider.pk}/change/", ["Corp IdP"]),
         "external identities": ("/admin/sso/externalidentity/", ["member@alpha.test"]),
         "notifications": ("/admin/notifications/notification/", ["member@alpha.test"]),
