@@ -120,7 +120,17 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
             return fieldsets
         # What the user holds and where they are signed in, read-only, with links to the
         # pages that change it. The public schema (operators) has no roles or organizations.
-        shown = ("sessions",) if in_public_schema() else ("roles", "organizations", "sessions")
+        # Each only to those who may read it on its own page (sessions carry addresses).
+        parts = {
+            "roles": "rbac.view_roleassignment",
+            "organizations": "organizations.view_membership",
+            "sessions": "accounts.view_session",
+        }
+        if in_public_schema():
+            parts = {"sessions": parts["sessions"]}
+        shown = tuple(name for name, perm in parts.items() if request.user.has_perm(perm))
+        if not shown:
+            return fieldsets
         return [*fieldsets, ("Roles, organizations and sessions", {"fields": shown})]
 
     def get_search_results(

@@ -60,3 +60,23 @@ def test_an_operators_page_in_public_shows_sessions_only(operator) -> None:
     assert "No active sessions." in html
     assert "field-roles" not in html and "field-organizations" not in html
     assert 'name="groups"' not in html and 'name="user_permissions"' not in html
+
+
+@pytest.mark.django_db
+def test_each_part_shows_only_to_who_may_read_its_own_page(tenant_a, api) -> None:
+    # users.view opens the user page; the sessions (addresses, devices) need users.manage,
+    # the roles roles.view, the organizations organizations.view.
+    with tenant_context(tenant_a.tenant):
+        member = make_user(email="member@alpha.test", username="member")
+        viewer = make_user(email="viewer@alpha.test", username="viewer", is_staff=True)
+        role = Role.objects.create(name="Directory", permissions=["users.view", "roles.view"])
+        RoleAssignment.objects.create(user=viewer, role=role)
+    Api(api, tenant_a.host).login("member@alpha.test", PASSWORD, HTTP_USER_AGENT="TestBrowser/1")
+    page = _client(tenant_a, viewer).get(
+        f"/admin/accounts/user/{member.pk}/change/", HTTP_HOST=tenant_a.host
+    )
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "field-roles" in html
+    assert "field-sessions" not in html and "TestBrowser/1" not in html
+    assert "field-organizations" not in html
