@@ -96,7 +96,7 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.type} to {self.recipient_id}"
+        return f"{self.type} to {self.recipient.email}"
 
 
 class Delivery(models.Model):
@@ -156,7 +156,7 @@ class Preference(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.type}/{self.channel}: {self.enabled}"
+        return f"{self.user.email} {self.type}/{self.channel}: {'on' if self.enabled else 'off'}"
 
 
 class DeviceSubscription(models.Model):
@@ -185,4 +185,4 @@ class DeviceSubscription(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} for {self.user_id}"
+        return f"{self.kind} for {self.user.email}"
