@@ -27,6 +27,10 @@ RUN DJANGO_SECRET_KEY="build-only-placeholder-0123456789abcdefghijklmnopqrstuvwx
     ALLOWED_HOSTS="localhost" \
     python manage.py collectstatic --noinput -v 0
 
+# Tenant export archives (TENANT_EXPORT_DIR in docker-compose.yml): a volume mounted here
+# starts with this directory's owner, so the app user can write to it.
+RUN mkdir -p /exports && chown app /exports && chmod 700 /exports
+
 USER app
 EXPOSE 8000
 CMD ["gunicorn", "platform_site.wsgi:application", "--config", "gunicorn.conf.py"]

@@ -5,13 +5,14 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
 
 from apps.accounts.models import Session, User
 from apps.accounts.services.passwords import password_set
-from apps.accounts.services.sessions import sessions_revoke
+from apps.accounts.services.sessions import sessions_revoke_audited
 from apps.accounts.services.users import (
     user_create,
     user_delete,
@@ -21,6 +22,7 @@ from apps.accounts.services.users import (
 )
 from apps.core.admin_site import ServiceAdminMixin
 from apps.core.errors import ForbiddenError, PlatformError
+from apps.core.tenancy import in_public_schema
 from apps.rbac.grants import require_outranks
 
 
@@ -80,7 +82,7 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
     search_fields = ["email", "username", "full_name"]
     readonly_fields = [
         "created_at", "updated_at", "last_login", "deleted_at", "is_deleted", "tokens_valid_after",
-        "pending_email",
+        "pending_email", "roles", "organizations", "sessions",
     ]  # fmt: skip
     fieldsets = (
         (None, {"fields": ("email", "pending_email", "username", "password")}),
@@ -111,6 +113,74 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
         ),
     )
     actions = ["soft_delete", "restore"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is None:
+            return fieldsets
+        # What the user holds and where they are signed in, read-only, with links to the
+        # pages that change it. The public schema (operators) has no roles or organizations.
+        # Each only to those who may read it on its own page (sessions carry addresses).
+        parts = {
+            "roles": "rbac.view_roleassignment",
+            "organizations": "organizations.view_membership",
+            "sessions": "accounts.view_session",
+        }
+        if in_public_schema():
+            parts = {"sessions": parts["sessions"]}
+        shown = tuple(name for name, perm in parts.items() if request.user.has_perm(perm))
+        if not shown:
+            return fieldsets
+        return [*fieldsets, ("Roles, organizations and sessions", {"fields": shown})]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[User], search_term: str
+    ) -> tuple[QuerySet[User], bool]:
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if request.path.rstrip("/").endswith("/autocomplete"):
+            # Picking a user for a role or an organization: live users only.
+            results = results.filter(is_deleted=False)
+        return results, may_have_duplicates
+
+    @admin.display(description="roles")
+    def roles(self, user: User) -> str:
+        assignments = user.role_assignments.select_related("role", "organization").order_by(
+            "role__name", "organization__path"
+        )
+        rows = [
+            (
+                _change_link(a, a.role.name),
+                _change_link(a.organization, a.organization.name)
+                if a.organization
+                else "everywhere",
+            )
+            for a in assignments
+        ]
+        add = _admin_url("rbac_roleassignment_add")
+        adding = format_html(' <a href="{}?user={}">Assign a role</a>', add, user.pk) if add else ""
+        return format_html("{}{}", _table(("role", "where"), rows, "No roles."), adding)
+
+    @admin.display(description="organizations")
+    def organizations(self, user: User) -> str:
+        memberships = user.memberships.select_related("organization").order_by("organization__path")
+        rows = [
+            (_change_link(m.organization, m.organization.name), m.title or "-") for m in memberships
+        ]
+        return _table(("organization", "title"), rows, "No organizations.")
+
+    @admin.display(description="active sessions")
+    def sessions(self, user: User) -> str:
+        live = Session.objects.live().filter(user=user).order_by("-last_used_at")
+        rows = [
+            (
+                _change_link(s, f"{s.created_at:%Y-%m-%d %H:%M}"),
+                f"{s.last_used_at:%Y-%m-%d %H:%M}" if s.last_used_at else "-",
+                s.ip_address or "-",
+                (s.user_agent or "-")[:80],
+            )
+            for s in live
+        ]
+        return _table(("started", "last used", "address", "device"), rows, "No active sessions.")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
@@ -173,6 +243,31 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
             messages.success(request, f"Restored {restored} user(s).")
 
 
+def _admin_url(name: str, *args: Any) -> str | None:
+    try:
+        return reverse(f"admin:{name}", args=args)
+    except NoReverseMatch:
+        return None
+
+
+def _change_link(obj: Any, text: str) -> str:
+    """`text` linked to `obj`'s admin page, or plain where there is none."""
+    url = _admin_url(f"{obj._meta.app_label}_{obj._meta.model_name}_change", obj.pk)
+    return format_html('<a href="{}">{}</a>', url, text) if url else text
+
+
+def _table(head: tuple[str, ...], rows: list[tuple[Any, ...]], empty: str) -> str:
+    if not rows:
+        return empty
+    header = format_html_join("", "<th>{}</th>", ((h,) for h in head))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", header, body)
+
+
 def _outranked_by(request: HttpRequest, user: User) -> bool:
     try:
         require_outranks(request.user, user)  # type: ignore[arg-type]
@@ -218,8 +313,8 @@ class SessionAdmin(admin.ModelAdmin[Session]):
                 f"Left {len(sessions) - len(mine)} session(s) alone: their users hold "
                 "permissions you lack.",
             )
-        with transaction.atomic():
-            ended = sessions_revoke(
-                Session.objects.filter(pk__in=mine), reason=Session.RevokeReason.REVOKED_BY_ADMIN
-            )
+        ended = sessions_revoke_audited(
+            sessions=Session.objects.filter(pk__in=mine),
+            reason=Session.RevokeReason.REVOKED_BY_ADMIN,
+        )
         messages.success(request, f"Revoked {ended} session(s).")

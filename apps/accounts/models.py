@@ -261,7 +261,8 @@ class Session(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"session {self.id} of user {self.user_id}"
+        since = f" since {self.created_at:%Y-%m-%d %H:%M}" if self.created_at else ""
+        return f"session of {self.user.email}{since}"
 
     @property
     def is_live(self) -> bool:

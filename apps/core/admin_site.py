@@ -82,12 +82,33 @@ class PlatformAdminSite(AdminSite):
             response["Retry-After"] = str(refusal.retry_after)
         return response
 
+    def titles(self, request: HttpRequest) -> dict[str, str]:
+        """The header, the browser tab's title and the index page's title for this request:
+        the tenant's name on its hosts, the platform's on the public host. Per request, never
+        set on the site: one site object serves every tenant at once."""
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or tenant.is_public:
+            return {
+                "site_header": self.site_header,
+                "site_title": self.site_title,
+                "index_title": "Tenants and platform operators",
+            }
+        return {
+            "site_header": f"{tenant.name} administration",
+            "site_title": f"{tenant.name} admin",
+            "index_title": f"{tenant.name}: site administration",
+        }
+
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)
-        tenant = getattr(request, "tenant", None)
-        if tenant is not None and not tenant.is_public:
-            context["site_header"] = f"{tenant.name}: administration"
+        titles = self.titles(request)
+        context["site_header"] = titles["site_header"]
+        context["site_title"] = titles["site_title"]
         return context
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        context = {"title": self.titles(request)["index_title"], **(extra_context or {})}
+        return super().index(request, context)
 
     def _build_app_dict(self, request: HttpRequest, label: Any = None) -> dict[str, Any]:
         registry = self._registry

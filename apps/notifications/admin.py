@@ -1,13 +1,21 @@
+"""Notifications in the tenant's admin. What the notification service writes (notifications,
+deliveries, batches) is read here, not edited; the writes that are offered go through the
+services as the API's do: deleting a notification (`notification_delete`), retrying failed
+deliveries, a user's preferences (`preferences_update`, so security notices stay on) and
+removing a device (`device_delete`). Devices are registered by the devices themselves."""
+
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.template import TemplateDoesNotExist
 from django.utils.html import format_html_join
 
+from apps.core.admin_site import ServiceAdminMixin
 from apps.notifications.models import (
     Delivery,
     DeviceSubscription,
@@ -15,18 +23,28 @@ from apps.notifications.models import (
     NotificationBatch,
     Preference,
 )
+from apps.notifications.recipient_services import (
+    device_delete,
+    notification_delete,
+    preference_delete,
+    preferences_update,
+)
 from apps.notifications.services import deliveries_retry
+from apps.notifications.types import NOTIFICATION_TYPES
 
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html", "sms.txt", "push.txt")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    """Rows written by the notification service: looked at here, not edited."""
+    """Rows written by the notification service: looked at here, not edited or deleted."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -67,6 +85,23 @@ class NotificationAdmin(ReadOnlyAdmin):
         "source_event_id", "created_at", "templates_in_use",
     ]  # fmt: skip
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # As the recipient may through the API: the notification and its deliveries go.
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # Its deliveries go with it (as through the API), though nobody deletes one alone.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed = {name for name in perms_needed if name != Delivery._meta.verbose_name}
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: Notification) -> None:
+        notification_delete(notification=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        for notification in queryset:
+            notification_delete(notification=notification)
+
     @admin.display(description="Templates in use")
     def templates_in_use(self, obj: Notification) -> str:
         from django.template.loader import select_template
@@ -102,26 +137,71 @@ class DeliveryAdmin(ReadOnlyAdmin):
         messages.success(request, f"Queued {queued} failed delivery(ies) again.")
 
 
+class PreferenceForm(forms.ModelForm[Preference]):
+    type = forms.ChoiceField(
+        choices=sorted((key, key) for key, kind in NOTIFICATION_TYPES.items() if not kind.security),
+        help_text="Security notices always reach the user: they have no preference.",
+    )
+
+    class Meta:
+        model = Preference
+        fields = ["user", "type", "channel", "enabled"]
+
+
 @admin.register(Preference)
-class PreferenceAdmin(admin.ModelAdmin[Preference]):
+class PreferenceAdmin(ServiceAdminMixin, admin.ModelAdmin[Preference]):
+    form = PreferenceForm
     list_display = ["user", "type", "channel", "enabled", "updated_at"]
     list_filter = ["type", "channel", "enabled"]
     search_fields = ["user__email", "type"]
     list_select_related = ["user"]
-    raw_id_fields = ["user"]
+    autocomplete_fields = ["user"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Which preference a row is cannot change; only whether it is on.
+        return ["user", "type", "channel", "updated_at"] if obj else ["updated_at"]
+
+    def save_model(self, request: HttpRequest, obj: Preference, form: Any, change: bool) -> None:
+        preferences_update(
+            user=obj.user,
+            preferences=[{"type": obj.type, "channel": obj.channel, "enabled": obj.enabled}],
+        )
+        saved = Preference.objects.get(user=obj.user, type=obj.type, channel=obj.channel)
+        obj.pk, obj.updated_at = saved.pk, saved.updated_at
+        obj._state.adding = False
+
+    def delete_model(self, request: HttpRequest, obj: Preference) -> None:
+        preference_delete(preference=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Preference]) -> None:
+        for preference in queryset:
+            preference_delete(preference=preference)
 
 
 @admin.register(DeviceSubscription)
 class DeviceSubscriptionAdmin(admin.ModelAdmin[DeviceSubscription]):
+    """Devices register themselves (their endpoint and keys come from the browser or app);
+    here they are listed and can be removed."""
+
     list_display = ["id", "user", "kind", "user_agent", "created_at", "last_used_at"]
     list_filter = ["kind"]
     search_fields = ["user__email", "endpoint", "user_agent"]
     list_select_related = ["user"]
-    raw_id_fields = ["user"]
-    readonly_fields = ["created_at", "last_used_at"]
+    readonly_fields = ["user", "kind", "endpoint", "user_agent", "created_at", "last_used_at"]
+    exclude = ["keys"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def delete_model(self, request: HttpRequest, obj: DeviceSubscription) -> None:
+        device_delete(device=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DeviceSubscription]) -> None:
+        for device in queryset:
+            device_delete(device=device)
 
 
 @admin.register(NotificationBatch)

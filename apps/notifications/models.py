@@ -51,6 +51,7 @@ class NotificationBatch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "notification batches"
 
     def __str__(self) -> str:
         return f"{self.type} ({self.status})"
@@ -95,7 +96,7 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.type} to {self.recipient_id}"
+        return f"{self.type} to {self.recipient.email}"
 
 
 class Delivery(models.Model):
@@ -125,6 +126,7 @@ class Delivery(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["notification", "channel"], name="delivery_per_channel")
         ]
@@ -154,7 +156,7 @@ class Preference(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.type}/{self.channel}: {self.enabled}"
+        return f"{self.user.email} {self.type}/{self.channel}: {'on' if self.enabled else 'off'}"
 
 
 class DeviceSubscription(models.Model):
@@ -183,4 +185,4 @@ class DeviceSubscription(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} for {self.user_id}"
+        return f"{self.kind} for {self.user.email}"

@@ -55,6 +55,11 @@ SECURITY_LOCKED = "Security notices cannot be turned off."
 DUPLICATE = "Given twice."
 
 
+def preference_delete(*, preference: Preference) -> None:
+    # Back to the default for this type and channel (on).
+    preference.delete()
+
+
 def preferences_update(*, user: User, preferences: list[dict[str, Any]]) -> None:
     """Apply every entry or none: any unknown type or channel, a duplicate, or an attempt
     to turn a security notice off is a 422 naming each bad entry, and nothing is saved."""

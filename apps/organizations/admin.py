@@ -21,10 +21,32 @@ from apps.organizations.models import Membership, Organization
 from apps.organizations.selectors import TREE_ORDER
 
 
+class TreeChoiceField(forms.ModelChoiceField[Organization]):
+    """The parent picked from the tree: every organization in tree order, indented by depth
+    ("— — Team"), so equal names under different parents stay apart."""
+
+    def label_from_instance(self, obj: Organization) -> str:
+        return "— " * obj.depth + obj.name
+
+
 class OrganizationForm(forms.ModelForm[Organization]):
+    parent = TreeChoiceField(
+        queryset=Organization.objects.order_by(TREE_ORDER),
+        required=False,
+        empty_label="(none: a top-level organization)",
+    )
+
     class Meta:
         model = Organization
         fields = ["name", "type", "parent"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        node = self.instance
+        if node.pk is not None and "parent" in self.fields:
+            # Not under itself or its own subtree (the move would be refused anyway).
+            field: Any = self.fields["parent"]
+            field.queryset = field.queryset.exclude(path__startswith=node.path)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -46,7 +68,10 @@ class MembershipInline(admin.TabularInline[Membership, Organization]):
     extra = 0
     fields = ["user", "title", "created_at"]
     readonly_fields = ["created_at"]
-    raw_id_fields = ["user"]
+    autocomplete_fields = ["user"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        return super().get_queryset(request).select_related("user", "organization")
 
 
 @admin.register(Organization)
@@ -56,9 +81,9 @@ class OrganizationAdmin(ServiceAdminMixin, admin.ModelAdmin[Organization]):
     list_filter = ["type"]
     search_fields = ["name"]
     ordering = [TREE_ORDER]  # type: ignore[list-item]  # Django takes expressions; the stubs say str
-    raw_id_fields = ["parent"]
-    readonly_fields = ["path", "depth", "created_at", "updated_at"]
-    fields = ["name", "type", "parent", "path", "depth", "created_at", "updated_at"]
+    # The tree's bookkeeping (path, depth) stays out of the form: the parent says it all.
+    readonly_fields = ["created_at", "updated_at"]
+    fields = ["name", "type", "parent", "created_at", "updated_at"]
     inlines = [MembershipInline]
 
     @admin.display(description="name", ordering=TREE_ORDER)
@@ -118,9 +143,19 @@ class OrganizationAdmin(ServiceAdminMixin, admin.ModelAdmin[Organization]):
                     title=membership.title,
                 )
             else:
-                services.member_update(
-                    membership=Membership.objects.get(pk=membership.pk), title=membership.title
-                )
+                stored = Membership.objects.get(pk=membership.pk)
+                if stored.user_id != membership.user_id:
+                    # Another person picked on an existing row: that one leaves, this one
+                    # joins (each checked and audited as its own step).
+                    services.member_remove(membership=stored)
+                    services.member_add(
+                        actor=request.user,  # type: ignore[arg-type]
+                        organization=organization,
+                        user_id=membership.user_id,
+                        title=membership.title,
+                    )
+                else:
+                    services.member_update(membership=stored, title=membership.title)
 
     def delete_model(self, request: HttpRequest, obj: Organization) -> None:
         # Django's confirmation page already refused a node with children (PROTECT) and

@@ -85,4 +85,4 @@ class Membership(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} in {self.organization_id}"
+        return f"{self.user.email} in {self.organization.name}"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from apps.core.admin_site import ServiceAdminMixin
@@ -56,6 +56,9 @@ class AssignmentInline(admin.TabularInline[RoleAssignment, Role]):
     readonly_fields = ["user", "organization", "granted_by", "created_at"]
     can_delete = False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RoleAssignment]:
+        return super().get_queryset(request).select_related("user", "role", "organization")
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -65,6 +68,7 @@ class RoleAdmin(ServiceAdminMixin, admin.ModelAdmin[Role]):
     form = RoleForm
     list_display = ["name", "system_key", "permission_list", "holders", "updated_at"]
     search_fields = ["name", "description"]
+    ordering = ["name"]
     readonly_fields = ["system_key", "created_at", "updated_at"]
     inlines = [AssignmentInline]
 
@@ -72,9 +76,12 @@ class RoleAdmin(ServiceAdminMixin, admin.ModelAdmin[Role]):
     def permission_list(self, role: Role) -> str:
         return "all" if role.system_key == OWNER else ", ".join(sorted(role.permissions)) or "-"
 
-    @admin.display(description="holders")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Role]:
+        return super().get_queryset(request).annotate(holder_count=Count("assignments"))
+
+    @admin.display(description="holders", ordering="holder_count")
     def holders(self, role: Role) -> int:
-        return role.assignments.count()
+        return int(getattr(role, "holder_count", 0))
 
     def has_delete_permission(self, request: HttpRequest, obj: Role | None = None) -> bool:
         if obj is not None and obj.is_system:
@@ -123,9 +130,14 @@ class RoleAssignmentAdmin(ServiceAdminMixin, admin.ModelAdmin[RoleAssignment]):
     list_display = ["user", "role", "organization", "granted_by", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "role__name", "organization__name"]
-    raw_id_fields = ["user", "organization"]
+    # Searched by name (the user, role and organization admins' search fields); the search
+    # needs the view permission of the searched model's page (users.view, roles.view,
+    # organizations.view), as Django's autocomplete asks that admin.
+    autocomplete_fields = ["user", "role", "organization"]
     readonly_fields = ["granted_by", "created_at"]
     fields = ["user", "role", "organization", "granted_by", "created_at"]
+
+    list_select_related = ["user", "role", "organization", "granted_by"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RoleAssignment]:
         return (

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from apps.core.errors import ForbiddenError
 from apps.core.invalidation import CacheWrite, invalidate
-from apps.core.tenancy import current_schema
+from apps.core.tenancy import current_schema, in_public_schema
 from apps.rbac.catalogue import ALL_CODENAMES, BY_CODENAME, OWNER
 
 if TYPE_CHECKING:
@@ -188,6 +188,10 @@ def _store(user_id: int, generation: bytes | None, grants: Grants) -> None:
 
 def grants_for_user(user_id: int, values: list[bytes | None] | None = None) -> Grants:
     """The user's grants: from the gateway's values, else one MGET, else the database."""
+    if in_public_schema():
+        # Platform operators hold no roles (the public schema has no role tables): their
+        # reach is the superuser flag and, in the public admin, Django's permissions.
+        return NO_GRANTS
     if values is None:
         try:
             values = list(get_redis_connection("default").mget(gateway_keys(user_id)))

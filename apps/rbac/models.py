@@ -57,5 +57,7 @@ class RoleAssignment(models.Model):
         ]
 
     def __str__(self) -> str:
-        where = f" in {self.organization_id}" if self.organization_id else ""
-        return f"{self.user_id}: {self.role_id}{where}"
+        # Names, not ids (the admin's titles, messages and history): load user, role and
+        # organization with the row where many are shown.
+        where = f" in {self.organization.name}" if self.organization else " everywhere"
+        return f"{self.user.email}: {self.role.name}{where}"

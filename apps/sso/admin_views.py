@@ -6,7 +6,7 @@ flow as the API, and its callback signs a staff user into the admin session."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import login as session_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -43,7 +43,14 @@ def _next(request: HttpRequest) -> str:
 @require_GET
 def providers(request: HttpRequest) -> HttpResponse:
     found = list(IdentityProvider.objects.filter(enabled=True).values("slug", "name"))
-    return render(request, "sso/admin_providers.html", {"providers": found, "next": _next(request)})
+    context = {
+        # The admin's header and titles (the tenant's name), as on its own pages.
+        **admin.site.each_context(request),
+        "title": "Sign in",
+        "providers": found,
+        "next": _next(request),
+    }
+    return render(request, "sso/admin_providers.html", context)
 
 
 @never_cache

@@ -69,6 +69,7 @@ class ExternalIdentity(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "external identities"
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "issuer", "subject"], name="sso_identity_unique"

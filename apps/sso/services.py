@@ -183,6 +183,22 @@ def provider_delete(*, provider: IdentityProvider) -> None:
     provider.delete()
 
 
+@transaction.atomic
+def identity_unlink(*, identity: ExternalIdentity) -> None:
+    """Forget that a provider's account signs in as one of our users: their next sign-in
+    through it links again (by e-mail, if the provider allows it) or provisions."""
+    audit_record(
+        action="external_identity.unlinked",
+        target=identity,
+        changes={
+            "provider": identity.provider.slug,
+            "subject": identity.subject,
+            "user_id": identity.user_id,
+        },
+    )
+    identity.delete()
+
+
 # ------------------------------------------------------------------ signing in
 
 

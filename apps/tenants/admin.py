@@ -24,9 +24,10 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from apps.core.admin_site import ServiceAdminMixin, refusal_text
+from apps.core.admin_widgets import KeyValueField
 from apps.core.context import current_request
 from apps.core.errors import PlatformError
 from apps.tenants import services
@@ -38,6 +39,11 @@ RATE_LIMIT_HELP = (
     "The tenant's API rate limit, e.g. 1200/m, 100/10s or 5000/hour. Empty: the platform's "
     f"({settings.API_RATE_LIMIT or 'none'})."
 )
+
+
+# Settings with a typed field of their own on the tenant's form (`settings_errors` checks
+# them); any other key is kept and edited as `key = value` lines.
+KNOWN_SETTINGS = frozenset({"rate_limit"})
 
 
 def _when(moment: Any) -> str:
@@ -81,14 +87,35 @@ def _clean_rate_limit(value: str) -> str:
     return value
 
 
-def _settings_with(current: dict[str, Any], rate_limit: str) -> dict[str, Any]:
-    """The tenant's settings with the form's rate limit; keys the form does not show are kept."""
-    kept = {key: value for key, value in current.items() if key != "rate_limit"}
-    return {**kept, "rate_limit": rate_limit} if rate_limit else kept
+def _other_settings_field() -> KeyValueField:
+    return KeyValueField(
+        reserved_keys=KNOWN_SETTINGS,
+        label="Other settings",
+        help_text="Settings without a field of their own.",
+    )
 
 
-class TenantCreationForm(forms.ModelForm[Tenant]):
+def _settings_from(data: dict[str, Any]) -> dict[str, Any]:
+    """The tenant's settings as the form has them: its typed fields, then the others."""
+    others = dict(data.get("other_settings") or {})
+    rate_limit = data.get("rate_limit")
+    return {**others, "rate_limit": rate_limit} if rate_limit else others
+
+
+class _SettingsFormMixin:
+    """The settings as a whole checked as the service checks them, so a problem is the
+    form's error rather than a refusal after submit."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}  # type: ignore[misc]
+        if "other_settings" in cleaned and (problems := settings_errors(_settings_from(cleaned))):
+            self.add_error("other_settings", problems)  # type: ignore[attr-defined]
+        return cleaned
+
+
+class TenantCreationForm(_SettingsFormMixin, forms.ModelForm[Tenant]):
     rate_limit = _RateLimitField()
+    other_settings = _other_settings_field()
     admin_email = forms.EmailField(
         help_text="The tenant's first admin (staff and superuser there)."
     )
@@ -128,8 +155,9 @@ class TenantCreationForm(forms.ModelForm[Tenant]):
         return password
 
 
-class TenantChangeForm(forms.ModelForm[Tenant]):
+class TenantChangeForm(_SettingsFormMixin, forms.ModelForm[Tenant]):
     rate_limit = _RateLimitField()
+    other_settings = _other_settings_field()
 
     class Meta:
         model = Tenant
@@ -138,8 +166,13 @@ class TenantChangeForm(forms.ModelForm[Tenant]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        current = dict(self.instance.settings or {})
         if "rate_limit" in self.fields:
-            self.fields["rate_limit"].initial = (self.instance.settings or {}).get("rate_limit")
+            self.fields["rate_limit"].initial = current.get("rate_limit")
+        if "other_settings" in self.fields:
+            self.fields["other_settings"].initial = {
+                key: value for key, value in current.items() if key not in KNOWN_SETTINGS
+            }
 
     def clean_rate_limit(self) -> str:
         return _clean_rate_limit(str(self.cleaned_data.get("rate_limit") or ""))
@@ -234,16 +267,14 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
 
     def get_fields(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
         if obj is None:
-            return ["name", "slug", "rate_limit", "admin_email", "admin_password"]
-        fields = ["name", "slug", "schema_name", "reach", "status", "is_active", "rate_limit"]
-        if set(obj.settings or {}) - {"rate_limit"}:
-            fields.append("other_settings")
-        return [*fields, "created_at", "updated_at"]
+            return ["name", "slug", "rate_limit", "other_settings", "admin_email", "admin_password"]
+        fields = ["name", "slug", "schema_name", "reach", "status", "is_active"]
+        return [*fields, "rate_limit", "other_settings", "created_at", "updated_at"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
         if obj is None:
             return []
-        readonly = ["slug", "schema_name", "reach", "status", "other_settings"]
+        readonly = ["slug", "schema_name", "reach", "status"]
         return [*readonly, "created_at", "updated_at"]
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Tenant | None = None) -> Any:
@@ -279,11 +310,6 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
             )
         return "Active" if tenant.is_active else "Deactivated: its hosts answer 404."
 
-    @admin.display(description="Other settings")
-    def other_settings(self, tenant: Tenant) -> str:
-        others = {k: v for k, v in (tenant.settings or {}).items() if k != "rate_limit"}
-        return format_html_join(", ", "{}: {}", others.items())
-
     # -------------------------------------------------- writes, through the services
 
     def save_model(
@@ -298,7 +324,7 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
                 tenant=stored,
                 name=data["name"],
                 is_active=data["is_active"],
-                tenant_settings=_settings_with(stored.settings or {}, data["rate_limit"]),
+                tenant_settings=_settings_from(data),
                 may_loosen_limits=True,
             )
             return
@@ -307,7 +333,7 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
             slug=data["slug"],
             admin_email=data["admin_email"],
             admin_password=data.get("admin_password") or None,
-            tenant_settings=_settings_with({}, data["rate_limit"]),
+            tenant_settings=_settings_from(data),
         )
         # Let the admin's own bookkeeping (log entry, redirect) see the created row.
         obj.pk = result.tenant.pk

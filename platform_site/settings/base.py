@@ -311,6 +311,11 @@ GATEWAY_IDENTIFIERS = ["apps.rbac.gateway.bearer_identity_with_grants"]
 # How many reverse proxies append to X-Forwarded-For in front of the app. 0: use REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 HEALTH_CHECK_TIMEOUT = 2
+# Readiness asks the workers whether one consumes the default queue (apps/core/health.py):
+# reported always; failing readiness only when required (the web serves without a worker).
+READINESS_REQUIRE_WORKER = env_bool("READINESS_REQUIRE_WORKER", False)
+READINESS_WORKER_TIMEOUT = 0.5
+READINESS_WORKER_CACHE_SECONDS = 5
 # Request bodies: larger than this (bytes) is a 413 before the body is read (Django's
 # setting, here from the environment); JSON nested deeper than this is a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440)

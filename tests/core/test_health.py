@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
+from apps.core import health
 from platform_site.devservices import _free_port, _redis_binary
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_worker_answer() -> Iterator[None]:
+    health.worker_status_forget()
+    yield
+    health.worker_status_forget()
 
 
 @pytest.fixture
@@ -59,8 +67,8 @@ def test_ready_checks_database_cache_and_broker(api: APIClient) -> None:
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok" and body["failing"] == []
-    assert set(body["checks"]) == {"database", "cache", "broker"}
-    assert all(check["status"] == "ok" for check in body["checks"].values())
+    assert set(body["checks"]) == {"database", "cache", "broker", "worker"}
+    assert all(body["checks"][name]["status"] == "ok" for name in ("database", "cache", "broker"))
 
 
 @pytest.mark.django_db
@@ -107,3 +115,58 @@ def test_api_keeps_answering_when_redis_is_down(
     response = api.get("/api/v1/info", HTTP_HOST=tenant_a.host)
     assert response.status_code == 200
     assert "X-RateLimit-Limit" not in response
+
+
+@pytest.mark.django_db
+def test_ready_reports_no_worker_and_stays_ready_by_default(api: APIClient) -> None:
+    # No worker runs in this test session (the jobs tests' own consume queues of their own).
+    response = api.get("/health/ready", HTTP_HOST="localhost")
+
+    assert response.status_code == 200
+    worker = response.json()["checks"]["worker"]
+    assert worker["status"] == "unavailable"
+    assert worker["queue"] == "celery" and worker["workers"] == 0
+    assert worker["duration_ms"] < 2000  # the short timeout, not the broker's
+
+
+@pytest.mark.django_db
+def test_ready_fails_without_a_worker_when_one_is_required(api: APIClient, settings) -> None:
+    settings.READINESS_REQUIRE_WORKER = True
+
+    response = api.get("/health/ready", HTTP_HOST="localhost")
+
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["worker"]
+
+
+@pytest.mark.django_db
+def test_the_workers_answer_is_kept_a_few_seconds(api: APIClient, monkeypatch, settings) -> None:
+    asked: list[int] = []
+
+    def ask() -> dict[str, object]:
+        asked.append(1)
+        return {"status": "ok", "queue": "celery", "workers": 1}
+
+    monkeypatch.setattr(health, "_worker_ask", ask)
+    for _ in range(5):
+        assert (
+            api.get("/health/ready", HTTP_HOST="localhost").json()["checks"]["worker"]["status"]
+            == "ok"
+        )
+    assert len(asked) == 1
+
+    settings.READINESS_WORKER_CACHE_SECONDS = 0
+    api.get("/health/ready", HTTP_HOST="localhost")
+    assert len(asked) == 2
+
+
+@pytest.mark.django_db
+def test_ready_does_not_ask_the_workers_through_an_unreachable_broker(
+    api: APIClient, settings, monkeypatch
+) -> None:
+    monkeypatch.setattr(health, "_worker_ask", lambda: pytest.fail("asked through no broker"))
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_free_port()}/1"
+
+    response = api.get("/health/ready", HTTP_HOST="localhost")
+
+    assert response.json()["checks"]["worker"]["status"] == "unavailable"

@@ -80,9 +80,11 @@ def test_sso_required_refuses_the_admins_password_login_too(tenant_a, sso_requir
     assert "_auth_user_id" not in client.session
 
 
-def test_the_admin_login_page_points_to_single_sign_on(tenant_a):
+def test_the_admin_login_page_points_to_single_sign_on(tenant_a, make_provider):
     from django.test import Client
 
+    with tenant_context(tenant_a.tenant):
+        make_provider()  # without one, the page offers no SSO (tests/core/test_admin_site.py)
     page = Client().get("/admin/login/?next=/admin/", HTTP_HOST=tenant_a.host)
     assert page.status_code == 200
     assert b"/admin/sso/?next=/admin/" in page.content

@@ -140,6 +140,22 @@ def sessions_revoke(sessions: QuerySet[Session], *, reason: str) -> int:
     return len(ids)
 
 
+@transaction.atomic
+def sessions_revoke_audited(*, sessions: QuerySet[Session], reason: str) -> int:
+    """End the live sessions of `sessions`, one audit row each, as a user's own revocation
+    writes (for the admin's "revoke" action; who did it comes from the request)."""
+    live = list(sessions.filter(revoked_at__isnull=True).values_list("pk", "user_id"))
+    ended = sessions_revoke(Session.objects.filter(pk__in=[pk for pk, _ in live]), reason=reason)
+    for pk, user_id in live:
+        audit_record(
+            action="session.revoked",
+            target_type="session",
+            target_id=str(pk),
+            changes={"user_id": user_id, "reason": str(reason)},
+        )
+    return ended
+
+
 def user_tokens_revoke(*, user: User, reason: str) -> int:
     """End every session of `user` and refuse every access token issued until now."""
     user.tokens_valid_after = timezone.now()

@@ -89,10 +89,14 @@ def user_create(
     try:
         with transaction.atomic():
             candidate.save()
-            # Every user starts with the member role (the tenant may edit or take it away).
-            from apps.rbac.services import member_grant
+            # Every user of a tenant starts with the member role (the tenant may edit or take
+            # it away); the public schema (platform operators) has no roles.
+            from apps.core.tenancy import in_public_schema
 
-            member_grant(user=candidate)
+            if not in_public_schema():
+                from apps.rbac.services import member_grant
+
+                member_grant(user=candidate)
             event_record(
                 type="user.created",
                 source="accounts",
@@ -109,6 +113,30 @@ def user_create(
         message = USERNAME_TAKEN if field == "username" else EMAIL_TAKEN
         raise ConflictError(message, details={field: [message]}) from None
     return candidate
+
+
+def superuser_create(
+    *, email: str, password: str | None, username: str | None = None, full_name: str = ""
+) -> User:
+    """A superuser of the current schema, as `manage.py createsuperuser` makes one: staff and
+    superuser, with user_create's checks, event and audit row; in a tenant also the owner
+    role, as the tenant's first admin gets (roles are what the API checks)."""
+    from apps.core.tenancy import in_public_schema
+
+    with transaction.atomic():
+        user = user_create(
+            email=email,
+            password=password,
+            username=username,
+            full_name=full_name,
+            is_staff=True,
+            is_superuser=True,
+        )
+        if not in_public_schema():
+            from apps.rbac.services import owner_grant
+
+            owner_grant(user=user)
+    return user
 
 
 _PROFILE_FIELDS = ("username", "full_name", "phone_number")
