@@ -37,6 +37,10 @@ def test_created_credentials_go_to_a_file_only_its_owner_reads(tmp_path: Path) -
     assert len(printed) == 2 and all(line in kept for line in printed)
     assert "operator@localhost" in kept and "admin@acme.localhost" in kept
     assert f"kept in {credentials} (readable by you only)" in first
+    # The operator comes through the accounts service, as createsuperuser's do.
+    operator = User.objects.get(email="operator@localhost")
+    assert operator.is_staff and operator.is_superuser
+    assert AuditEvent.objects.filter(action="user.created", target_id=str(operator.pk)).exists()
 
     second = run("platform_bootstrap", "--demo", "--credentials-file", str(credentials))
 

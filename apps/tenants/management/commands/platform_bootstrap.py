@@ -9,9 +9,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
 
 from apps.accounts.models import User
+from apps.accounts.services.users import superuser_create
 from apps.core.schedules import schedules_ensure
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_create
@@ -126,10 +126,10 @@ class Command(BaseCommand):
         if not User.objects.live().filter(is_staff=True, is_superuser=True).exists():
             email = f"operator@{base}"
             password = secrets.token_urlsafe(12)
-            with transaction.atomic():
-                User.objects.create_superuser(
-                    email, password, username="operator", full_name="Platform operator"
-                )
+            # Through the accounts service, as createsuperuser: audit row and user.created.
+            superuser_create(
+                email=email, password=password, username="operator", full_name="Platform operator"
+            )
             created_lines += [
                 f"Platform operator   http://{base}{suffix}/admin/",
                 f"  email:    {email}",
