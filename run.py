@@ -11,20 +11,30 @@ The first run creates `.venv/` and installs the pinned dependencies (again
 whenever pyproject.toml changes). Unless DATABASE_URL / REDIS_URL are set, an
 embedded PostgreSQL and Redis are started with their data under `.local/`
 (PLATFORM_LOCAL_DIR), shared by everything this command starts, and stopped
-when it ends. This file uses only the standard library: it runs before the
-virtual environment exists.
+when it ends. While they run, their addresses are in `.local/services.json`:
+`manage` run beside the platform uses them rather than starting its own
+(`test` and `bench` always have throw-away servers of their own). This file
+uses only the standard library: it runs before the virtual environment exists.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 import venv
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -50,15 +60,95 @@ def ensure_venv() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = _requirements_digest()
     if not STAMP.exists() or STAMP.read_text().strip() != digest:
-        say("installing dependencies (first run, or pyproject.toml changed)")
-        subprocess.run(
-            [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
-             "--editable", f"{ROOT}[local,dev]"],
-            check=True,
-        )  # fmt: skip
+        say("installing dependencies (first run, or pyproject.toml changed; about a minute)")
+        command = [
+            str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check",
+            "--progress-bar", "off", "--editable", f"{ROOT}[local,dev]",
+        ]  # fmt: skip
+        if not pip_install_with_progress(command):
+            sys.exit("[run] installing the dependencies failed (pip's output above)")
         STAMP.write_text(digest)
     if Path(sys.prefix).resolve() != VENV.resolve():
         os.execv(str(PYTHON), [str(PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+class InstallProgress:
+    """Turns pip's output (a line per package and step) into a few lines of progress: one per
+    phase, and one every HEARTBEAT seconds while a phase lasts."""
+
+    HEARTBEAT = 10.0
+
+    def __init__(self) -> None:
+        self.collected = 0
+        self.phase = "collecting"
+        self.started = time.monotonic()
+        self.last_said = self.started
+        self.tail: list[str] = []
+
+    def line(self, text: str) -> str | None:
+        """Take one line of pip's output; return what to tell the user, if anything."""
+        text = text.rstrip()
+        self.tail = [*self.tail[-40:], text]
+        if text.startswith(("Collecting ", "Requirement already satisfied: ", "Obtaining ")):
+            self.collected += 1
+        elif text.startswith("Building wheels for collected packages"):
+            return self._phase("building", f"building wheels ({self.collected} packages found)")
+        elif text.startswith("Installing collected packages:"):
+            count = len(text.partition(":")[2].split(","))
+            return self._phase("installing", f"installing {count} packages")
+        elif text.startswith("Successfully installed"):
+            return self._phase("done", f"installed in {time.monotonic() - self.started:.0f} s")
+        return None
+
+    def tick(self) -> str | None:
+        """Called every second or so: a line when nothing was said for HEARTBEAT seconds."""
+        now = time.monotonic()
+        if self.phase == "done" or now - self.last_said < self.HEARTBEAT:
+            return None
+        self.last_said = now
+        found = f", {self.collected} packages found" if self.phase == "collecting" else ""
+        return f"  still {self.phase} ({now - self.started:.0f} s{found})"
+
+    def _phase(self, phase: str, message: str) -> str:
+        self.phase = phase
+        self.last_said = time.monotonic()
+        return message
+
+
+def pip_install_with_progress(command: list[str]) -> bool:
+    """Run pip, telling progress as it goes; on failure show the end of its output."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read(stream: IO[str]) -> None:
+        for text in stream:
+            lines.put(text)
+        lines.put(None)
+
+    threading.Thread(target=read, args=(process.stdout,), daemon=True).start()
+    progress = InstallProgress()
+    for message in _progress_messages(progress, lines):
+        say(message)
+    if process.wait() != 0:
+        print("\n".join(progress.tail), file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _progress_messages(progress: InstallProgress, lines: queue.Queue[str | None]) -> Iterator[str]:
+    while True:
+        try:
+            text = lines.get(timeout=1)
+        except queue.Empty:
+            message = progress.tick()
+        else:
+            if text is None:
+                return
+            message = progress.line(text) or progress.tick()
+        if message:
+            yield message
 
 
 def local_dir() -> Path:
@@ -79,46 +169,155 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_start
+    from platform_site.devservices import services_record, services_running, services_start
 
+    running = services_running(local_dir())
+    if running is not None:
+        # Two platforms on one data folder would share one Redis and database but not a port.
+        what = (
+            f"the platform already runs at {running.web_url}"
+            if running.command == "up" and running.web_url
+            else "its services are in use"
+        )
+        say(
+            f"{what} (`run.py {running.command}`, pid {running.pid}); "
+            "stop it first, or give this one its own PLATFORM_LOCAL_DIR"
+        )
+        return 1
+    web_url = f"http://{PUBLIC_HOST}:{args.port}/"
     services = services_start(local_dir())
+    record_remove = services_record(local_dir(), services, command="up", web_url=web_url)
     try:
         env = base_env("platform_site.settings.local", services.env)
         env["WEB_PORT"] = str(args.port)
         env["WEB_HOST"] = args.host
         say("migrating the public schema, the tenant template and every tenant")
         manage(env, "migrate_schemas", "--noinput", "-v", "0")
-        manage(
-            env,
-            "platform_bootstrap",
-            *([] if args.no_demo else ["--demo"]),
-            "--port",
-            str(args.port),
+        bootstrap = subprocess.run(
+            [
+                str(PYTHON),
+                str(ROOT / "manage.py"),
+                "platform_bootstrap",
+                *([] if args.no_demo else ["--demo"]),
+                "--port",
+                str(args.port),
+                "--credentials-file",
+                str(local_dir() / CREDENTIALS_NAME),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
         )
+        if bootstrap.returncode != 0:
+            print(bootstrap.stdout, end="", flush=True)
+            say("platform_bootstrap failed (above)")
+            return bootstrap.returncode
         say("starting web, worker and beat (Ctrl-C stops everything)")
         flags = ["--no-colour", *(["--no-prefix"] if args.no_prefix else [])]
         honcho = subprocess.Popen(
-            [str(BIN / "honcho"), "start", *flags, "-f", str(ROOT / "Procfile")], env=env, cwd=ROOT
+            [str(BIN / "honcho"), "start", *flags, "-f", str(ROOT / "Procfile")],
+            env=env,
+            cwd=ROOT,
+            process_group=0,
         )
+        threading.Thread(
+            target=_tell_when_web_answers,
+            args=(honcho, _probe_url(args.host, args.port), bootstrap.stdout),
+            daemon=True,
+        ).start()
         return _wait_forwarding_signals(honcho)
     finally:
+        record_remove()
         services.stop()
 
 
+PUBLIC_HOST = os.environ.get("PLATFORM_BASE_DOMAIN", "localhost")
+CREDENTIALS_NAME = "credentials.txt"
+
+
+def _probe_url(host: str, port: int) -> str:
+    """The web's base URL as seen from this machine (a wildcard bind answers on loopback)."""
+    probe_host = "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host  # noqa: S104
+    if ":" in probe_host:
+        probe_host = f"[{probe_host}]"
+    return f"http://{probe_host}:{port}"
+
+
+def web_answers(base_url: str, *, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/health/live", timeout=timeout) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def worker_consumes(base_url: str, *, timeout: float = 5.0) -> bool:
+    """Whether readiness reports a worker consuming (true when it does not report workers)."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/health/ready", timeout=timeout) as response:  # noqa: S310
+            body = response.read()
+    except urllib.error.HTTPError as error:  # 503: something is not ready; the body says what
+        body = error.read()
+    except (urllib.error.URLError, OSError):
+        return False
+    try:
+        worker = json.loads(body)["checks"]["worker"]
+    except (ValueError, KeyError, TypeError):
+        return True
+    return bool(worker.get("status") == "ok")
+
+
+def _wait_until(
+    check: Callable[[], bool], process: subprocess.Popen[bytes], limit: float, *, every: float
+) -> bool:
+    """Whether `check` came true within `limit` seconds while `process` runs."""
+    deadline = time.monotonic() + limit
+    while process.poll() is None:
+        if check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return False
+
+
+def _tell_when_web_answers(
+    process: subprocess.Popen[bytes],
+    base_url: str,
+    message: str,
+    *,
+    web_limit: float = 300.0,
+    worker_limit: float = 30.0,
+) -> None:
+    """Print what platform_bootstrap said (credentials, links) once web answers and a worker
+    consumes: last on the screen, after web's, the worker's and beat's start-up lines."""
+    if _wait_until(lambda: web_answers(base_url), process, web_limit, every=0.5):
+        # Readiness keeps its answer about workers a few seconds: asking more often than
+        # that would only add access-log lines.
+        _wait_until(lambda: worker_consumes(base_url), process, worker_limit, every=2.5)
+    elif process.poll() is None:
+        say(f"web does not answer on {base_url} after {web_limit:.0f} s")
+    time.sleep(0.5)  # web logs the probe's request just after answering it: let it go first
+    if process.poll() is not None:
+        return  # stopped (Ctrl-C, or a process failed): its lines are what matters now
+    print(f"\n{message.rstrip()}\n", flush=True)
+    say(f"ready; Ctrl-C stops everything. Credentials kept in {local_dir() / CREDENTIALS_NAME}")
+
+
 def _wait_forwarding_signals(process: subprocess.Popen[bytes]) -> int:
-    # Ctrl-C reaches honcho directly (same terminal process group); a SIGTERM
-    # sent to this process alone is passed on, so web/worker/beat stop first
-    # and the embedded servers after them.
+    # honcho runs in a process group of its own, so Ctrl-C in the terminal (SIGINT to the
+    # foreground group) and a SIGINT or SIGTERM sent to this process alone both reach it
+    # exactly once, from here: web/worker/beat stop first, the embedded servers after them.
     def forward(signum: int, frame: object) -> None:
         if process.poll() is None:
-            process.send_signal(signum)
+            # honcho stops everything on SIGINT and SIGTERM only (a closed terminal: SIGHUP).
+            process.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, forward)
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            continue
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    return process.wait()
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -169,15 +368,28 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_manage(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_start
+    from platform_site.devservices import services_record, services_running, services_start
+
+    running = services_running(local_dir())
+    if running is not None:
+        # The platform (or another `manage`) runs: use its servers, the data it shows.
+        say(f"using the services of the running `run.py {running.command}` (pid {running.pid})")
+        env = base_env("platform_site.settings.local", running.env)
+        if running.web_url:
+            env.setdefault("WEB_PORT", running.web_url.rstrip("/").rpartition(":")[2])
+        return subprocess.run(
+            [str(PYTHON), "manage.py", *args.manage_args], env=env, cwd=ROOT
+        ).returncode
 
     services = services_start(local_dir())
+    record_remove = services_record(local_dir(), services, command="manage")
     try:
         env = base_env("platform_site.settings.local", services.env)
         return subprocess.run(
             [str(PYTHON), "manage.py", *args.manage_args], env=env, cwd=ROOT
         ).returncode
     finally:
+        record_remove()
         services.stop()
 
 
@@ -219,8 +431,13 @@ def main() -> int:
         setattr(args, f"{ {'test': 'pytest'}.get(argv[0], argv[0]) }_args", argv[1:])
     else:
         args = parser.parse_args(argv)
-    ensure_venv()
+    try:
+        ensure_venv()
+    except KeyboardInterrupt:
+        return 130
     sys.path.insert(0, str(ROOT))
+    from platform_site.devservices import ServicesBusyError
+
     commands = {
         "up": cmd_up,
         "test": cmd_test,
@@ -228,7 +445,13 @@ def main() -> int:
         "manage": cmd_manage,
         "bench": cmd_bench,
     }
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except ServicesBusyError as error:
+        say(str(error))
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ Variables that are already set win: with DATABASE_URL set no PostgreSQL is
 started, with REDIS_URL set no Redis.
 
 Data lives under one folder (PLATFORM_LOCAL_DIR, default `.local/`), so a
-second start finds the same databases and queued tasks.
+second start finds the same databases and queued tasks. While a run owns the
+servers it records their addresses in `services.json` there
+(`services_record()`), so another `run.py` (`manage`, while the platform runs)
+uses them instead of starting its own (`services_running()`).
 
 This module imports nothing from Django: it runs before settings exist.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -26,6 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DATABASE_NAME = "platform"
+RECORD_NAME = "services.json"
+
+
+class ServicesBusyError(RuntimeError):
+    """The data folder belongs to another run: an expected condition, told in one line."""
 
 
 @dataclass
@@ -178,7 +187,7 @@ def _lock_or_fail(data_dir: Path, services: Services) -> None:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise RuntimeError(
+        raise ServicesBusyError(
             f"{data_dir} is in use by another `run.py`; stop it first, "
             "or give this one its own PLATFORM_LOCAL_DIR."
         ) from None
@@ -197,3 +206,105 @@ def services_start(local_dir: Path, *, for_tests: bool = False) -> Services:
         services.stop()
         raise
     return services
+
+
+# ------------------------------------------------------------------ the record of a running run
+
+
+@dataclass(frozen=True)
+class RunningServices:
+    """What a running `run.py` recorded: its pid and command, and the variables it passes on."""
+
+    pid: int
+    command: str
+    env: dict[str, str]
+    web_url: str | None = None
+
+
+def services_record(
+    local_dir: Path, services: Services, *, command: str, web_url: str | None = None
+) -> Callable[[], None]:
+    """Record the running servers' addresses for other runs; return what removes the record.
+
+    Written atomically (a half-written record is never read) and readable by the user only:
+    the URLs may hold a password."""
+    local_dir.mkdir(parents=True, exist_ok=True)
+    record = local_dir / RECORD_NAME
+    temporary = local_dir / f".{RECORD_NAME}.{os.getpid()}"
+    payload = {"pid": os.getpid(), "command": command, "env": services.env, "web_url": web_url}
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle)
+    os.replace(temporary, record)
+
+    def remove() -> None:
+        # Only our own record: a later run may have replaced a record we no longer own.
+        current = _record_read(record)
+        if current is not None and current.pid == os.getpid():
+            record.unlink(missing_ok=True)
+
+    return remove
+
+
+def services_running(local_dir: Path) -> RunningServices | None:
+    """The servers another live run recorded, or None. A record left by a run that was
+    killed (its pid gone, or its servers no longer answering) is removed."""
+    record = local_dir / RECORD_NAME
+    running = _record_read(record)
+    if running is None:
+        return None
+    if running.pid != os.getpid() and _pid_alive(running.pid) and _all_answer(running.env):
+        return running
+    with contextlib.suppress(OSError):
+        record.unlink()
+    return None
+
+
+def _record_read(record: Path) -> RunningServices | None:
+    try:
+        payload = json.loads(record.read_text())
+        return RunningServices(
+            pid=int(payload["pid"]),
+            command=str(payload["command"]),
+            env={str(k): str(v) for k, v in dict(payload["env"]).items()},
+            web_url=payload.get("web_url"),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return RunningServices(pid=0, command="?", env={})  # unreadable: stale
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def _all_answer(env: dict[str, str]) -> bool:
+    """Whether every server in the recorded URLs accepts a connection (TCP, or PostgreSQL's
+    socket folder given as `?host=/path`)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    for url in env.values():
+        parts = urlsplit(url)
+        socket_dir = parse_qs(parts.query).get("host", [""])[0]
+        try:
+            if socket_dir.startswith("/"):
+                path = f"{socket_dir}/.s.PGSQL.{parts.port or 5432}"
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(1)
+                    sock.connect(path)
+            elif parts.hostname:
+                default_port = 6379 if parts.scheme.startswith("redis") else 5432
+                address = (parts.hostname, parts.port or default_port)
+                socket.create_connection(address, timeout=1).close()
+        except OSError:
+            return False
+    return True

@@ -48,6 +48,7 @@ def _live_user(user_id: int) -> Any:
 
 @tenant_task(name="notifications.welcome_send")
 def welcome_send_task(event_id: str, user_id: int) -> bool:
+    from apps.accounts.services.links import sign_in_link
     from apps.notifications.models import Channel
     from apps.notifications.services import notify
 
@@ -60,6 +61,7 @@ def welcome_send_task(event_id: str, user_id: int) -> bool:
             type="welcome",
             source_event_id=event_id,
             channels=[Channel.IN_APP, Channel.EMAIL],
+            data={"sign_in_url": sign_in_link(is_staff=user.is_staff)},
         )
         return True
 

@@ -275,6 +275,9 @@ EMAIL_CHANGE_CONFIRM_URL = env_str(
 # (empty: the scheme's default). Local settings: http and WEB_PORT, as runserver serves.
 PLATFORM_URL_SCHEME = env_str("PLATFORM_URL_SCHEME", "https")
 PLATFORM_URL_PORT = env_int("PLATFORM_URL_PORT", 0) or None
+# The sign-in link of the welcome mail ({scheme}, {host} as above): your front end's sign-in
+# page. Empty: the tenant's admin for staff users, its API docs (sign in there) for others.
+SIGN_IN_URL = env_str("SIGN_IN_URL", "")
 # Soft-deleted users are purged after this many days (by the cleanup job).
 USER_RETENTION_DAYS = env_int("USER_RETENTION_DAYS", 30)
 

@@ -63,7 +63,7 @@ def test_a_notification_shows_the_templates_in_use(tenant_a) -> None:
     )
     html = response.content.decode()
     assert "notifications/welcome/subject.txt" in html
-    assert "notifications/default/body.html" in html
+    assert "notifications/default/push.txt" in html  # welcome has none of its own
 
 
 def test_the_retry_action_queues_failed_deliveries_again(

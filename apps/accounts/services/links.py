@@ -26,3 +26,12 @@ def tenant_host() -> str:
 def tenant_link(template: str, *, token: str) -> str:
     """`template` ({scheme}, {host}, {token}) filled in for the current schema."""
     return template.format(scheme=settings.PLATFORM_URL_SCHEME, host=tenant_host(), token=token)
+
+
+def sign_in_link(*, is_staff: bool) -> str:
+    """Where a user of the current schema signs in (the welcome mail's link): SIGN_IN_URL when
+    set, else the admin for staff users (the only ones it lets in) and the API docs for others."""
+    template = settings.SIGN_IN_URL or (
+        "{scheme}://{host}/admin/" if is_staff else "{scheme}://{host}/api/docs/"
+    )
+    return template.format(scheme=settings.PLATFORM_URL_SCHEME, host=tenant_host())
