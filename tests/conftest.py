@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from django_redis import get_redis_connection
 from django_tenants.utils import tenant_context
 from rest_framework.test import APIClient
@@ -41,6 +42,14 @@ class TenantFixture:
     def admin(self) -> User:
         with tenant_context(self.tenant):
             return User.objects.get(email=self.admin_email)
+
+    def admin_client(self, user: User | None = None) -> Client:
+        """A test client signed into this tenant's admin as `user` (default: its first
+        admin, an owner)."""
+        client = Client()
+        with tenant_context(self.tenant):
+            client.force_login(user or self.admin())
+        return client
 
 
 def _provision(slug: str) -> TenantFixture:
@@ -196,3 +205,15 @@ def operator_api(client_ip: str, operator: User) -> APIClient:
     client = APIClient(REMOTE_ADDR=client_ip, raise_request_exception=False)
     client.force_login(operator)
     return client
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Celery tasks run inline where they are sent (what a worker would do, minus the
+    broker), their errors raised."""
+    from platform_site.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous

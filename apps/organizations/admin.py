@@ -135,27 +135,20 @@ class OrganizationAdmin(ServiceAdminMixin, admin.ModelAdmin[Organization]):
         for removed in formset.deleted_objects:
             services.member_remove(membership=removed)
         for membership in memberships:
-            if membership.pk is None:
-                services.member_add(
-                    actor=request.user,  # type: ignore[arg-type]
-                    organization=organization,
-                    user_id=membership.user_id,
-                    title=membership.title,
-                )
-            else:
+            if membership.pk is not None:
                 stored = Membership.objects.get(pk=membership.pk)
-                if stored.user_id != membership.user_id:
-                    # Another person picked on an existing row: that one leaves, this one
-                    # joins (each checked and audited as its own step).
-                    services.member_remove(membership=stored)
-                    services.member_add(
-                        actor=request.user,  # type: ignore[arg-type]
-                        organization=organization,
-                        user_id=membership.user_id,
-                        title=membership.title,
-                    )
-                else:
+                if stored.user_id == membership.user_id:
                     services.member_update(membership=stored, title=membership.title)
+                    continue
+                # Another person picked on an existing row: that one leaves, this one
+                # joins (each checked and audited as its own step).
+                services.member_remove(membership=stored)
+            services.member_add(
+                actor=request.user,  # type: ignore[arg-type]
+                organization=organization,
+                user_id=membership.user_id,
+                title=membership.title,
+            )
 
     def delete_model(self, request: HttpRequest, obj: Organization) -> None:
         # Django's confirmation page already refused a node with children (PROTECT) and

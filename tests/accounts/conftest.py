@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -8,7 +7,6 @@ from django_tenants.utils import tenant_context
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
-from platform_site.celery import app as celery_app
 from tests.accounts.factories import PASSWORD, make_user
 
 
@@ -60,13 +58,3 @@ def staff_a(tenant_a) -> User:
         user = make_user(email="staff@alpha.test", username="staffer", is_staff=True)
         RoleAssignment.objects.create(user=user, role=Role.objects.get(system_key="admin"))
         return user
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Run Celery tasks inline (what a worker would do), for tests about their effect."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager = previous

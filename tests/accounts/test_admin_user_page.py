@@ -14,13 +14,6 @@ from tests.accounts.conftest import Api
 from tests.accounts.factories import PASSWORD, make_user
 
 
-def _client(tenant_fixture, user) -> Client:
-    client = Client()
-    with tenant_context(tenant_fixture.tenant):
-        client.force_login(user)
-    return client
-
-
 @pytest.mark.django_db
 def test_the_user_page_shows_roles_organizations_and_sessions(tenant_a, api) -> None:
     with tenant_context(tenant_a.tenant):
@@ -32,7 +25,7 @@ def test_the_user_page_shows_roles_organizations_and_sessions(tenant_a, api) -> 
         Membership.objects.create(user=member, organization=sales, title="Head of sales")
     Api(api, tenant_a.host).login("member@alpha.test", PASSWORD, HTTP_USER_AGENT="TestBrowser/1")
 
-    page = _client(tenant_a, tenant_a.admin()).get(
+    page = tenant_a.admin_client().get(
         f"/admin/accounts/user/{member.pk}/change/", HTTP_HOST=tenant_a.host
     )
     assert page.status_code == 200
@@ -72,7 +65,7 @@ def test_each_part_shows_only_to_who_may_read_its_own_page(tenant_a, api) -> Non
         role = Role.objects.create(name="Directory", permissions=["users.view", "roles.view"])
         RoleAssignment.objects.create(user=viewer, role=role)
     Api(api, tenant_a.host).login("member@alpha.test", PASSWORD, HTTP_USER_AGENT="TestBrowser/1")
-    page = _client(tenant_a, viewer).get(
+    page = tenant_a.admin_client(viewer).get(
         f"/admin/accounts/user/{member.pk}/change/", HTTP_HOST=tenant_a.host
     )
     assert page.status_code == 200

@@ -24,16 +24,9 @@ NEW = {
 }
 
 
-def _client(tenant_fixture, user) -> Client:
-    client = Client()
-    with tenant_context(tenant_fixture.tenant):
-        client.force_login(user)
-    return client
-
-
 @pytest.mark.django_db
 def test_a_user_added_in_the_tenant_admin_gets_the_event_and_the_audit_row(tenant_a) -> None:
-    client = _client(tenant_a, tenant_a.admin())
+    client = tenant_a.admin_client()
     response = client.post("/admin/accounts/user/add/", NEW, HTTP_HOST=tenant_a.host)
     assert response.status_code == 302, response.content.decode()[:3000]
     with tenant_context(tenant_a.tenant):
@@ -67,7 +60,7 @@ def test_revoking_sessions_in_the_admin_is_audited(tenant_a, api) -> None:
     with tenant_context(tenant_a.tenant):
         session = Session.objects.get(user=member)
 
-    client = _client(tenant_a, tenant_a.admin())
+    client = tenant_a.admin_client()
     response = client.post(
         "/admin/accounts/session/",
         {"action": "revoke", "_selected_action": [str(session.pk)]},

@@ -11,17 +11,10 @@ from apps.audit.models import AuditEvent
 LIST = "/admin/audit/auditevent/"
 
 
-def _admin_client(tenant_fixture, user) -> Client:
-    client = Client()
-    with tenant_context(tenant_fixture.tenant):
-        client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def superuser_client(tenant_a) -> Client:
     """The tenant's first admin: staff and superuser of this schema."""
-    return _admin_client(tenant_a, tenant_a.admin())
+    return tenant_a.admin_client()
 
 
 @pytest.fixture
@@ -100,7 +93,7 @@ def test_nobody_can_add_change_or_delete_rows(superuser_client, tenant_a, event)
 
 @pytest.mark.django_db
 def test_staff_who_are_not_superusers_may_read(tenant_a, staff_a, event) -> None:
-    client = _admin_client(tenant_a, staff_a)
+    client = tenant_a.admin_client(staff_a)
     assert client.get(LIST, HTTP_HOST=tenant_a.host).status_code == 200
     assert client.get(f"{LIST}{event.pk}/change/", HTTP_HOST=tenant_a.host).status_code == 200
     assert client.get(f"{LIST}add/", HTTP_HOST=tenant_a.host).status_code == 403
@@ -108,6 +101,6 @@ def test_staff_who_are_not_superusers_may_read(tenant_a, staff_a, event) -> None
 
 @pytest.mark.django_db
 def test_members_who_are_not_staff_are_sent_to_the_login(tenant_a, member_a, event) -> None:
-    client = _admin_client(tenant_a, member_a)
+    client = tenant_a.admin_client(member_a)
     response = client.get(LIST, HTTP_HOST=tenant_a.host)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]

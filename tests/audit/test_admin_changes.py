@@ -8,7 +8,7 @@ from django_tenants.utils import tenant_context
 from apps.audit.admin import changes_as_table
 from apps.audit.models import AuditEvent
 from tests.accounts.factories import make_user
-from tests.audit.test_admin import LIST, _admin_client
+from tests.audit.test_admin import LIST
 
 
 @pytest.mark.django_db
@@ -24,7 +24,7 @@ def test_changes_read_as_a_table_and_the_target_is_linked(tenant_a) -> None:
             actor_email=admin.email,
             changes={"full_name": ["Ann <b>", "Ann B"], "is_active": [True, False]},
         )
-    client = _admin_client(tenant_a, tenant_a.admin())
+    client = tenant_a.admin_client()
     html = client.get(f"{LIST}{event.pk}/change/", HTTP_HOST=tenant_a.host).content.decode()
     assert "<th>field</th><th>before</th><th>after</th>" in html
     assert "<tr><td>full_name</td><td>Ann &lt;b&gt;</td><td>Ann B</td></tr>" in html
@@ -46,6 +46,6 @@ def test_other_shapes_of_changes() -> None:
 def test_a_target_without_an_admin_page_is_plain_text(tenant_a) -> None:
     with tenant_context(tenant_a.tenant):
         event = AuditEvent.objects.create(action="x.y", target_type="nothing", target_id="7")
-    client = _admin_client(tenant_a, tenant_a.admin())
+    client = tenant_a.admin_client()
     html = client.get(f"{LIST}{event.pk}/change/", HTTP_HOST=tenant_a.host).content.decode()
     assert "nothing 7" in html and 'href="/admin/nothing' not in html

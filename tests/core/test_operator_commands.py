@@ -4,8 +4,6 @@ creates through user_create (event, audit, the owner role in a tenant)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.core import mail
 from django.core.management import ManagementUtility, call_command
@@ -16,22 +14,12 @@ from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.core.models import OutboxEvent
 from apps.core.tenancy import tenant_connection
-from platform_site.celery import app as celery_app
 from tests.accounts.conftest import Api
 from tests.accounts.factories import PASSWORD, make_user
 from tests.conftest import ADMIN_PASSWORD
 
 ME = "/api/v1/users/me"
 NEW_PASSWORD = "a-fresh-command-line-passphrase"
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 @pytest.fixture
@@ -59,7 +47,7 @@ def manage(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.mark.django_db
 def test_changepassword_in_a_tenant_ends_tokens_audits_and_mails(
-    api, tenant_a, typed, eager, manage, django_capture_on_commit_callbacks
+    api, tenant_a, typed, eager_tasks, manage, django_capture_on_commit_callbacks
 ) -> None:
     with tenant_context(tenant_a.tenant):
         make_user(email="member@alpha.test", username="member")
@@ -124,7 +112,7 @@ def test_changepassword_of_nobody_says_so(tenant_a) -> None:
 
 @pytest.mark.django_db
 def test_createsuperuser_in_a_tenant_goes_through_the_service(
-    tenant_a, manage, monkeypatch, eager, django_capture_on_commit_callbacks
+    tenant_a, manage, monkeypatch, eager_tasks, django_capture_on_commit_callbacks
 ) -> None:
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", NEW_PASSWORD)
     with django_capture_on_commit_callbacks(execute=True):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from django.core import mail
@@ -18,22 +17,12 @@ from apps.core.models import ConsumedEvent, OutboxEvent
 from apps.notifications import consumers
 from apps.notifications.models import Delivery, Notification
 from apps.rbac.grants import grants_key
-from platform_site.celery import app
 from tests.accounts.factories import make_user
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    """Tasks run inline where they are sent (what the worker would do, minus the broker)."""
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = app.conf.task_eager_propagates = True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
 
 
 @pytest.mark.django_db
 def test_a_new_user_gets_one_welcome_in_the_inbox_and_by_email_in_their_tenant(
-    tenant_a, eager, django_capture_on_commit_callbacks
+    tenant_a, eager_tasks, django_capture_on_commit_callbacks
 ) -> None:
     with tenant_context(tenant_a.tenant), django_capture_on_commit_callbacks(execute=True):
         user = user_create(email="fresh@alpha.test", password="a-good-long-passphrase")
@@ -60,7 +49,7 @@ def test_a_new_user_gets_one_welcome_in_the_inbox_and_by_email_in_their_tenant(
 
 
 @pytest.mark.django_db
-def test_a_password_change_sends_one_security_notice(tenant_a, eager) -> None:
+def test_a_password_change_sends_one_security_notice(tenant_a, eager_tasks) -> None:
     with tenant_context(tenant_a.tenant):
         user = make_user()
         event_id = str(uuid.uuid4())
@@ -74,7 +63,7 @@ def test_a_password_change_sends_one_security_notice(tenant_a, eager) -> None:
 
 @pytest.mark.django_db
 def test_a_user_update_drops_their_cached_state_once_per_event(
-    tenant_a, eager, redis_keys_cleanup, django_capture_on_commit_callbacks
+    tenant_a, eager_tasks, redis_keys_cleanup, django_capture_on_commit_callbacks
 ) -> None:
     redis = get_redis_connection("default")
     with tenant_context(tenant_a.tenant):

@@ -19,7 +19,7 @@ from django.conf import settings as django_settings
 from django_redis import get_redis_connection
 from django_tenants.utils import tenant_context
 
-from tests.accounts.conftest import Api, api_a, api_b, eager_tasks, member_a, staff_a  # noqa: F401
+from tests.accounts.conftest import Api, api_a, api_b, member_a, staff_a  # noqa: F401
 from tests.rbac.conftest import grant, owner_token, person  # noqa: F401
 
 # ------------------------------------------------------------------ delivery and providers

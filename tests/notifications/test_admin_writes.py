@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django_tenants.utils import tenant_context
 
 from apps.notifications.models import Delivery, DeviceSubscription, Notification, Preference
@@ -14,17 +13,10 @@ pytestmark = pytest.mark.django_db
 BASE = "/admin/notifications"
 
 
-def admin_client(tenant_fixture) -> Client:
-    client = Client()
-    with tenant_context(tenant_fixture.tenant):
-        client.force_login(tenant_fixture.admin())
-    return client
-
-
 def test_a_security_notice_cannot_be_turned_off_from_the_admin(tenant_a) -> None:
     with tenant_context(tenant_a.tenant):
         user = make_user()
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     refused = client.post(
         f"{BASE}/preference/add/",
         {"user": user.pk, "type": "security.password_changed", "channel": "email"},
@@ -53,7 +45,7 @@ def test_deliveries_and_devices_are_not_written_by_hand(tenant_a) -> None:
         notification = notify(user=user, type="announcement", title="Hi", channels=["in_app"])
         assert notification is not None
         delivery = Delivery.objects.get(notification=notification)
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     host = {"HTTP_HOST": tenant_a.host}
     assert client.get(f"{BASE}/delivery/{delivery.pk}/delete/", **host).status_code == 403
     assert client.get(f"{BASE}/devicesubscription/add/", **host).status_code == 403
@@ -71,7 +63,7 @@ def test_a_device_is_removed_through_the_service(tenant_a) -> None:
         device = DeviceSubscription.objects.create(
             user=make_user(), kind="fcm", endpoint="x" * 40, keys={}
         )
-    response = admin_client(tenant_a).post(
+    response = tenant_a.admin_client().post(
         f"{BASE}/devicesubscription/{device.pk}/delete/", {"post": "yes"}, HTTP_HOST=tenant_a.host
     )
     assert response.status_code == 302

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django_tenants.utils import tenant_context
 
 from apps.notifications.models import Delivery, NotificationBatch
@@ -11,13 +10,6 @@ from apps.notifications.services import notify
 from tests.accounts.factories import make_user
 
 pytestmark = pytest.mark.django_db
-
-
-def admin_client(tenant_fixture) -> Client:
-    client = Client()
-    with tenant_context(tenant_fixture.tenant):
-        client.force_login(tenant_fixture.admin())
-    return client
 
 
 @pytest.fixture
@@ -41,12 +33,12 @@ def sent_batch(tenant_a):
     ],
 )
 def test_the_lists_render(tenant_a, sent_batch, page) -> None:
-    response = admin_client(tenant_a).get(f"/admin/notifications/{page}", HTTP_HOST=tenant_a.host)
+    response = tenant_a.admin_client().get(f"/admin/notifications/{page}", HTTP_HOST=tenant_a.host)
     assert response.status_code == 200
 
 
 def test_a_batch_shows_its_counts_per_status(tenant_a, sent_batch) -> None:
-    response = admin_client(tenant_a).get(
+    response = tenant_a.admin_client().get(
         "/admin/notifications/notificationbatch/", HTTP_HOST=tenant_a.host
     )
     html = response.content.decode()
@@ -58,7 +50,7 @@ def test_a_notification_shows_the_templates_in_use(tenant_a) -> None:
     with tenant_context(tenant_a.tenant):
         notification = notify(user=make_user(), type="welcome", channels=["in_app"])
     assert notification is not None
-    response = admin_client(tenant_a).get(
+    response = tenant_a.admin_client().get(
         f"/admin/notifications/notification/{notification.pk}/change/", HTTP_HOST=tenant_a.host
     )
     html = response.content.decode()
@@ -77,7 +69,7 @@ def test_the_retry_action_queues_failed_deliveries_again(
         inbox = Delivery.objects.filter(notification__batch=sent_batch, channel="in_app").first()
         assert inbox is not None
 
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
             "/admin/notifications/delivery/",

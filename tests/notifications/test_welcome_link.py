@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from django.core import mail
@@ -11,17 +10,9 @@ from django.core.mail import EmailMultiAlternatives
 from django_tenants.utils import tenant_context
 
 from apps.notifications.consumers import welcome_send_task
-from platform_site.celery import app
 from tests.accounts.factories import make_user
 
-
-@pytest.fixture(autouse=True)
-def eager() -> Iterator[None]:
-    """Tasks run inline where they are sent (the welcome, then its e-mail delivery)."""
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = app.conf.task_eager_propagates = True
-    yield
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+pytestmark = pytest.mark.usefixtures("eager_tasks")
 
 
 def _welcome_body(tenant_a, user_id: int, capture) -> str:

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django_tenants.utils import tenant_context
 
 from apps.audit.models import AuditEvent
 from apps.organizations.models import Membership, Organization
 
 ADMIN = "/admin/organizations/organization"
-
-
-def admin_client(tenant_fixture) -> Client:
-    client = Client()
-    with tenant_context(tenant_fixture.tenant):
-        client.force_login(tenant_fixture.admin())
-    return client
 
 
 def form(name: str, type: str = "team", parent: Organization | None = None, **extra) -> dict:
@@ -32,7 +24,7 @@ def form(name: str, type: str = "team", parent: Organization | None = None, **ex
 
 @pytest.mark.django_db
 def test_the_changelist_is_the_tree_indented_in_path_order(tenant_a, branches) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     page = client.get(f"{ADMIN}/", HTTP_HOST=tenant_a.host)
     assert page.status_code == 200
     html = page.content.decode()
@@ -52,7 +44,7 @@ def test_the_changelist_is_the_tree_indented_in_path_order(tenant_a, branches) -
 def test_adding_in_the_admin_sets_the_path_and_audits_with_members(
     tenant_a, branches, member_a
 ) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     response = client.post(
         f"{ADMIN}/add/",
         form(
@@ -79,7 +71,7 @@ def test_adding_in_the_admin_sets_the_path_and_audits_with_members(
 
 @pytest.mark.django_db
 def test_changing_the_parent_in_the_admin_moves_the_subtree(tenant_a, branches) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     emea, berlin, platform = branches["emea"], branches["berlin"], branches["platform"]
     response = client.post(
         f"{ADMIN}/{emea.pk}/change/",
@@ -100,7 +92,7 @@ def test_changing_the_parent_in_the_admin_moves_the_subtree(tenant_a, branches) 
 
 @pytest.mark.django_db
 def test_the_admin_refuses_a_cycle(tenant_a, branches) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     sales, berlin = branches["sales"], branches["berlin"]
     response = client.post(
         f"{ADMIN}/{sales.pk}/change/", form("Sales", "department", berlin), HTTP_HOST=tenant_a.host
@@ -116,7 +108,7 @@ def test_the_admin_refuses_a_cycle(tenant_a, branches) -> None:
 
 @pytest.mark.django_db
 def test_deleting_in_the_admin_goes_through_the_service(tenant_a, branches, member_a) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     berlin, emea = branches["berlin"], branches["emea"]
     with tenant_context(tenant_a.tenant):
         Membership.objects.create(organization=berlin, user=member_a)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.organizations.test_admin import ADMIN, admin_client
+from tests.organizations.test_admin import ADMIN
 
 
 def _parent_options(html: str) -> list[str]:
@@ -17,7 +17,7 @@ def _parent_options(html: str) -> list[str]:
 
 @pytest.mark.django_db
 def test_the_parent_is_picked_from_the_indented_tree(tenant_a, branches) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     html = client.get(f"{ADMIN}/add/", HTTP_HOST=tenant_a.host).content.decode()
     options = _parent_options(html)
     assert options[0].startswith("(none")
@@ -30,7 +30,7 @@ def test_the_parent_is_picked_from_the_indented_tree(tenant_a, branches) -> None
 
 @pytest.mark.django_db
 def test_a_node_cannot_be_offered_its_own_subtree(tenant_a, branches) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     sales = branches["sales"]
     html = client.get(f"{ADMIN}/{sales.pk}/change/", HTTP_HOST=tenant_a.host).content.decode()
     options = _parent_options(html)
@@ -52,7 +52,7 @@ def test_another_person_on_an_existing_member_row_replaces_them(tenant_a, branch
         first = make_user(email="first@alpha.test", username="first")
         second = make_user(email="second@alpha.test", username="second")
         row = Membership.objects.create(organization=sales, user=first, title="Lead")
-    response = admin_client(tenant_a).post(
+    response = tenant_a.admin_client().post(
         f"{ADMIN}/{sales.pk}/change/",
         form(
             "Sales",

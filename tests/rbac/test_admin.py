@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django_tenants.utils import tenant_context
 
 from apps.audit.models import AuditEvent
 from apps.rbac.models import Role, RoleAssignment
 
 
-def admin_client(tenant_fixture) -> Client:
-    client = Client()
-    with tenant_context(tenant_fixture.tenant):
-        client.force_login(tenant_fixture.admin())
-    return client
-
-
 @pytest.mark.django_db
 def test_roles_are_listed_with_permissions_and_system_roles_cannot_be_deleted(tenant_a) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     listing = client.get("/admin/rbac/role/", HTTP_HOST=tenant_a.host)
     assert listing.status_code == 200
     assert b"organizations.view" in listing.content and b"owner" in listing.content
@@ -43,7 +35,7 @@ def test_roles_are_listed_with_permissions_and_system_roles_cannot_be_deleted(te
 
 @pytest.mark.django_db
 def test_a_role_made_in_the_admin_is_audited(tenant_a) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     response = client.post(
         "/admin/rbac/role/add/",
         {
@@ -65,7 +57,7 @@ def test_a_role_made_in_the_admin_is_audited(tenant_a) -> None:
 
 @pytest.mark.django_db
 def test_the_last_owner_cannot_be_removed_in_the_admin(tenant_a) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     with tenant_context(tenant_a.tenant):
         owner = RoleAssignment.objects.get(role__system_key="owner")
     response = client.post(

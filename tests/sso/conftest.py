@@ -13,7 +13,7 @@ from apps.accounts.models import User
 from apps.core.models import OutboxEvent
 from apps.sso.models import ExchangeCode, ExternalIdentity, IdentityProvider
 from apps.sso.services import provider_create
-from tests.accounts.conftest import Api, api_a, api_b, eager_tasks, member_a  # noqa: F401
+from tests.accounts.conftest import Api, api_a, api_b, member_a  # noqa: F401
 from tests.sso.op import OpenIDProvider
 
 CLIENT_REDIRECT = "https://app.example.test/sso/done"

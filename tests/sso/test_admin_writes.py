@@ -17,13 +17,6 @@ pytestmark = pytest.mark.django_db
 BASE = "/admin/sso"
 
 
-def admin_client(tenant_fixture) -> Client:
-    client = Client()
-    with tenant_context(tenant_fixture.tenant):
-        client.force_login(tenant_fixture.admin())
-    return client
-
-
 def _form(client: Client, host: str, op, **overrides):
     """The add form's fields as a browser posts them; list fields in the form's own text
     format (JSON, or one item a line), whichever field the form uses."""
@@ -52,7 +45,7 @@ def _form(client: Client, host: str, op, **overrides):
 
 
 def test_a_provider_added_changed_and_deleted_in_the_admin_is_audited(tenant_a, op) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     host = {"HTTP_HOST": tenant_a.host}
     added = client.post(f"{BASE}/identityprovider/add/", _form(client, tenant_a.host, op), **host)
     assert added.status_code == 302, added.content.decode()[:3000]
@@ -81,7 +74,7 @@ def test_a_provider_added_changed_and_deleted_in_the_admin_is_audited(tenant_a, 
 
 
 def test_a_refused_redirect_uri_is_shown_not_a_500(tenant_a, op) -> None:
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     response = client.post(
         f"{BASE}/identityprovider/add/",
         _form(client, tenant_a.host, op, redirect_uris=["http://evil.example.test/"]),
@@ -101,7 +94,7 @@ def test_unlinking_an_identity_is_audited(tenant_a, make_provider) -> None:
         identity = ExternalIdentity.objects.create(
             provider=provider, issuer=provider.issuer, subject="op-user-1", user=user
         )
-    client = admin_client(tenant_a)
+    client = tenant_a.admin_client()
     host = {"HTTP_HOST": tenant_a.host}
     assert client.get(f"{BASE}/externalidentity/{identity.pk}/change/", **host).status_code == 200
     response = client.post(

@@ -9,20 +9,12 @@ from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_exists
 
-from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.core.tenancy import tenant_connection
 from apps.tenants.models import Domain, Tenant
 
 PUBLIC = "localhost"
 LIST = "/admin/tenants/tenant/"
-
-
-@pytest.fixture
-def admin_client(operator: User) -> Client:
-    client = Client(raise_request_exception=False)
-    client.force_login(operator)
-    return client
 
 
 def _add(client: Client, slug: str, **extra: str):

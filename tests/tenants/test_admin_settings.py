@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.core.tenancy import tenant_connection
 from apps.tenants.models import Tenant
@@ -15,13 +14,6 @@ from tests.tenants.test_admin import _add, _change_data, _form_errors
 
 PUBLIC = "localhost"
 LIST = "/admin/tenants/tenant/"
-
-
-@pytest.fixture
-def admin_client(operator: User) -> Client:
-    client = Client(raise_request_exception=False)
-    client.force_login(operator)
-    return client
 
 
 @pytest.fixture
