@@ -57,7 +57,6 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else new_request_id()
-        request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
         request_token = request_var.set(request)
         structlog.contextvars.clear_contextvars()
