@@ -48,7 +48,7 @@ TARGET_LATENCY_RATIO = 3.0
 TARGET_BULK_RATIO = 0.5
 
 
-def run(users: int, bulk: int, rounds: int) -> dict[str, Any]:
+def run(users: int, bulk: int, rounds: int, inline_channels: str | None = None) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         environment = foundation.start_services(stack)
         environment.local_dir = environment.local_dir / "jobs"
@@ -59,6 +59,10 @@ def run(users: int, bulk: int, rounds: int) -> dict[str, Any]:
         }
         # The empty task's result comes back through Redis (production stores none).
         environment.env["CELERY_RESULT_BACKEND"] = redis_db_url(environment.redis_url, 2)
+        if inline_channels is not None:
+            # NOTIFICATION_INLINE_CHANNELS for the worker ("": every e-mail through `deliver`).
+            environment.env["NOTIFICATION_INLINE_CHANNELS"] = inline_channels
+            report["inline_channels"] = inline_channels
         foundation.say("migrate_schemas")
         foundation.run_step(
             environment, "migrate", "manage.py", "migrate_schemas", "--noinput", "-v", "0"
@@ -81,10 +85,15 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--inline-channels",
+        default=None,
+        help="NOTIFICATION_INLINE_CHANNELS for the worker ('' : no inline fast path)",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     report = run(users=50 if args.quick else 200, bulk=100 if args.quick else 300,
-                 rounds=2 if args.quick else 3)  # fmt: skip
+                 rounds=2 if args.quick else 3, inline_channels=args.inline_channels)  # fmt: skip
     latency, empty = report["latency_ms"], report["empty_task_ms"]
     ratio = latency["median"] / empty["median"]
     bulk = report["bulk_per_second"]
