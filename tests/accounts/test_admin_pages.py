@@ -14,7 +14,7 @@ from apps.accounts.models import Session
 from apps.audit.models import AuditEvent
 from apps.core.models import JobFailure
 from apps.notifications.models import Delivery
-from apps.notifications.services import notify
+from apps.notifications.notify import notify
 from apps.organizations.models import Membership
 from apps.organizations.services import organization_create
 from apps.rbac.models import Role, RoleAssignment

@@ -40,7 +40,7 @@ PHONE = "+14155550199"
 def sms_setup(marker: str, count: int) -> list[int]:
     """A user with a phone number and `count` SMS notifications (the worker delivers them)."""
     from apps.accounts.models import User
-    from apps.notifications.services import notify
+    from apps.notifications.notify import notify
 
     user = User.objects.create_user(
         f"{marker}@worker.test", "a-long-enough-password-42", username=marker, phone_number=PHONE

@@ -27,10 +27,10 @@ from apps.notifications.breaker import (
     breaker_state,
     provider_breaker,
 )
+from apps.notifications.delivery import delivery_send
+from apps.notifications.inbox import webpush_endpoint_problem
 from apps.notifications.models import Delivery, DeviceSubscription
-from apps.notifications.recipient_services import webpush_endpoint_problem
-from apps.notifications.services import delivery_send, notify
-from apps.notifications.tasks import send_bulk_email, send_email
+from apps.notifications.notify import notify
 from tests.accounts.factories import make_user
 from tests.core.listener import counting_listener
 
@@ -126,8 +126,6 @@ def test_an_smtp_server_that_is_down_is_a_transient_error(in_tenant_a, settings)
 
 
 class RefusingBackend(LocmemBackend):
-    """locmem, except that addresses starting with "refused" are refused like an SMTP 550."""
-
     def send_messages(self, messages):
         for message in messages:
             if any(to.startswith("refused") for to in message.to):
@@ -135,29 +133,16 @@ class RefusingBackend(LocmemBackend):
         return super().send_messages(messages)
 
 
-def test_send_email_task_sends_text_and_html() -> None:
-    message_id = send_email("x@example.com", "Subject", "Text", html="<p>HTML</p>")
-
-    [message] = mail.outbox
-    assert message.extra_headers["Message-ID"] == message_id
-    assert message.alternatives[0][0] == "<p>HTML</p>"  # type: ignore[union-attr]
-
-
-def test_bulk_email_in_chunks_one_refused_recipient_does_not_stop_the_rest(settings) -> None:
+def test_a_refused_recipient_fails_its_delivery_at_once(in_tenant_a, settings) -> None:
     settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
-    recipients = [f"user{i}@example.com" for i in range(5)] + ["refused@example.com"]
+    delivery = _delivery(make_user(email="refused@alpha.test"), "email")
 
-    counts = send_bulk_email([*recipients, "user0@example.com"], "News", "Body", chunk_size=2)
+    outcome = delivery_send(delivery_id=delivery.pk)
 
-    assert counts == {
-        "total": 6,
-        "sent": 5,
-        "failed": 1,
-        "retried": 0,
-        "handled_before": 0,
-        "failed_recipients": ["refused@example.com"],
-    }
-    assert sorted(m.to[0] for m in mail.outbox) == sorted(recipients[:5])
+    delivery.refresh_from_db()
+    assert outcome.status == "failed" and outcome.retry_in is None
+    assert delivery.attempts == 1 and delivery.next_attempt_at is None
+    assert not mail.outbox
 
 
 # ------------------------------------------------------------------ SMS
