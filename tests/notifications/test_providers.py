@@ -29,10 +29,11 @@ from apps.notifications.breaker import (
 )
 from apps.notifications.models import Delivery, DeviceSubscription
 from apps.notifications.recipient_services import webpush_endpoint_problem
-from apps.notifications.services import delivery_send, notify
+from apps.notifications.services import delivery_send
 from apps.notifications.tasks import send_bulk_email, send_email
 from tests.accounts.factories import make_user
 from tests.core.listener import counting_listener
+from tests.notifications.factories import make_delivery, make_device
 
 pytestmark = pytest.mark.django_db
 
@@ -41,11 +42,7 @@ WEBPUSH = "apps.notifications.channels.push.WebPushProvider"
 
 
 def _delivery(user, channel: str, **kwargs) -> Delivery:
-    kwargs.setdefault("title", "Hello")
-    kwargs.setdefault("body", "Line one\nLine two & more")
-    notification = notify(user=user, type="announcement", channels=[channel], **kwargs)
-    assert notification is not None
-    return notification.deliveries.get(channel=channel)
+    return make_delivery(user, channel, **{"body": "Line one\nLine two & more", **kwargs})
 
 
 # ------------------------------------------------------------------ e-mail
@@ -400,9 +397,7 @@ def test_web_push_is_encrypted_for_the_device_and_signed_with_vapid(
 ) -> None:
     push_service.always(201)
     user = make_user()
-    device = DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/device-1", keys=browser["keys"]
-    )
+    device = make_device(user, f"{push_service.url}/push/device-1", keys=browser["keys"])
     delivery = _delivery(user, "push", title="Ping", body="Pong")
 
     assert delivery_send(delivery_id=delivery.pk).status == "sent"
@@ -428,12 +423,8 @@ def test_a_subscription_the_push_service_reports_gone_is_deleted(
     push_service.answer(410)
     push_service.answer(201)
     user = make_user()
-    gone = DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/gone", keys=browser["keys"]
-    )
-    alive = DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/alive", keys=browser["keys"]
-    )
+    gone = make_device(user, f"{push_service.url}/push/gone", keys=browser["keys"])
+    alive = make_device(user, f"{push_service.url}/push/alive", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     assert delivery_send(delivery_id=delivery.pk).status == "sent"
@@ -447,9 +438,7 @@ def test_when_every_subscription_is_gone_the_push_is_skipped(
 ) -> None:
     push_service.always(404)
     user = make_user()
-    DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/old", keys=browser["keys"]
-    )
+    make_device(user, f"{push_service.url}/push/old", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     outcome = delivery_send(delivery_id=delivery.pk)
@@ -462,9 +451,7 @@ def test_when_every_subscription_is_gone_the_push_is_skipped(
 def test_a_push_service_5xx_is_retried(in_tenant_a, push_service, browser) -> None:
     push_service.always(502)
     user = make_user()
-    DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/x", keys=browser["keys"]
-    )
+    make_device(user, f"{push_service.url}/push/x", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     outcome = delivery_send(delivery_id=delivery.pk)
@@ -483,7 +470,7 @@ def test_a_push_endpoint_leading_to_a_non_public_address_is_refused_when_connect
     with counting_listener() as listener:
         endpoint = f"https://localhost:{listener.port}/push/x"
         assert webpush_endpoint_problem(endpoint) is None
-        DeviceSubscription.objects.create(user=user, endpoint=endpoint, keys=browser["keys"])
+        make_device(user, endpoint, keys=browser["keys"])
         delivery = _delivery(user, "push")
         # when the push is sent
         outcome = delivery_send(delivery_id=delivery.pk)
@@ -499,9 +486,7 @@ def test_a_stored_endpoint_the_http_client_reads_differently_is_not_called(
 ) -> None:
     # registered before the check read URLs as the HTTP client does
     user = make_user()
-    DeviceSubscription.objects.create(
-        user=user, endpoint="https://127.0.0.1\\.fcm.googleapis.com/x", keys=browser["keys"]
-    )
+    make_device(user, "https://127.0.0.1\\.fcm.googleapis.com/x", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     outcome = delivery_send(delivery_id=delivery.pk)
@@ -513,7 +498,7 @@ def test_a_stored_endpoint_the_http_client_reads_differently_is_not_called(
 def test_the_console_push_provider_writes_a_file(in_tenant_a, tmp_path, settings) -> None:
     settings.LOCAL_DIR = tmp_path
     user = make_user()
-    DeviceSubscription.objects.create(user=user, endpoint="https://push.example.com/1", keys={})
+    make_device(user, "https://push.example.com/1", keys={})
     delivery = _delivery(user, "push", title="Ping", body="Pong")
 
     assert delivery_send(delivery_id=delivery.pk).status == "sent"
