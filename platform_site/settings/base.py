@@ -547,7 +547,7 @@ AUTH_RATE_LIMITS = {**AUTH_RATE_LIMITS, "sso_ip": env_str("AUTH_RATE_SSO_IP", "3
 # ------------------------------------------------------------------ Signing keys
 # Access and refresh tokens are signed with Ed25519 (EdDSA) key pairs kept in
 # apps.keys (public schema) and published at /.well-known/jwks.json; SIMPLE_JWT's
-# ALGORITHM / SIGNING_KEY no longer sign anything (simplejwt still builds the claims).
+# ALGORITHM / SIGNING_KEY sign nothing (simplejwt still builds the claims).
 SIMPLE_JWT["ALGORITHM"] = "EdDSA"
 SIMPLE_JWT.pop("SIGNING_KEY", None)
 # Secrets the private keys are encrypted with at rest (first encrypts, all decrypt);

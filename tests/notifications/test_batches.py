@@ -16,7 +16,7 @@ from apps.notifications.models import Delivery, Notification, NotificationBatch
 from apps.organizations.models import Membership
 from apps.rbac.grants import Grants
 from tests.accounts.factories import make_user
-from tests.rbac.conftest import org_create
+from tests.organizations.factories import org_create
 
 EVERYWHERE = Grants({"notifications.send": None})
 

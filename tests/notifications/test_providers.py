@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import smtplib
-import time
 from datetime import UTC, datetime, timedelta
 
 import http_ece  # type: ignore[import-untyped]
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
+from django.db.models import F
 from django_redis import get_redis_connection
 from py_vapid import Vapid  # type: ignore[import-untyped]
 
@@ -30,9 +30,9 @@ from apps.notifications.breaker import (
 from apps.notifications.delivery import delivery_send
 from apps.notifications.inbox import webpush_endpoint_problem
 from apps.notifications.models import Delivery, DeviceSubscription
-from apps.notifications.notify import notify
 from tests.accounts.factories import make_user
 from tests.core.listener import counting_listener
+from tests.notifications.factories import make_delivery, make_device
 
 pytestmark = pytest.mark.django_db
 
@@ -41,11 +41,7 @@ WEBPUSH = "apps.notifications.channels.push.WebPushProvider"
 
 
 def _delivery(user, channel: str, **kwargs) -> Delivery:
-    kwargs.setdefault("title", "Hello")
-    kwargs.setdefault("body", "Line one\nLine two & more")
-    notification = notify(user=user, type="announcement", channels=[channel], **kwargs)
-    assert notification is not None
-    return notification.deliveries.get(channel=channel)
+    return make_delivery(user, channel, **{"body": "Line one\nLine two & more", **kwargs})
 
 
 # ------------------------------------------------------------------ e-mail
@@ -229,6 +225,16 @@ def test_transient_failures_end_in_failed_after_the_last_attempt(
     assert len(twilio.requests) == 3
 
 
+def _breaker_opened_earlier(provider: str, *, seconds: float) -> None:
+    """As if `seconds` had passed since the breaker opened (its stored opening moves back)."""
+    opened_at = provider_breaker(provider)._state_storage.opened_at
+    assert opened_at is not None
+    get_redis_connection("default").set(
+        f"{breaker_namespace(provider)}:pybreaker:opened_at",
+        repr((opened_at - timedelta(seconds=seconds)).timestamp()),
+    )
+
+
 def test_a_failing_provider_opens_its_breaker_and_deliveries_wait_until_it_recovers(
     in_tenant_a, twilio, settings
 ) -> None:
@@ -253,7 +259,10 @@ def test_a_failing_provider_opens_its_breaker_and_deliveries_wait_until_it_recov
 
     # The provider recovers; once the reset timeout has passed every delivery goes out.
     twilio.always(201, {"sid": "SMok"})
-    time.sleep(max(waiting.retry_in, 1.1))
+    _breaker_opened_earlier("twilio", seconds=max(waiting.retry_in, 1.1))
+    Delivery.objects.filter(pk=deliveries[5].pk).update(
+        next_attempt_at=F("next_attempt_at") - timedelta(seconds=max(waiting.retry_in, 1.1))
+    )
     Delivery.objects.filter(pk__in=[d.pk for d in deliveries[:5]]).update(next_attempt_at=None)
     outcomes = [delivery_send(delivery_id=d.pk).status for d in deliveries]
 
@@ -372,9 +381,7 @@ def test_web_push_is_encrypted_for_the_device_and_signed_with_vapid(
 ) -> None:
     push_service.always(201)
     user = make_user()
-    device = DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/device-1", keys=browser["keys"]
-    )
+    device = make_device(user, f"{push_service.url}/push/device-1", keys=browser["keys"])
     delivery = _delivery(user, "push", title="Ping", body="Pong")
 
     assert delivery_send(delivery_id=delivery.pk).status == "sent"
@@ -400,12 +407,8 @@ def test_a_subscription_the_push_service_reports_gone_is_deleted(
     push_service.answer(410)
     push_service.answer(201)
     user = make_user()
-    gone = DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/gone", keys=browser["keys"]
-    )
-    alive = DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/alive", keys=browser["keys"]
-    )
+    gone = make_device(user, f"{push_service.url}/push/gone", keys=browser["keys"])
+    alive = make_device(user, f"{push_service.url}/push/alive", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     assert delivery_send(delivery_id=delivery.pk).status == "sent"
@@ -419,9 +422,7 @@ def test_when_every_subscription_is_gone_the_push_is_skipped(
 ) -> None:
     push_service.always(404)
     user = make_user()
-    DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/old", keys=browser["keys"]
-    )
+    make_device(user, f"{push_service.url}/push/old", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     outcome = delivery_send(delivery_id=delivery.pk)
@@ -434,9 +435,7 @@ def test_when_every_subscription_is_gone_the_push_is_skipped(
 def test_a_push_service_5xx_is_retried(in_tenant_a, push_service, browser) -> None:
     push_service.always(502)
     user = make_user()
-    DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/x", keys=browser["keys"]
-    )
+    make_device(user, f"{push_service.url}/push/x", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     outcome = delivery_send(delivery_id=delivery.pk)
@@ -455,7 +454,7 @@ def test_a_push_endpoint_leading_to_a_non_public_address_is_refused_when_connect
     with counting_listener() as listener:
         endpoint = f"https://localhost:{listener.port}/push/x"
         assert webpush_endpoint_problem(endpoint) is None
-        DeviceSubscription.objects.create(user=user, endpoint=endpoint, keys=browser["keys"])
+        make_device(user, endpoint, keys=browser["keys"])
         delivery = _delivery(user, "push")
         # when the push is sent
         outcome = delivery_send(delivery_id=delivery.pk)
@@ -471,9 +470,7 @@ def test_a_stored_endpoint_the_http_client_reads_differently_is_not_called(
 ) -> None:
     # registered before the check read URLs as the HTTP client does
     user = make_user()
-    DeviceSubscription.objects.create(
-        user=user, endpoint="https://127.0.0.1\\.fcm.googleapis.com/x", keys=browser["keys"]
-    )
+    make_device(user, "https://127.0.0.1\\.fcm.googleapis.com/x", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     outcome = delivery_send(delivery_id=delivery.pk)
@@ -485,7 +482,7 @@ def test_a_stored_endpoint_the_http_client_reads_differently_is_not_called(
 def test_the_console_push_provider_writes_a_file(in_tenant_a, tmp_path, settings) -> None:
     settings.LOCAL_DIR = tmp_path
     user = make_user()
-    DeviceSubscription.objects.create(user=user, endpoint="https://push.example.com/1", keys={})
+    make_device(user, "https://push.example.com/1", keys={})
     delivery = _delivery(user, "push", title="Ping", body="Pong")
 
     assert delivery_send(delivery_id=delivery.pk).status == "sent"
