@@ -25,7 +25,7 @@ from django_tenants.utils import tenant_context  # noqa: E402
 
 from apps.accounts.apis.users import UserMeApi  # noqa: E402
 from apps.accounts.services.sessions import ClientInfo, session_start_for  # noqa: E402
-from apps.core import gateway  # noqa: E402
+from apps.core.gateway import identity as gateway  # noqa: E402
 from apps.rbac.models import Role, RoleAssignment  # noqa: E402
 from apps.tenants.services import tenant_create  # noqa: E402
 from bench.django_tasks import _Recorder  # noqa: E402

@@ -159,7 +159,7 @@ def _forget_cached_state() -> None:
 @pytest.fixture
 def redis_commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The name of every command sent to Redis from now on, as the connection sends it
-    (so whichever client path sent it: the gateway writes to a connection itself); a
+    (whichever client path sent it); a
     pipeline is one entry, `PIPELINE(A+B)`."""
     from redis.connection import AbstractConnection
 

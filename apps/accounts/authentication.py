@@ -38,7 +38,7 @@ from rest_framework.request import Request
 
 from apps.accounts.models import Session, User
 from apps.accounts.tokens import Claims, InvalidToken, access_token_decode
-from apps.core.gateway import GatewayIdentity, ReadValues
+from apps.core.gateway import GatewayIdentity, gateway_state, redis_values
 from apps.core.invalidation import CacheWrite, invalidate
 from apps.core.tenancy import current_schema
 
@@ -165,7 +165,7 @@ def _load_session_state(session_id: str, *, cache: bool) -> bytes:
 # ------------------------------------------------------------------ the checks
 
 
-def _resolve(claims: Claims, values: ReadValues) -> BearerResult:
+def _resolve(claims: Claims, values: list[bytes | None] | None) -> BearerResult:
     """Apply every check to decoded claims, with the cached state if the gateway read it."""
     cached = values is not None
     user_blob, session_state = (values[0], values[1]) if values else (None, None)
@@ -196,63 +196,50 @@ def _bearer_token(request: HttpRequest) -> str | None:
 
 
 def bearer_identity(request: HttpRequest) -> GatewayIdentity | None:
-    """The gateway identifier (settings.GATEWAY_IDENTIFIERS) for `Authorization: Bearer`."""
+    """The gateway identifier (settings.GATEWAY_IDENTIFIERS) for `Authorization: Bearer`: the
+    token's user is the bucket, and the user's and session's states are read in the round
+    trip. A token that does not decode counts against the client address (None), and
+    `BearerAuthentication` answers 401 with the reason."""
     raw = _bearer_token(request)
     if raw is None:
         return None
     try:
         claims = access_token_decode(raw)
-    except InvalidToken as exc:
-        # Counted against the client address; DRF answers 401 with this reason.
-        request._bearer_error = str(exc)  # type: ignore[attr-defined]
+    except InvalidToken:
         return None
-
-    def complete(values: ReadValues) -> None:
-        try:
-            request._bearer_result = _resolve(claims, values)  # type: ignore[attr-defined]
-        except AuthenticationFailed as exc:
-            request._bearer_error = str(exc.detail)  # type: ignore[attr-defined]
-
     return GatewayIdentity(
         client=f"user:{claims.user_id}",
         read_keys=(user_state_key(claims.user_id), session_state_key(claims.session_id)),
-        complete=complete,
+        credentials=claims,
     )
 
 
 def bearer_authenticate(request: HttpRequest) -> BearerResult | None:
-    """The same checks without the gateway (a path it does not cover): one MGET, or the DB."""
+    """Every check of the bearer token of `request`, None without one; AuthenticationFailed.
+
+    The claims and the cached states come from the gateway's round trip when it covered the
+    request (apps.core.gateway), else the token is decoded here and the states read with one
+    MGET; without Redis, from the database."""
     raw = _bearer_token(request)
     if raw is None:
         return None
-    try:
-        claims = access_token_decode(raw)
-    except InvalidToken as exc:
-        raise AuthenticationFailed(str(exc)) from None
+    state = gateway_state(request)
+    claims = state.identity.credentials if state is not None else None
+    if not isinstance(claims, Claims):
+        try:
+            claims = access_token_decode(raw)
+        except InvalidToken as exc:
+            raise AuthenticationFailed(str(exc)) from None
     keys = [user_state_key(claims.user_id), session_state_key(claims.session_id)]
-    values: ReadValues
-    try:
-        values = list(get_redis_connection("default").mget(keys))
-    except RedisError:
-        values = None
-    return _resolve(claims, values)
+    return _resolve(claims, redis_values(request, keys))
 
 
 class BearerAuthentication(BaseAuthentication):
-    """DRF's side: takes what the gateway decided, or decides itself."""
+    """DRF's side of `Authorization: Bearer`."""
 
     def authenticate(self, request: Request) -> tuple[User, Claims] | None:
-        django_request = request._request
-        if _bearer_token(django_request) is None:
-            return None
-        found = django_request.__dict__
-        if "_bearer_result" in found:
-            result: BearerResult = found["_bearer_result"]
-            return result.user, result.claims
-        if "_bearer_error" in found:
-            raise AuthenticationFailed(found["_bearer_error"])
-        result_now = bearer_authenticate(django_request)
-        return (result_now.user, result_now.claims) if result_now else None
+        result = bearer_authenticate(request._request)
+        return (result.user, result.claims) if result else None
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

@@ -7,7 +7,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 import structlog
 from corsheaders.middleware import CorsMiddleware as LibraryCorsMiddleware
@@ -26,10 +25,6 @@ from whitenoise.middleware import (  # type: ignore[import-untyped]
 
 from apps.core.context import request_id_var, request_var
 from apps.core.logging import log_rendered
-
-if TYPE_CHECKING:
-    from apps.core.gateway import GatewayIdentity
-    from apps.core.ratelimit import PendingHit, RateLimitResult
 
 # A client may name its own request id (to follow a call across services) if it
 # is a sane token: no spaces, quotes or control characters that could forge log lines.
@@ -62,7 +57,6 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else new_request_id()
-        request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
         request_token = request_var.set(request)
         structlog.contextvars.clear_contextvars()
@@ -125,7 +119,7 @@ class RequestSizeMiddleware:
         return self.get_response(request)
 
 
-class CorsMiddleware(LibraryCorsMiddleware):
+class NoOriginShortcutCorsMiddleware(LibraryCorsMiddleware):
     """django-cors-headers, minus building `request.headers` for a request with no Origin.
 
     The library looks the Origin up in `request.headers`, a mapping Django builds on first
@@ -148,96 +142,6 @@ class CorsMiddleware(LibraryCorsMiddleware):
         return response
 
 
-class RateLimitMiddleware:
-    """The gateway: who the request is (apps.core.gateway) and the tenant's rate limit, decided
-    with one Redis round trip. Every API request counts.
-
-    The round trip overlaps the rest of the request's way in: the script is sent here, and its
-    reply read in `process_view`, once the remaining middleware and the URL resolution have
-    run, just before the view (which never runs for a request over the limit, nor before its
-    caller is known). A request that reaches no view (an unknown URL, a redirect) has the
-    reply read on its way out, and is answered 429 all the same when over the limit.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        from django.conf import settings
-
-        self.get_response = get_response
-        self.prefixes = tuple(settings.RATE_LIMIT_PATH_PREFIXES)
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        from apps.core import ratelimit
-        from apps.core.gateway import identify
-
-        if not request.path.startswith(self.prefixes):
-            return self.get_response(request)
-        tenant = getattr(request, "tenant", None)
-        rate = ratelimit.rate_for(getattr(tenant, "settings", None))
-        identity = identify(request)
-        gate = _Gate(
-            ratelimit.hit_start(
-                scope=getattr(tenant, "schema_name", "public"),
-                client=identity.client,
-                rate=rate,
-                read_keys=identity.read_keys,
-            ),
-            identity,
-        )
-        request._gateway = gate  # type: ignore[attr-defined]
-        try:
-            response = self.get_response(request)
-        finally:
-            result = gate.settle()
-        if result is None:
-            return response
-        if not result.allowed and not gate.refused:
-            response = _rate_limited(request, result)
-        for name, value in result.headers().items():
-            response[name] = value
-        return response
-
-    def process_view(
-        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
-    ) -> HttpResponse | None:
-        gate: _Gate | None = request.__dict__.get("_gateway")
-        if gate is None:
-            return None
-        result = gate.settle()
-        if result is not None and not result.allowed:
-            gate.refused = True
-            return _rate_limited(request, result)
-        return None
-
-
-class _Gate:
-    """One request's gateway round trip: read once, then handed to the identifier."""
-
-    def __init__(self, pending: PendingHit, identity: GatewayIdentity) -> None:
-        self.pending = pending
-        self.identity = identity
-        self.refused = False
-        self.result: RateLimitResult | None = None
-
-    def settle(self) -> RateLimitResult | None:
-        if self.pending.finished:
-            return self.result
-        trip = self.pending.finish()
-        if self.identity.complete is not None:
-            self.identity.complete(trip.values if trip is not None else None)
-        self.result = trip.result if trip is not None else None
-        return self.result
-
-
-def _rate_limited(request: HttpRequest, result: RateLimitResult) -> HttpResponse:
-    from apps.core.envelope import error_response
-
-    response = error_response(
-        429, "RATE_LIMITED", "Rate limit exceeded", {"retry_after": result.reset}, request=request
-    )
-    response["Retry-After"] = str(result.reset)
-    return response
-
-
 def bearer_api_request(request: HttpRequest) -> bool:
     """An API request that authenticates with a bearer token.
 
@@ -245,17 +149,13 @@ def bearer_api_request(request: HttpRequest) -> bool:
     cookies (the token is checked first, and a bad token is a 401, never a fall back to the
     session), so it needs no session, no messages and no static files. (Django's CSRF
     middleware stays for every request, as its deploy check asks: for DRF's views it only
-    looks at the view's csrf_exempt mark.) Decided once per request: several middlewares ask.
+    looks at the view's csrf_exempt mark.)
     """
-    found: bool | None = request.__dict__.get("_bearer_api")
-    if found is None:
-        from django.conf import settings
+    from django.conf import settings
 
-        found = request.path.startswith(tuple(settings.API_PATH_PREFIXES)) and (
-            request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
-        )
-        request._bearer_api = found  # type: ignore[attr-defined]
-    return found
+    return request.path.startswith(tuple(settings.API_PATH_PREFIXES)) and (
+        request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
+    )
 
 
 class _BrowserOnly:
@@ -267,15 +167,15 @@ class _BrowserOnly:
         return super().__call__(request)  # type: ignore[misc]
 
 
-class SessionMiddleware(_BrowserOnly, LibrarySessionMiddleware):
+class BearerSkippingSessionMiddleware(_BrowserOnly, LibrarySessionMiddleware):
     """Django's sessions, for the admin, the API docs and session-authenticated API calls."""
 
 
-class AuthenticationMiddleware(_BrowserOnly, LibraryAuthenticationMiddleware):
+class BearerSkippingAuthenticationMiddleware(_BrowserOnly, LibraryAuthenticationMiddleware):
     """Django's request.user from the session (DRF sets it for bearer requests)."""
 
 
-class WhiteNoiseMiddleware(_BrowserOnly, LibraryWhiteNoiseMiddleware):
+class BearerSkippingWhiteNoiseMiddleware(_BrowserOnly, LibraryWhiteNoiseMiddleware):
     """WhiteNoise's static files, which no API path is."""
 
 

@@ -1,8 +1,9 @@
 """The gateway rate limit: a fixed window per client, counted atomically in Redis.
 
 One round trip per request: a Lua script increments the window's counter and
-sets its expiry in the same atomic step (the seed's INCR-then-EXPIRE in two
-calls leaves a counter without expiry when the second call is lost).
+sets its expiry in the same atomic step (INCR then EXPIRE in two calls would
+leave a counter without expiry when the second call is lost), and reads the
+keys the gateway asks for (apps/core/gateway/).
 
 Why not django-ratelimit here: its `get_usage` costs two round trips
 (`cache.add` then `cache.incr`) on every request and reports no reset instant.
@@ -27,7 +28,9 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = structlog.get_logger("apps.core.ratelimit")
 
@@ -127,8 +130,17 @@ _script_sha = hashlib.sha1(_COUNT_AND_READ.encode()).hexdigest()  # noqa: S324  
 
 
 def _run(keys: Sequence[str], expiry: int) -> list[Any]:
-    """One round trip; the script is loaded on the first NOSCRIPT (new or flushed server)."""
+    """One round trip, once more if the connection was lost or would not come up (the client
+    makes no retries of its own); the script is loaded on the first NOSCRIPT (a new or
+    flushed server)."""
     client = get_redis_connection("default")
+    try:
+        return _evalsha(client, keys, expiry)
+    except (RedisConnectionError, RedisTimeoutError):
+        return _evalsha(client, keys, expiry)
+
+
+def _evalsha(client: Any, keys: Sequence[str], expiry: int) -> list[Any]:
     try:
         return list(client.evalsha(_script_sha, len(keys), *keys, expiry))
     except NoScriptError:
@@ -153,73 +165,6 @@ def window_reset(rate: Rate, now: float) -> int:
     return max(1, int((int(now // rate.window) + 1) * rate.window - now + 0.999))
 
 
-class PendingScript:
-    """The counting script, sent to Redis on a connection of the pool, its reply not read yet.
-
-    `result()` reads the reply once (later calls answer the same, or raise the same error)
-    and gives the connection back to the pool. A send that failed, a NOSCRIPT reply (a new
-    or flushed server) or a connection lost before the reply go once more through the
-    client, with its retries, as any other command would."""
-
-    def __init__(self, keys: list[str], expiry: int) -> None:
-        self._keys = keys
-        self._expiry = expiry
-        self._done = False
-        self._reply: list[Any] = []
-        self._error: RedisError | None = None
-        self._pool: Any = None
-        self._connection: Any = None
-        try:
-            pool = get_redis_connection("default").connection_pool
-            connection = pool.get_connection()
-        except RedisError:
-            return  # result() retries through the client
-        try:
-            connection.send_command("EVALSHA", _script_sha, len(keys), *keys, expiry)
-        except RedisError:
-            pool.release(connection)
-            return
-        except BaseException:
-            pool.release(connection)
-            raise
-        self._pool, self._connection = pool, connection
-
-    def result(self) -> list[Any]:
-        if not self._done:
-            self._done = True
-            try:
-                self._reply = self._read()
-            except RedisError as exc:
-                self._error = exc
-        if self._error is not None:
-            raise self._error
-        return self._reply
-
-    def _release(self, *, reusable: bool) -> None:
-        """Back to the pool; `reusable` once the reply has left the wire (else disconnected:
-        a reply may still be on its way)."""
-        connection, self._connection = self._connection, None
-        if not reusable:
-            connection.disconnect()
-        self._pool.release(connection)
-
-    def _read(self) -> list[Any]:
-        if self._connection is not None:
-            try:
-                reply = list(self._connection.read_response())
-            except NoScriptError:
-                self._release(reusable=True)  # an error reply, read: the connection is clean
-            except RedisError:
-                self._release(reusable=False)  # redis-py has closed the connection
-            except BaseException:
-                self._release(reusable=False)
-                raise
-            else:
-                self._release(reusable=True)
-                return reply
-        return _run(self._keys, self._expiry)
-
-
 def hit(
     *,
     scope: str,
@@ -233,72 +178,28 @@ def hit(
     None when Redis is unavailable: the limit fails open, and callers that
     asked for keys fall back to their source of truth.
     """
-    return hit_start(scope=scope, client=client, rate=rate, read_keys=read_keys, now=now).finish()
-
-
-def hit_start(
-    *,
-    scope: str,
-    client: str,
-    rate: Rate | None,
-    read_keys: Sequence[str] = (),
-    now: float | None = None,
-) -> PendingHit:
-    """`hit`, sent now and read later: the script goes out at once, and `finish()` reads its
-    reply. Work done in between (the gateway does the rest of the middleware and the URL
-    resolution) overlaps the round trip, so the reply has usually arrived when it is read and
-    the worker does not sit waiting for Redis."""
     now = time.time() if now is None else now
     if rate is None and not read_keys:
-        return PendingHit(rate=None, now=now, script=None)
+        return RoundTrip(result=None, values=[])
     # With no limit the script counts nothing (expiry 0) and only reads: the counter's
     # name is then a placeholder of a 1 s window.
     counter = window_key(scope=scope, client=client, rate=rate or _UNCOUNTED, now=now)
-    script = PendingScript([counter, *read_keys], rate.window + 1 if rate else 0)
-    return PendingHit(rate=rate, now=now, script=script)
+    try:
+        reply = _run([counter, *read_keys], rate.window + 1 if rate else 0)
+    except RedisError as exc:
+        logger.warning("rate_limit_unavailable", error=type(exc).__name__)
+        return None
+    values: list[bytes | None] = list(reply[1:])
+    if rate is None:
+        return RoundTrip(result=None, values=values)
+    count = int(reply[0])
+    result = RateLimitResult(
+        limit=rate.limit,
+        remaining=max(0, rate.limit - count),
+        reset=window_reset(rate, now),
+        allowed=count <= rate.limit,
+    )
+    return RoundTrip(result=result, values=values)
 
 
 _UNCOUNTED = Rate(limit=1, window=1)
-
-
-class PendingHit:
-    """A gateway round trip in flight. `finish()` reads the reply once (later calls answer
-    the same); None when Redis could not be reached (the limit fails open)."""
-
-    def __init__(self, *, rate: Rate | None, now: float, script: PendingScript | None) -> None:
-        self._rate = rate
-        self._now = now
-        self._script = script
-        self._done = False
-        self._trip: RoundTrip | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self._done
-
-    def finish(self) -> RoundTrip | None:
-        if not self._done:
-            self._done = True
-            self._trip = self._read()
-        return self._trip
-
-    def _read(self) -> RoundTrip | None:
-        if self._script is None:
-            return RoundTrip(result=None, values=[])
-        try:
-            reply = self._script.result()
-        except RedisError as exc:
-            logger.warning("rate_limit_unavailable", error=type(exc).__name__)
-            return None
-        values: list[bytes | None] = list(reply[1:])
-        rate = self._rate
-        if rate is None:
-            return RoundTrip(result=None, values=values)
-        count = int(reply[0])
-        result = RateLimitResult(
-            limit=rate.limit,
-            remaining=max(0, rate.limit - count),
-            reset=window_reset(rate, self._now),
-            allowed=count <= rate.limit,
-        )
-        return RoundTrip(result=result, values=values)

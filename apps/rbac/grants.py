@@ -22,6 +22,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import structlog
 from django.conf import settings
@@ -31,6 +32,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from apps.core.errors import ForbiddenError
+from apps.core.gateway import redis_values
 from apps.core.invalidation import CacheWrite, invalidate
 from apps.core.tenancy import current_schema, in_public_schema
 from apps.rbac.catalogue import ALL_CODENAMES, BY_CODENAME, OWNER
@@ -186,17 +188,16 @@ def _store(user_id: int, generation: bytes | None, grants: Grants) -> None:
         logger.warning("rbac_cache_unavailable")
 
 
-def grants_for_user(user_id: int, values: list[bytes | None] | None = None) -> Grants:
-    """The user's grants: from the gateway's values, else one MGET, else the database."""
+def grants_for_user(user_id: int, request: HttpRequest | None = None) -> Grants:
+    """The user's grants: from the gateway's round trip of `request` (apps.core.gateway),
+    else one MGET, else the database."""
     if in_public_schema():
         # Platform operators hold no roles (the public schema has no role tables): their
         # reach is the superuser flag and, in the public admin, Django's permissions.
         return NO_GRANTS
+    values = redis_values(request, gateway_keys(user_id))
     if values is None:
-        try:
-            values = list(get_redis_connection("default").mget(gateway_keys(user_id)))
-        except RedisError:
-            return grants_compute(user_id)
+        return grants_compute(user_id)
     generation, blob = values[0], values[1]
     cached = _decode(generation, blob)
     if cached is not None:
@@ -218,18 +219,21 @@ def grants_changed() -> None:
 # ------------------------------------------------------------------ per request
 
 
+# The grants of each request's user, computed once per request and gone with the request.
+_request_grants: WeakKeyDictionary[HttpRequest, Grants] = WeakKeyDictionary()
+
+
 def request_grants(request: Any) -> Grants:
-    """The grants of the request's user, computed once per request."""
+    """The grants of the request's user (a Django or a DRF request), computed once per request."""
     django_request: HttpRequest = getattr(request, "_request", request)
-    found = django_request.__dict__.get("_rbac_grants")
+    found = _request_grants.get(django_request)
     if found is not None:
         return found
     user = getattr(django_request, "user", None)
     if user is None or not user.is_authenticated:
         return NO_GRANTS
-    values = django_request.__dict__.get("_rbac_values")
-    grants = grants_for_user(user.pk, values)
-    django_request._rbac_grants = grants  # type: ignore[attr-defined]
+    grants = grants_for_user(user.pk, django_request)
+    _request_grants[django_request] = grants
     return grants
 
 

@@ -92,14 +92,14 @@ if TENANT_RETENTION_DAYS < 0:
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestContextMiddleware",
-    "apps.core.middleware.CorsMiddleware",
+    "apps.core.middleware.NoOriginShortcutCorsMiddleware",
     "apps.tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "apps.core.middleware.SessionMiddleware",
+    "apps.core.middleware.BearerSkippingSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "apps.core.middleware.AuthenticationMiddleware",
-    "apps.core.middleware.RateLimitMiddleware",
+    "apps.core.middleware.BearerSkippingAuthenticationMiddleware",
+    "apps.core.gateway.middleware.GatewayMiddleware",
     "apps.core.middleware.RequestSizeMiddleware",
     "apps.core.middleware.AdminMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -303,10 +303,9 @@ API_PAGE_SIZE_MAX = 100
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/m")
 RATE_LIMIT_PATH_PREFIXES = ["/api/"]
 RATE_LIMIT_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "platform") + ":rl"
-# Who an API request counts against, tried in order (the first answer wins),
-# else the client address. The bearer identity also reads the token's
-# revocation state in the rate-limit round trip.
-# Bearer tokens: the token's user and session state plus their grants, in one round trip.
+# Who an API request counts as (apps/core/gateway/identity.py), tried in order (the first
+# answer wins), else the session user, else the client address. Bearer tokens: the token's
+# user and session state plus the user's grants are read in the rate limit's round trip.
 GATEWAY_IDENTIFIERS = ["apps.rbac.gateway.bearer_identity_with_grants"]
 # How many reverse proxies append to X-Forwarded-For in front of the app. 0: use REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

@@ -38,7 +38,7 @@ X_FRAME_OPTIONS = "DENY"
 # gunicorn serves the admin's static files itself (collected into STATIC_ROOT at build time).
 MIDDLEWARE = [
     *MIDDLEWARE[: MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1],
-    "apps.core.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.BearerSkippingWhiteNoiseMiddleware",
     *MIDDLEWARE[MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1 :],
 ]
 STORAGES = {

@@ -199,8 +199,7 @@ def _connections_in_use() -> int:
 def test_a_request_over_the_limit_never_reaches_its_view(
     api: APIClient, tenant_a, settings, monkeypatch
 ) -> None:
-    """The gateway reads its reply just before the view (the round trip overlaps the URL
-    resolution): a refused request must still never run the view."""
+    """A refused request never runs its view."""
     from apps.core.apis import InfoApi
 
     served: list[str] = []
@@ -220,9 +219,9 @@ def test_a_request_over_the_limit_never_reaches_its_view(
 def test_a_request_that_reaches_no_view_is_counted_and_gives_the_connection_back(
     api: APIClient, tenant_a, settings, monkeypatch
 ) -> None:
-    """Something between the gateway and the view fails (here the URL resolution): the reply
-    is read on the way out, the answer still carries the limit, over it is still a 429, and
-    the connection goes back to the pool."""
+    """Something between the gateway and the view fails (here the URL resolution): the
+    answer still carries the limit, over it is still a 429, and the connection goes back to
+    the pool."""
     from django.core.handlers.base import BaseHandler
 
     def broken_resolve(self, request):
@@ -253,7 +252,7 @@ def test_a_flushed_script_cache_is_reloaded_and_counts_once(
 
 
 @pytest.mark.django_db
-def test_a_connection_lost_before_the_reply_falls_back_to_the_client(
+def test_a_connection_lost_before_the_reply_is_tried_once_more(
     api: APIClient, tenant_a, settings, monkeypatch
 ) -> None:
     from redis.connection import AbstractConnection
@@ -280,12 +279,10 @@ def test_a_connection_lost_before_the_reply_falls_back_to_the_client(
 
 
 @pytest.mark.django_db
-def test_a_failed_send_goes_once_more_through_the_client(
+def test_a_connection_that_will_not_come_up_is_tried_once_more(
     api: APIClient, tenant_a, settings, monkeypatch
 ) -> None:
-    """The gateway writes its script to a pooled connection itself; when even that fails (a
-    connection that will not come up this once), the client's own call, with its retries,
-    still counts the request."""
+    """A connection that will not come up this once: the second try counts the request."""
     from redis.connection import ConnectionPool
     from redis.exceptions import ConnectionError as RedisConnectionError
 

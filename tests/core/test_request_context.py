@@ -105,13 +105,13 @@ def test_cors_preflight_from_allowed_origin(api: APIClient, tenant_a, settings) 
     ],
 )
 def test_cors_middleware_answers_as_the_library_does(path, method, headers, settings) -> None:
-    """The platform's CorsMiddleware skips building request.headers when there is no Origin;
+    """NoOriginShortcutCorsMiddleware skips building request.headers when there is no Origin;
     every response header must still be exactly what django-cors-headers would set."""
     from corsheaders.middleware import CorsMiddleware as LibraryCorsMiddleware
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    from apps.core.middleware import CorsMiddleware
+    from apps.core.middleware import NoOriginShortcutCorsMiddleware
 
     settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
 
@@ -120,7 +120,7 @@ def test_cors_middleware_answers_as_the_library_does(path, method, headers, sett
         response = middleware_class(lambda _request: HttpResponse("ok"))(request)
         return dict(response.headers), "headers" in request.__dict__
 
-    ours, ours_built_headers = answers(CorsMiddleware)
+    ours, ours_built_headers = answers(NoOriginShortcutCorsMiddleware)
     library, _ = answers(LibraryCorsMiddleware)
     assert ours == library
     if not headers.get("HTTP_ORIGIN") and method == "get":

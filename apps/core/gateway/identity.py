@@ -1,31 +1,29 @@
-"""Who an API request is, decided once at the gateway and read in the rate limit's round trip.
+"""Who an API request counts as, decided without I/O.
 
-An identifier (settings.GATEWAY_IDENTIFIERS) looks at the request without any
-I/O (say, verifying a bearer token's signature) and answers with the bucket
-the request counts against plus the Redis keys it needs read (say, the token's
-revocation state). The rate-limit script increments the counter and reads those
-keys in the same round trip; `complete` then receives the values (None when
-Redis could not be reached, so it must fall back to the database).
+An identifier (settings.GATEWAY_IDENTIFIERS, tried in order, the first answer wins) answers
+with the rate-limit bucket, the Redis keys it wants read in the gateway's round trip and what
+it decoded (the bearer token's claims), or None to pass. Without an answer the request counts
+as its session user, else as its client address.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
-ReadValues = list[bytes | None] | None
+from apps.core.net import client_ip
 
 
-@dataclass
+@dataclass(frozen=True)
 class GatewayIdentity:
     client: str  # the rate-limit bucket, e.g. "user:12" or "ip:203.0.113.9"
-    read_keys: Sequence[str] = field(default_factory=tuple)
-    complete: Callable[[ReadValues], None] | None = None
+    read_keys: Sequence[str] = ()
+    credentials: object = None  # what the identifier decoded, for its authentication class
 
 
 Identifier = Callable[[HttpRequest], GatewayIdentity | None]
@@ -38,8 +36,6 @@ def identifiers() -> tuple[Identifier, ...]:
 
 def session_or_ip_identity(request: HttpRequest) -> GatewayIdentity:
     """The fallback: the signed-in (session) user, else the client address."""
-    from apps.core.net import client_ip
-
     # Without a session cookie there is no session user: skip the lazy lookup.
     if settings.SESSION_COOKIE_NAME in request.COOKIES:
         user = getattr(request, "user", None)
