@@ -34,4 +34,3 @@ def is_ip_address(value: str) -> bool:
     except ValueError:
         return False
     return True
-

@@ -2,7 +2,7 @@
 
 Building and compiling even a simple ORM query costs 0.6 to 0.7 ms on the
 2-core machine the benchmarks run on, more than its round trip. The modules
-that write statements out (`apps/accounts/sql.py`, `apps/notifications/sql.py`)
+that write statements out (`apps/notifications/sql.py`)
 take table and column names from the models' `_meta` through these helpers, so
 the texts follow the models, and build each text once per process.
 """
