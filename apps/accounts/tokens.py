@@ -12,8 +12,9 @@ services verify them offline. They are decoded by PyJWT with the key the `kid`
 names and that key's algorithm only; PyJWT checks the signature, `exp` / `nbf` /
 `iat` with the configured leeway, the issuer and the audience, and then come
 simplejwt's checks (an `exp`, a `jti` and the right `type`) with simplejwt's
-messages. The tenant, the session and the user's revocation instant are checked
-by `authentication.py`.
+messages. A token this process has verified before is answered from a memo
+(`verified_tokens`, never looser than decoding again). The tenant, the session and
+the user's revocation instant are checked by `authentication.py`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from apps.accounts import verified_tokens
 from apps.accounts.models import Session, User
 from apps.core.tenancy import current_schema
 from apps.keys import keyring
@@ -244,18 +246,14 @@ def _in_its_one_encoding(raw: str) -> bool:
     return _b64url(decoded).decode("ascii") == signature
 
 
-def _payload(raw: str, token_type: str) -> dict[str, Any]:
-    """The verified payload of `raw`; InvalidToken with simplejwt's message otherwise.
-
-    PyJWT decodes it with the key its `kid` names and that key's algorithm only (an
-    unknown or retired kid, or another algorithm, is refused) and checks `exp` / `nbf` /
-    `iat` with the leeway, the issuer and the audience; then come simplejwt's own checks."""
-    verifier = _verifier_get()
-    if not isinstance(raw, str) or not _in_its_one_encoding(raw):
+def _pyjwt_payload(raw: str, verifier: _Verifier) -> dict[str, Any]:
+    if not _in_its_one_encoding(raw):
         raise InvalidToken("Token is invalid")
     try:
         kid = jwt.get_unverified_header(raw).get("kid")
-        key = keyring.verifying_key_get(kid) if isinstance(kid, str) else None
+        if not isinstance(kid, str):
+            raise InvalidToken("Token is invalid")
+        key = keyring.verifying_key_get(kid)
         if key is None or key.is_expired(time.time()):
             raise InvalidToken("Token is invalid")
         payload: dict[str, Any] = jwt.decode(
@@ -271,9 +269,26 @@ def _payload(raw: str, token_type: str) -> dict[str, Any]:
         raise InvalidToken("Token is expired") from None
     except (jwt.InvalidTokenError, ValueError):
         raise InvalidToken("Token is invalid") from None
-    # What simplejwt's Token.verify() adds (PyJWT checks `exp` only when present).
-    if "exp" not in payload:
+    if "exp" not in payload:  # PyJWT checks `exp` only when present
         raise InvalidToken("Token has no 'exp' claim")
+    verified_tokens.remember(raw, kid=kid, key=key, payload=payload)
+    return payload
+
+
+def _payload(raw: str, token_type: str) -> dict[str, Any]:
+    """The verified payload of `raw`; InvalidToken with simplejwt's message otherwise.
+
+    PyJWT decodes it with the key its `kid` names and that key's algorithm only (an
+    unknown or retired kid, or another algorithm, is refused) and checks `exp` / `nbf` /
+    `iat` with the leeway, the issuer and the audience; then come simplejwt's own checks.
+    A token this process has already verified is answered by `verified_tokens`."""
+    verifier = _verifier_get()
+    if not isinstance(raw, str):
+        raise InvalidToken("Token is invalid")
+    payload = verified_tokens.payload_get(raw, leeway=verifier.leeway)
+    if payload is None:
+        payload = _pyjwt_payload(raw, verifier)
+    # What simplejwt's Token.verify() adds (its `exp` check is in _pyjwt_payload).
     if verifier.jti_claim is not None and verifier.jti_claim not in payload:
         raise InvalidToken("Token has no id")
     if verifier.type_claim is not None:

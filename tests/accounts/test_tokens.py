@@ -28,7 +28,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
-from apps.accounts import tokens
+from apps.accounts import tokens, verified_tokens
 from apps.accounts.tokens import InvalidToken, access_token_decode, refresh_token_decode
 from apps.keys import keyring
 from apps.keys.crypto import jwk_thumbprint
@@ -379,6 +379,7 @@ def test_a_remembered_token_is_refused_once_its_key_is_gone(
 ) -> None:
     raw = _sign(_claims())
     first = access_token_decode(raw)
+    assert raw in verified_tokens._verified
     first.raw["sub"] = "changed by a caller"
     assert access_token_decode(raw).raw["sub"] == "7"  # a copy each time
 
