@@ -97,7 +97,6 @@ from apps.accounts.models import User  # noqa: E402
 from apps.accounts.services.users import user_create  # noqa: E402
 from apps.notifications import consumers  # noqa: E402, F401  (the receivers, as the web has them)
 from apps.notifications.batches import batch_create  # noqa: E402
-from apps.notifications.tasks import send_bulk_email  # noqa: E402
 from apps.rbac.grants import user_grants  # noqa: E402
 from apps.tenants.services import tenant_create  # noqa: E402
 from bench.jobs_worker_tasks import empty  # noqa: E402
@@ -216,14 +215,6 @@ def raw_send_mail(addresses: list[str]) -> float:
     return len(addresses) / (time.perf_counter() - started)
 
 
-def bulk_email_task(addresses: list[str]) -> float:
-    before = INBOX.count
-    started = time.perf_counter()
-    send_bulk_email.delay(addresses, "Bulk", "A bulk message.")
-    finished = INBOX.wait_count(before + len(addresses))
-    return len(addresses) / (finished - started)
-
-
 def batch(tenant: Any, sender: User, user_ids: list[int]) -> float:
     before = INBOX.count
     with tenant_context(tenant):
@@ -269,13 +260,11 @@ def main() -> None:
         moments: list[tuple[str, float, float]] = []
         latency_ms = event_to_inbox(tenant, args.users, moments)
         latency_stages = stages(tenant, moments)
-        rates: dict[str, list[float]] = {"raw_send_mail": [], "batch": [], "send_bulk_email": []}
+        rates: dict[str, list[float]] = {"raw_send_mail": [], "batch": []}
         for round_number in range(args.rounds):
             addresses = [f"{round_number}-{i}@raw.bench.test" for i in range(args.bulk)]
             rates["raw_send_mail"].append(raw_send_mail(addresses))
             rates["batch"].append(batch(tenant, owner, recipient_ids))
-            addresses = [f"{round_number}-{i}@task.bench.test" for i in range(args.bulk)]
-            rates["send_bulk_email"].append(bulk_email_task(addresses))
     finally:
         worker.terminate()
         worker.wait(timeout=30)

@@ -54,7 +54,7 @@ def _bind_task_context(task_id: str | None = None, task: Any = None, **kwargs: A
 def _database_connections_as_for_requests(task: Any = None, **kwargs: Any) -> None:
     """Treat each task like a request: keep the connection while it is healthy and younger
     than CONN_MAX_AGE, close it when unusable (CONN_HEALTH_CHECKS), rather than Celery's
-    default of a new PostgreSQL connection for every task (about 4 ms each). Celery's own
+    default of a new PostgreSQL connection for every task. Celery's own
     closing is held off by CELERY_DB_REUSE_MAX. Eager tasks run inside the caller's
     transaction and are left alone, as Celery does."""
     from django.db import close_old_connections

@@ -7,14 +7,19 @@ rolled back, DDL included, so a tenant a test creates vanishes with it.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 from django_redis import get_redis_connection
 from django_tenants.utils import tenant_context
@@ -25,6 +30,7 @@ from apps.core.tenancy import tenant_connection
 from apps.tenants.models import Tenant
 from apps.tenants.resolution import tenant_cache_clear_local
 from apps.tenants.services import tenant_create
+from tests.jobs import processes
 
 ADMIN_PASSWORD = "correct-horse-battery-staple"
 
@@ -217,3 +223,81 @@ def eager_tasks() -> Iterator[None]:
     app.conf.task_always_eager = app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+# ------------------------------------------------------------------ real processes
+
+
+def worker_database_url() -> str:
+    """The test database (not the one in DATABASE_URL), as a URL for another process."""
+    db = connection.settings_dict
+    user = quote(db["USER"] or "")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@{port}/{db['NAME']}?host={quote(host, safe='/')}"
+    return f"postgresql://{user}{password}@{host}{port}/{db['NAME']}"
+
+
+def process_env(**overrides: str) -> dict[str, str]:
+    """The environment of a worker or web process: the test settings, the test database,
+    the configured broker; `overrides` on top."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "platform_site.settings.test",
+        "DATABASE_URL": worker_database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the processes the tests start write their logs (kept under .local when it exists)."""
+    local = Path(os.environ.get("PLATFORM_LOCAL_DIR", processes.ROOT / ".local"))
+    path = local / "test-processes" if local.is_dir() else tmp_path_factory.mktemp("logs")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+WorkerFactory = Callable[..., AbstractContextManager[processes.Worker]]
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, log_dir: Path) -> WorkerFactory:
+    """`with celery_worker(...) as worker:` a real `celery worker` process on a queue of its
+    own, reading the test database through the configured broker (or `env`'s), started and
+    consuming inside the block, stopped on leaving it.
+
+    Arguments (all keyword): `queue` (default: a new `<prefix>-<random>` name), `env`
+    (added to `process_env()`), `also_queues`, `imports` (modules with tasks only the
+    tests define), `concurrency` (1)."""
+
+    @contextmanager
+    def running(
+        *,
+        queue: str | None = None,
+        prefix: str = "test",
+        env: dict[str, str] | None = None,
+        also_queues: Sequence[str] = (),
+        imports: Sequence[str] = (),
+        concurrency: int = 1,
+    ) -> Iterator[processes.Worker]:
+        queue = queue or f"{prefix}-{uuid.uuid4().hex[:8]}"
+        full_env = process_env(**(env or {}))
+        worker = processes.Worker(
+            queue,
+            processes.worker(
+                name=f"worker-{queue}", queue=queue, env=full_env, log_dir=log_dir,
+                concurrency=concurrency, also_queues=also_queues, imports=imports,
+            ),
+            full_env["CELERY_BROKER_URL"],
+        )  # fmt: skip
+        try:
+            worker.start()
+            yield worker
+        finally:
+            worker.stop()
+
+    return running

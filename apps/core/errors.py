@@ -97,3 +97,9 @@ class ServiceUnavailableError(PlatformError):
     def __init__(self, message: str | None = None, *, retry_after: int = 5) -> None:
         super().__init__(message, details={"retry_after": retry_after})
         self.retry_after = retry_after
+
+
+class TransientError(Exception):
+    """A failure a later attempt may not meet (a provider timed out, a server was away).
+    The jobs retry it (`apps.core.jobs.TRANSIENT_ERRORS`); apps subclass it for their own
+    (`apps.notifications.channels.base.TransientProviderError`). Not an API error."""

@@ -44,20 +44,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from apps.core.errors import TransientError
 from apps.core.models import ConsumedEvent, JobFailure
 from apps.core.tenancy import public_schema
 
 logger = structlog.get_logger("apps.core.jobs")
 
 T = TypeVar("T")
-
-
-def _transient_provider_errors() -> tuple[type[Exception], ...]:
-    try:
-        from apps.notifications.channels.base import TransientProviderError
-    except ImportError:  # the notifications app is optional for the core
-        return ()
-    return (TransientProviderError,)
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -70,7 +63,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     smtplib.SMTPConnectError,
     ConnectionError,  # the built-in family: refused, reset, aborted
     TimeoutError,
-    *_transient_provider_errors(),
+    TransientError,  # the apps' own (a notification provider's transient failure)
 )
 
 

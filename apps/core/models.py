@@ -49,7 +49,7 @@ class OutboxEvent(models.Model):
         return f"{self.event_type} {self.event_id}"
 
     def envelope(self) -> dict[str, Any]:
-        """The seed's event envelope, as consumers receive it."""
+        """The event envelope, as consumers receive it."""
         return {
             "event_id": str(self.event_id),
             "event_type": self.event_type,

@@ -1,10 +1,10 @@
 """Helpers for the few hot statements written out instead of built by the ORM.
 
-Building and compiling even a simple ORM query costs 0.6 to 0.7 ms on the
-2-core machine the benchmarks run on, more than its round trip. The modules
-that write statements out (`apps/notifications/sql.py`)
-take table and column names from the models' `_meta` through these helpers, so
-the texts follow the models, and build each text once per process.
+Where building and compiling an ORM query costs more than the statement's
+round trip (the benchmark notes in README.md give the figures), an app's
+`sql.py` writes the statement out. It takes table and column names from the
+models' `_meta` through these helpers, so the texts follow the models, and
+builds each text once per process.
 """
 
 from __future__ import annotations

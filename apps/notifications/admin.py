@@ -16,6 +16,13 @@ from django.template import TemplateDoesNotExist
 from django.utils.html import format_html_join
 
 from apps.core.admin_site import ServiceAdminMixin
+from apps.notifications.delivery import deliveries_retry
+from apps.notifications.inbox import (
+    device_delete,
+    notification_delete,
+    preference_delete,
+    preferences_update,
+)
 from apps.notifications.models import (
     Delivery,
     DeviceSubscription,
@@ -23,13 +30,6 @@ from apps.notifications.models import (
     NotificationBatch,
     Preference,
 )
-from apps.notifications.recipient_services import (
-    device_delete,
-    notification_delete,
-    preference_delete,
-    preferences_update,
-)
-from apps.notifications.services import deliveries_retry
 from apps.notifications.types import NOTIFICATION_TYPES
 
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html", "sms.txt", "push.txt")

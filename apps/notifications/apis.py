@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from apps.accounts.models import User
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
-from apps.notifications import recipient_services, selectors
+from apps.notifications import inbox, selectors
 from apps.notifications.batches import SEND, batch_create
 from apps.notifications.serializers import (
     BatchOutput,
@@ -87,7 +87,7 @@ class ReadAllApi(APIView):
         tags=_tag,
     )
     def post(self, request: Request) -> Response:
-        updated = recipient_services.notifications_mark_all_read(user=_actor(request))
+        updated = inbox.notifications_mark_all_read(user=_actor(request))
         return Response({"updated": updated})
 
 
@@ -106,7 +106,7 @@ class NotificationReadApi(APIView):
         notification = selectors.notification_get(
             user=_actor(request), notification_id=notification_id
         )
-        recipient_services.notification_mark_read(notification=notification)
+        inbox.notification_mark_read(notification=notification)
         return Response(NotificationOutput(notification).data)
 
 
@@ -119,7 +119,7 @@ class NotificationDetailApi(APIView):
         notification = selectors.notification_get(
             user=_actor(request), notification_id=notification_id
         )
-        recipient_services.notification_delete(notification=notification)
+        inbox.notification_delete(notification=notification)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -153,7 +153,7 @@ class PreferencesApi(APIView):
     def put(self, request: Request) -> Response:
         data = validated(PreferencesUpdateInput, request.data)
         user = _actor(request)
-        recipient_services.preferences_update(user=user, preferences=data["preferences"])
+        inbox.preferences_update(user=user, preferences=data["preferences"])
         return Response(PreferencesOutput(selectors.preferences_view(user=user)).data)
 
 
@@ -189,7 +189,7 @@ class DevicesApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(DeviceRegisterInput, request.data)
-        device, created = recipient_services.device_register(
+        device, created = inbox.device_register(
             user=_actor(request),
             kind=data["kind"],
             endpoint=data["endpoint"],
@@ -209,7 +209,7 @@ class DeviceDetailApi(APIView):
     @extend_schema(operation_id="notifications_devices_delete", responses={204: None}, tags=_tag)
     def delete(self, request: Request, device_id: int) -> Response:
         device = selectors.device_get(user=_actor(request), device_id=device_id)
-        recipient_services.device_delete(device=device)
+        inbox.device_delete(device=device)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

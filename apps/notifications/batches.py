@@ -9,12 +9,14 @@ the batch and returns at once; the worker resolves the audience and fans out:
                                    NOTIFICATION_BATCH_CHUNK users by id range
     batch_chunk_task(batch, i)     notify() each user of chunk i, and send their e-mail
 
+(the tasks are in tasks.py; they call `batch_fan_out` and `batch_chunk_send` here).
+
 Every step may run twice (acks late: a worker killed mid-task gets its message
 again) with the effect of once: the plan is written once, under a row lock; a
 chunk's notifications carry the batch id as their source event, and
 `notify()` writes one notification per (recipient, type, source event); each
 delivery is claimed before its provider call and recorded before the next one
-(services.deliveries_send_now), so a chunk run again sends what the killed run
+(delivery.deliveries_send_now), so a chunk run again sends what the killed run
 had not, and at most the one message that was in flight goes out twice.
 
 A chunk is written once its notifications are; it is done once, besides, none of
@@ -31,18 +33,18 @@ The plan and progress live in the batch's `audience` under "progress":
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from celery import Task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.core.errors import ForbiddenError, ValidationError
-from apps.core.tasks import tenant_task
+from apps.notifications.inline_delivery import batch_deliveries_resume
 from apps.notifications.models import Delivery, NotificationBatch
+from apps.notifications.notify import notify, notify_many
 from apps.notifications.types import NOTIFICATION_TYPES
 
 if TYPE_CHECKING:
@@ -215,6 +217,9 @@ def batch_create(
         changes={"type": type, "title": title, "channels": batch.channels, **audience},
     )
     batch_id = str(batch.pk)
+    # The task module sits above this one (its tasks call these services): imported when used.
+    from apps.notifications.tasks import batch_fan_out_task
+
     transaction.on_commit(lambda: batch_fan_out_task.delay(batch_id))
     return batch
 
@@ -260,6 +265,8 @@ def batch_fan_out(*, batch_id: uuid.UUID) -> list[int]:
         done = set(progress.get("chunks_done", []))
         pending = [i for i in range(len(progress.get("bounds", []))) if i not in done]
 
+    from apps.notifications.tasks import batch_chunk_task
+
     def enqueue() -> None:
         for index in pending:
             batch_chunk_task.delay(str(batch_id), index)
@@ -277,7 +284,6 @@ def batch_chunk_send(*, batch_id: uuid.UUID, index: int) -> int:
     not hold back the others. If an earlier run had notified some users (it died
     before the chunk was done), what it left unsent is sent now.
     """
-    from apps.notifications.services import batch_deliveries_resume, notify, notify_many
 
     batch = NotificationBatch.objects.filter(pk=batch_id).first()
     if batch is None:
@@ -393,26 +399,3 @@ def batch_mark_failed(*, batch_id: uuid.UUID) -> None:
     NotificationBatch.objects.filter(pk=batch_id).exclude(
         status=NotificationBatch.Status.DONE
     ).update(status=NotificationBatch.Status.FAILED, finished_at=timezone.now())
-
-
-def _retry_or_fail(task: Task, exc: Exception, batch_id: str) -> NoReturn:
-    if task.request.retries >= (task.max_retries or 0):
-        batch_mark_failed(batch_id=uuid.UUID(batch_id))
-        raise exc
-    raise task.retry(exc=exc, countdown=min(60, 2 ** (task.request.retries + 1)))
-
-
-@tenant_task(bind=True, name="notifications.batch_fan_out", ignore_result=True, max_retries=5)
-def batch_fan_out_task(self: Task, batch_id: str) -> int:
-    try:
-        return len(batch_fan_out(batch_id=uuid.UUID(batch_id)))
-    except TRANSIENT as exc:
-        _retry_or_fail(self, exc, batch_id)
-
-
-@tenant_task(bind=True, name="notifications.batch_chunk", ignore_result=True, max_retries=5)
-def batch_chunk_task(self: Task, batch_id: str, index: int) -> int:
-    try:
-        return batch_chunk_send(batch_id=uuid.UUID(batch_id), index=index)
-    except TRANSIENT as exc:
-        _retry_or_fail(self, exc, batch_id)

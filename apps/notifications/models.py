@@ -1,6 +1,6 @@
 """Notifications: one per recipient (the in-app inbox row), one delivery per channel.
 
-`notify()` (services.py) decides the channels from the user's preferences,
+`notify()` (notify.py) decides the channels from the user's preferences,
 writes the notification and its deliveries in one transaction, and the worker
 sends each delivery (tasks.py), recording attempts, errors and the provider's
 message id. A delivery whose provider is down waits (its breaker is open); it
@@ -118,7 +118,7 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Set (and committed) by the worker about to call the provider, cleared with the
     # outcome: while it is younger than NOTIFICATION_CLAIM_SECONDS nobody else sends
-    # this delivery; an older one is a worker that died in the call (services.py).
+    # this delivery; an older one is a worker that died in the call (delivery.py).
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

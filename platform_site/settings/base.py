@@ -453,7 +453,7 @@ NOTIFICATION_RETRY_MAX_SECONDS = env_int("NOTIFICATION_RETRY_MAX_SECONDS", 480)
 # every worker through Redis) and lets a trial call through after the reset timeout.
 NOTIFICATION_BREAKER_FAIL_MAX = env_int("NOTIFICATION_BREAKER_FAIL_MAX", 5)
 NOTIFICATION_BREAKER_RESET_SECONDS = env_int("NOTIFICATION_BREAKER_RESET_SECONDS", 60)
-# notify_many() and send_bulk_email write/send this many at a time.
+# notify_many() writes this many at a time.
 NOTIFICATION_CHUNK_SIZE = env_int("NOTIFICATION_CHUNK_SIZE", 500)
 # Channels whose deliveries a worker sends itself right after committing them, in the
 # task that wrote them (a welcome, a batch chunk), over one connection, instead of a
@@ -468,7 +468,7 @@ NOTIFICATION_CLAIM_SECONDS = env_int("NOTIFICATION_CLAIM_SECONDS", 300)
 # A send to many (POST /notifications/send) fans out in tasks of this many recipients.
 NOTIFICATION_BATCH_CHUNK = env_int("NOTIFICATION_BATCH_CHUNK", 500)
 # Web Push endpoints users may register: https at these push services (host suffixes,
-# comma-separated); unset: the browsers' own (apps/notifications/recipient_services.py).
+# comma-separated); unset: the browsers' own (apps/notifications/inbox.py).
 # Whatever the list, the worker connects to public addresses only (apps/core/outbound.py).
 if _webpush_hosts := env_list("NOTIFICATION_WEBPUSH_HOSTS", []):
     NOTIFICATION_WEBPUSH_HOSTS = _webpush_hosts
@@ -547,7 +547,7 @@ AUTH_RATE_LIMITS = {**AUTH_RATE_LIMITS, "sso_ip": env_str("AUTH_RATE_SSO_IP", "3
 # ------------------------------------------------------------------ Signing keys
 # Access and refresh tokens are signed with Ed25519 (EdDSA) key pairs kept in
 # apps.keys (public schema) and published at /.well-known/jwks.json; SIMPLE_JWT's
-# ALGORITHM / SIGNING_KEY no longer sign anything (simplejwt still builds the claims).
+# ALGORITHM / SIGNING_KEY sign nothing (simplejwt still builds the claims).
 SIMPLE_JWT["ALGORITHM"] = "EdDSA"
 SIMPLE_JWT.pop("SIGNING_KEY", None)
 # Secrets the private keys are encrypted with at rest (first encrypts, all decrypt);

@@ -7,7 +7,7 @@ os.environ.setdefault("CACHE_KEY_PREFIX", "platform-test")
 
 from platform_site.settings.base import *  # noqa: F403
 
-SECRET_KEY = "test-only-secret-key-that-is-long-enough-for-hs256-signing-0123456789"  # noqa: S105
+SECRET_KEY = "test-only-secret-key-long-enough-for-django-0123456789-abcdefghij"  # noqa: S105
 ALLOWED_HOSTS = ["localhost", ".localhost", "testserver"]
 
 # Hashing cost belongs in the benchmark, not in every test that creates a user.

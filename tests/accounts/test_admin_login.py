@@ -57,7 +57,7 @@ def staff(tenant_a) -> User:
 def test_forty_wrong_passwords_then_the_right_one_stays_refused_on_a_tenant_admin(
     tenant_a, staff
 ) -> None:
-    # The run, with the shipped limits (30/min per address, 5 per 5 min per account).
+    # A password-guessing run, with the shipped limits (30/min per address, 5 per 5 min per account).
     client = _client()
     for _ in range(40):
         response = _admin_login(client, tenant_a.host, "staff@alpha.test")

@@ -1,6 +1,6 @@
-"""Every admin page issue 13 names, opened as a browser would (Django's test client): the
-tenant owner's pages on the tenant host, the job failures on the public host as an
-operator. Each answers 200 and reads as names, never "2: 2 in 1"."""
+"""The admin pages tenant owners and operators work in, opened as a browser would (Django's
+test client): the tenant owner's pages on the tenant host, the job failures on the public
+host as an operator. Each answers 200 and reads as names, never "2: 2 in 1"."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from apps.accounts.models import Session
 from apps.audit.models import AuditEvent
 from apps.core.models import JobFailure
 from apps.notifications.models import Delivery
-from apps.notifications.services import notify
+from apps.notifications.notify import notify
 from apps.organizations.models import Membership
 from apps.organizations.services import organization_create
 from apps.rbac.models import Role, RoleAssignment

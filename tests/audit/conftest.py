@@ -8,10 +8,10 @@ from django_tenants.utils import tenant_context
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.rbac.models import Role, RoleAssignment
 from tests.accounts.conftest import Api, api_a, api_b, member_a, staff_a  # noqa: F401
 from tests.accounts.factories import make_user
 from tests.conftest import ADMIN_PASSWORD
+from tests.rbac.factories import grant_role
 
 AUDIT = "/api/v1/audit-events"
 
@@ -21,8 +21,7 @@ def auditor_a(tenant_a) -> User:
     """A user holding audit.view alone."""
     with tenant_context(tenant_a.tenant):
         user = make_user(email="auditor@alpha.test", username="auditor")
-        role = Role.objects.create(name="auditor", permissions=["audit.view"])
-        RoleAssignment.objects.create(user=user, role=role)
+        grant_role(user, ["audit.view"], name="auditor")
         return user
 
 

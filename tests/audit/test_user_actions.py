@@ -19,6 +19,7 @@ from apps.rbac.models import Role, RoleAssignment
 from apps.tenants.models import Tenant
 from tests.accounts.factories import PASSWORD, make_user
 from tests.audit.conftest import error
+from tests.rbac.factories import grant_role
 
 USERS = "/api/v1/users"
 NEW_PASSWORD = "an-entirely-new-passphrase-77"
@@ -192,8 +193,7 @@ def peer_token(api_a, tenant_a) -> str:
 
     with tenant_context(tenant_a.tenant):
         peer = make_user(email="peer@alpha.test", username="peer")
-        role = Role.objects.create(name="everything", permissions=sorted(ALL_CODENAMES))
-        RoleAssignment.objects.create(user=peer, role=role)
+        grant_role(peer, sorted(ALL_CODENAMES), name="everything")
     return str(api_a.login("peer@alpha.test")["access_token"])
 
 

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django_tenants.utils import schema_context, tenant_context
 
 from apps.core.models import OutboxEvent
@@ -21,56 +13,12 @@ from apps.core.tasks import TenantContextMissing
 from platform_site.celery import app
 from tests.worker_tasks import record_schema
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    """The test database (not the one in DATABASE_URL), as a URL for the worker process."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "")
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@{port}/{db['NAME']}?host={quote(host, safe='/')}"
-    return f"postgresql://{user}{password}@{host}{port}/{db['NAME']}"
-
 
 @pytest.fixture(scope="session")
-def worker_queue(session_tenants, django_db_blocker) -> Iterator[str]:
+def worker_queue(session_tenants, celery_worker) -> Iterator[str]:
     """A real `celery worker` on a queue of its own, reading the test database."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    with django_db_blocker.unblock():
-        database_url = _database_url()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "platform_site.settings.test",
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-    }
-    log = (
-        (ROOT / ".local" / f"worker-{queue}.log").open("wb")
-        if (ROOT / ".local").is_dir()
-        else subprocess.DEVNULL
-    )
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "celery", "-A", "platform_site", "worker", "-Q", queue,
-         "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         "-n", f"{queue}@%h"],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the test worker did not start (exit code {process.poll()})")
-        yield queue
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with celery_worker() as worker:
+        yield worker.queue
 
 
 @pytest.mark.worker

@@ -1,4 +1,4 @@
-"""Every error path answers with the error envelope, the seed's codes and statuses, and no internals."""
+"""Every error path answers with the error envelope, the documented codes and statuses, and no internals."""
 
 from __future__ import annotations
 

@@ -7,12 +7,9 @@ package is done: nothing they leave behind can reach another test's counts.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -25,19 +22,8 @@ from apps.core.tenancy import tenant_connection
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.services import tenant_create
 from tests.conftest import ADMIN_PASSWORD, TenantFixture
+from tests.conftest import process_env as base_process_env
 from tests.jobs import processes
-
-
-def database_url() -> str:
-    """The test database (not the one in DATABASE_URL), as a URL for another process."""
-    db = connection.settings_dict
-    user = quote(db["USER"] or "")
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@{port}/{db['NAME']}?host={quote(host, safe='/')}"
-    return f"postgresql://{user}{password}@{host}{port}/{db['NAME']}"
 
 
 @pytest.fixture(scope="package")
@@ -65,14 +51,6 @@ def jobs_tenant(django_db_setup, django_db_blocker) -> Iterator[TenantFixture]:
 
 
 @pytest.fixture(scope="package")
-def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    local = Path(os.environ.get("PLATFORM_LOCAL_DIR", processes.ROOT / ".local"))
-    path = local / "jobs-tests" if local.is_dir() else tmp_path_factory.mktemp("jobs-logs")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="package")
 def smtp() -> Iterator[processes.SmtpSink]:
     sink = processes.SmtpSink()
     controller = Controller(sink, hostname="127.0.0.1", port=processes.free_port())
@@ -83,46 +61,30 @@ def smtp() -> Iterator[processes.SmtpSink]:
 
 
 def process_env(*, broker_url: str, queue: str, smtp_port: int | None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.jobs.worker_settings",
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": broker_url,
-        "JOBS_TEST_QUEUE": queue,
+    """A jobs worker's or web process's environment: the jobs tests' settings and queue."""
+    env = base_process_env(
+        DJANGO_SETTINGS_MODULE="tests.jobs.worker_settings",
+        CELERY_BROKER_URL=broker_url,
+        JOBS_TEST_QUEUE=queue,
         # A killed worker's unacknowledged tasks come back within seconds (Redis broker).
-        "CELERY_VISIBILITY_TIMEOUT": "4",
-        "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+        CELERY_VISIBILITY_TIMEOUT="4",
+        CELERY_UNACKED_RESTORE_INTERVAL="1",
         # A worker killed in the middle of a sweep must not block the next one for long.
-        "CELERY_UNACKED_MUTEX_EXPIRE": "3",
-        "LOG_FORMAT": "console",
-    }
+        CELERY_UNACKED_MUTEX_EXPIRE="3",
+        LOG_FORMAT="console",
+    )
     if smtp_port:
         env.update({"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp_port)})
     return env
 
 
-@dataclass
-class Worker:
-    queue: str
-    process: processes.Process
-
-    def restart(self) -> None:
-        self.process.stop()
-        processes.worker_start(self.process)
-
-
 @pytest.fixture(scope="package")
-def jobs_worker(jobs_tenant, smtp, log_dir, django_db_blocker) -> Iterator[Worker]:
+def jobs_worker(jobs_tenant, smtp, celery_worker) -> Iterator[processes.Worker]:
     """A real worker on the configured broker (Redis, or RabbitMQ in CI), on a queue of its own."""
     queue = f"jobs-{uuid.uuid4().hex[:8]}"
-    with django_db_blocker.unblock():
-        env = process_env(broker_url=settings.CELERY_BROKER_URL, queue=queue, smtp_port=smtp.port)
-    process = processes.worker(
-        name=f"worker-{queue}", queue=queue, env=env, log_dir=log_dir, concurrency=2
-    )
-    processes.worker_start(process)
-    yield Worker(queue, process)
-    process.stop()
+    env = process_env(broker_url=settings.CELERY_BROKER_URL, queue=queue, smtp_port=smtp.port)
+    with celery_worker(queue=queue, env=env, concurrency=2) as worker:
+        yield worker
 
 
 @dataclass
@@ -135,13 +97,12 @@ class Web:
 
 
 @pytest.fixture(scope="package")
-def jobs_web(jobs_worker, log_dir, django_db_blocker) -> Iterator[Web]:
+def jobs_web(jobs_worker, log_dir) -> Iterator[Web]:
     """The web app in a process of its own, enqueuing to the jobs worker's queue."""
     port = processes.free_port()
-    with django_db_blocker.unblock():
-        env = process_env(
-            broker_url=settings.CELERY_BROKER_URL, queue=jobs_worker.queue, smtp_port=None
-        )
+    env = process_env(
+        broker_url=settings.CELERY_BROKER_URL, queue=jobs_worker.queue, smtp_port=None
+    )
     process = processes.web(name=f"web-{jobs_worker.queue}", port=port, env=env, log_dir=log_dir)
     processes.web_start(process, port)
     yield Web(port, process)

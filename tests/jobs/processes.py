@@ -1,4 +1,7 @@
-"""Real processes for the jobs tests: a Celery worker, the web app, a Redis broker, an SMTP server."""
+"""Real processes for the tests: a Celery worker, the web app, a Redis broker, an SMTP server.
+
+The worker fixture every worker test uses (`celery_worker`) is in tests/conftest.py;
+these are the process helpers under it."""
 
 from __future__ import annotations
 
@@ -12,11 +15,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 from typing import Any
+
+from kombu.exceptions import ChannelError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,14 +33,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(check: Any, *, timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
+def wait_for(
+    check: Any,
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    what: str | Callable[[], str] = "condition",
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what() if callable(what) else what}"
+            )
         time.sleep(interval)
 
 
@@ -91,11 +105,19 @@ class Process:
 
 
 def worker(
-    *, name: str, queue: str, env: dict[str, str], log_dir: Path, concurrency: int = 1
+    *,
+    name: str,
+    queue: str,
+    env: dict[str, str],
+    log_dir: Path,
+    concurrency: int = 1,
+    also_queues: Sequence[str] = (),
+    imports: Sequence[str] = (),
 ) -> Process:
     return Process(
         name,
-        [sys.executable, "-m", "celery", "-A", "platform_site", "worker", "-Q", queue,
+        [sys.executable, "-m", "celery", "-A", "platform_site", "worker",
+         "-Q", ",".join([queue, *also_queues]), *(["-I", ",".join(imports)] if imports else []),
          "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip",
          "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
         env,
@@ -104,6 +126,8 @@ def worker(
 
 
 def worker_start(process: Process, *, timeout: float = 60) -> None:
+    """Start the worker and return once it consumes (it logs "ready." after its consumer
+    has subscribed to its queues)."""
     process.start()
 
     def ready() -> bool:
@@ -112,6 +136,83 @@ def worker_start(process: Process, *, timeout: float = 60) -> None:
         return " ready." in process.log()
 
     wait_for(ready, timeout=timeout, what=f"worker {process.name}")
+
+
+@dataclass
+class Worker:
+    """A started `celery worker` on a queue of its own (see `celery_worker` in tests/conftest.py)."""
+
+    queue: str
+    process: Process
+    broker_url: str
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.process.name}@{socket.gethostname()}"
+
+    def start(self) -> None:
+        worker_start(self.process)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def busy(self) -> str | None:
+        """What this worker still has to do, or None.
+
+        Its queue holds messages; or a message of its queue is not yet acknowledged: every
+        task acknowledges late, so a task running, prefetched or held for its countdown has
+        its message unacknowledged. Redis keeps those aside (and a killed consumer's, until
+        their visibility timeout), where they can be read; RabbitMQ does not say whose they
+        are, so there the worker is asked what it runs, reserves and holds."""
+        from platform_site.celery import app
+
+        with app.connection_for_write(self.broker_url) as connection:
+            channel = connection.default_channel
+            try:
+                queued = channel.queue_declare(self.queue, passive=True).message_count
+            except ChannelError:
+                queued = 0  # Redis: an empty queue is no key at all
+            if queued:
+                return f"{queued} queued"
+            if connection.transport.driver_type == "redis":
+                for raw in channel.client.hvals(channel.unacked_key):
+                    if json.loads(raw)[-1] == self.queue:  # [message, exchange, routing key]
+                        return "a message not acknowledged"
+                return None
+            inspect = app.control.inspect(
+                destination=[self.hostname], timeout=2, connection=connection
+            )
+            for ask in (inspect.active, inspect.reserved, inspect.scheduled):
+                replies = ask() or {}
+                if self.hostname not in replies:
+                    return f"no answer to {ask.__name__}"
+                if replies[self.hostname]:
+                    return f"{ask.__name__}: {len(replies[self.hostname])} task(s)"
+        return None
+
+    def wait_idle(self, *, timeout: float = 60) -> None:
+        """Return once the worker has finished everything sent to it, and everything those
+        tasks sent on; idle at two looks in a row, so that a message on its way from the
+        broker to the worker at the first look is seen at the second."""
+        looks: list[str | None] = ["not looked"]
+
+        def settled() -> bool:
+            looks.append(self.busy())
+            return looks[-2:] == [None, None]
+
+        wait_for(
+            settled,
+            timeout=timeout,
+            interval=0.2,
+            what=lambda: f"worker {self.process.name} idle ({looks[-1]})",
+        )
 
 
 def web(*, name: str, port: int, env: dict[str, str], log_dir: Path) -> Process:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -65,22 +64,15 @@ def _batch(schema: str, batch_id: str) -> NotificationBatch:
 
 
 def test_a_worker_killed_in_a_chunk_sends_at_most_one_message_twice_and_loses_none(
-    jobs_tenant, slow_smtp, log_dir, django_db_blocker
+    jobs_tenant, slow_smtp, celery_worker
 ) -> None:
     queue = f"kill-{uuid.uuid4().hex[:8]}"
-    with django_db_blocker.unblock():
-        env = process_env(
-            broker_url=settings.CELERY_BROKER_URL, queue=queue, smtp_port=slow_smtp.port
-        )
+    env = process_env(broker_url=settings.CELERY_BROKER_URL, queue=queue, smtp_port=slow_smtp.port)
     env["NOTIFICATION_CLAIM_SECONDS"] = str(CLAIM_SECONDS)
-    # One process: everything it had in flight is one chunk's one message at most.
-    worker = processes.worker(
-        name=f"worker-{queue}", queue=queue, env=env, log_dir=log_dir, concurrency=1
-    )
     marker = f"k{uuid.uuid4().hex[:8]}"
     addresses = {f"{marker}-{n}@batch.test" for n in range(RECIPIENTS)}
-    try:
-        processes.worker_start(worker)
+    # One process: everything it had in flight is one chunk's one message at most.
+    with celery_worker(queue=queue, env=env, concurrency=1) as worker:
         with schema_context(jobs_tenant.schema):
             batch_id = email_batch_start.apply_async(args=[marker, RECIPIENTS], queue=queue).get(
                 timeout=30
@@ -97,7 +89,7 @@ def test_a_worker_killed_in_a_chunk_sends_at_most_one_message_twice_and_loses_no
         assert at_kill < RECIPIENTS, "the chunk was mailed before the worker was killed"
         assert _batch(jobs_tenant.schema, batch_id).status == NotificationBatch.Status.RUNNING
 
-        processes.worker_start(worker)
+        worker.start()
         processes.wait_for(
             lambda: _batch(jobs_tenant.schema, batch_id).status == NotificationBatch.Status.DONE,
             timeout=45,
@@ -105,10 +97,10 @@ def test_a_worker_killed_in_a_chunk_sends_at_most_one_message_twice_and_loses_no
             what="the batch to be done",
         )
         when_done = slow_smtp.received(marker)
-        time.sleep(CLAIM_SECONDS + 1.5)  # a late resend (a claim taken over) would show now
+        # A late resend (the killed run's chunk message restored after its visibility
+        # timeout, a retry held for its countdown) has run once the worker has nothing left.
+        worker.wait_idle()
         received = slow_smtp.received(marker)
-    finally:
-        worker.stop()
 
     # Done only once every message was out; none lost.
     assert set(when_done) == addresses, f"{len(addresses - set(when_done))} missing when done"

@@ -67,7 +67,9 @@ def test_a_task_failing_transiently_retries_a_bounded_number_of_times_then_is_re
     assert failure.exception_type == "django.db.utils.OperationalError"
     assert failure.kwargs == {"password": "[redacted]"} and failure.args == [marker]
     assert failure.first_failed_at < failure.last_failed_at
-    time.sleep(2.5)  # longer than the largest backoff: had it looped, it would have run again
+    # Had it looped, a further retry would be queued or held for its countdown: once the
+    # worker has nothing left, it did not run again.
+    jobs_worker.wait_idle()
     assert _executions(marker) == 3
     assert (
         JobFailure.objects.filter(task_name="jobs_test.always_transient")
@@ -93,11 +95,11 @@ def test_sigkill_in_the_middle_of_200_tasks_loses_none_and_duplicates_no_effect(
             ).count()
 
     processes.wait_for(lambda: effects() >= 40, timeout=60, interval=0.02, what="40 effects")
-    jobs_worker.process.kill()
+    jobs_worker.kill()
     at_kill = effects()
     assert at_kill < 200, "the worker finished the batch before it was killed"
 
-    processes.worker_start(jobs_worker.process)
+    jobs_worker.start()
     # On RabbitMQ none may be lost. On Redis, kombu's transport has one window (README,
     # celery/celery#7950): the one message a worker has popped (BRPOP) but not yet recorded
     # as unacknowledged is lost if it is killed in that instant: at most one per kill.
@@ -109,7 +111,9 @@ def test_sigkill_in_the_middle_of_200_tasks_loses_none_and_duplicates_no_effect(
     except AssertionError:
         left = effects()
         assert left >= 200 - may_lose, f"{200 - left} of 200 lost (at the kill: {at_kill} done)"
-    time.sleep(1)  # anything redelivered late would show now
+    # Anything redelivered late (a killed worker's unacknowledged message comes back after
+    # its visibility timeout) has run once the worker has nothing left.
+    jobs_worker.wait_idle()
     with schema_context(jobs_tenant.schema):
         rows = OutboxEvent.objects.filter(event_type="test.jobs_effect", data__marker=marker)
         per_key = dict(
@@ -175,79 +179,77 @@ def test_a_user_created_through_the_api_receives_the_welcome_email_of_their_tena
 
 
 def test_with_the_broker_down_the_api_answers_and_the_relay_delivers_every_event_once_later(
-    jobs_tenant, smtp, log_dir
+    jobs_tenant, smtp, log_dir, celery_worker
 ) -> None:
     broker = processes.RedisServer(log_dir / f"broker-{uuid.uuid4().hex[:6]}")
     broker.start()
     queue = f"outage-{uuid.uuid4().hex[:8]}"
     env = process_env(broker_url=broker.url, queue=queue, smtp_port=smtp.port)
-    worker = processes.worker(name=f"worker-{queue}", queue=queue, env=env, log_dir=log_dir)
     port = processes.free_port()
     web = processes.web(name=f"web-{queue}", port=port, env=env, log_dir=log_dir)
     try:
-        processes.worker_start(worker)
-        processes.web_start(web, port)
-        api = processes.HttpApi(port, jobs_tenant.host)
-        api.login(jobs_tenant.admin_email, ADMIN_PASSWORD)
+        with celery_worker(queue=queue, env=env) as worker:
+            processes.web_start(web, port)
+            api = processes.HttpApi(port, jobs_tenant.host)
+            api.login(jobs_tenant.admin_email, ADMIN_PASSWORD)
 
-        broker.stop()
-        users = [_new_user(api, jobs_tenant.tenant.slug) for _ in range(3)]
+            broker.stop()
+            users = [_new_user(api, jobs_tenant.tenant.slug) for _ in range(3)]
 
-        assert max(u["seconds"] for u in users) < 5  # answered, without hanging on the broker
-        with schema_context(jobs_tenant.schema):
-            events = list(
-                OutboxEvent.objects.filter(
-                    event_type="user.created", data__user_id__in=[u["id"] for u in users]
+            assert max(u["seconds"] for u in users) < 5  # answered, without hanging on the broker
+            with schema_context(jobs_tenant.schema):
+                events = list(
+                    OutboxEvent.objects.filter(
+                        event_type="user.created", data__user_id__in=[u["id"] for u in users]
+                    )
                 )
-            )
-        assert len(events) == 3  # committed with the users
-        assert all(e.dispatched_at is None and e.attempts == 1 for e in events)
-        assert all(e.last_error for e in events)
+            assert len(events) == 3  # committed with the users
+            assert all(e.dispatched_at is None and e.attempts == 1 for e in events)
+            assert all(e.last_error for e in events)
 
-        broker.start()  # back, on the same port
-        # As if the relay's 30-second grace period had passed (committed: the relay is
-        # another process, and this test's own transaction is never committed).
-        table = f'"{jobs_tenant.schema}".core_outboxevent'
-        commit_sql(
-            f"UPDATE {table} SET occurred_at = %s WHERE id = ANY(%s)",  # noqa: S608 (our schema)
-            [timezone.now() - timedelta(minutes=1), [e.pk for e in events]],
-        )
-        relay = [sys.executable, "manage.py", "jobs_run", "outbox_relay", "--tenant",
-                 jobs_tenant.tenant.slug]  # fmt: skip
-        first = subprocess.run(  # noqa: S603
-            relay, env=env, cwd=processes.ROOT, capture_output=True, text=True, check=True
-        )
-        assert '"dispatched": 3' in first.stdout, first.stdout + first.stderr
+            broker.start()  # back, on the same port
+            # As if the relay's 30-second grace period had passed (committed: the relay is
+            # another process, and this test's own transaction is never committed).
+            table = f'"{jobs_tenant.schema}".core_outboxevent'
+            commit_sql(
+                f"UPDATE {table} SET occurred_at = %s WHERE id = ANY(%s)",  # noqa: S608 (our schema)
+                [timezone.now() - timedelta(minutes=1), [e.pk for e in events]],
+            )
+            relay = [sys.executable, "manage.py", "jobs_run", "outbox_relay", "--tenant",
+                     jobs_tenant.tenant.slug]  # fmt: skip
+            first = subprocess.run(  # noqa: S603
+                relay, env=env, cwd=processes.ROOT, capture_output=True, text=True, check=True
+            )
+            assert '"dispatched": 3' in first.stdout, first.stdout + first.stderr
 
-        for user in users:
-            processes.wait_for(
-                lambda user=user: smtp.to(user["email"]), timeout=60, what="a welcome e-mail"
+            for user in users:
+                processes.wait_for(
+                    lambda user=user: smtp.to(user["email"]), timeout=60, what="a welcome e-mail"
+                )
+            again = subprocess.run(  # noqa: S603
+                relay, env=env, cwd=processes.ROOT, capture_output=True, text=True, check=True
             )
-        again = subprocess.run(  # noqa: S603
-            relay, env=env, cwd=processes.ROOT, capture_output=True, text=True, check=True
-        )
-        assert '"dispatched": 0' in again.stdout
-        time.sleep(1)
-        for user in users:
-            assert len(smtp.to(user["email"])) == 1
-        with schema_context(jobs_tenant.schema):
-            assert all(
-                e.dispatched_at is not None
-                for e in OutboxEvent.objects.filter(pk__in=[e.pk for e in events])
-            )
-            assert (
-                ConsumedEvent.objects.filter(
-                    consumer="notifications.welcome", event_id__in=[e.event_id for e in events]
-                ).count()
-                == 3
-            )
-            assert (
-                Notification.objects.filter(
-                    type="welcome", recipient_id__in=[u["id"] for u in users]
-                ).count()
-                == 3
-            )
+            assert '"dispatched": 0' in again.stdout
+            worker.wait_idle()  # a welcome e-mail sent twice would be out now
+            for user in users:
+                assert len(smtp.to(user["email"])) == 1
+            with schema_context(jobs_tenant.schema):
+                assert all(
+                    e.dispatched_at is not None
+                    for e in OutboxEvent.objects.filter(pk__in=[e.pk for e in events])
+                )
+                assert (
+                    ConsumedEvent.objects.filter(
+                        consumer="notifications.welcome", event_id__in=[e.event_id for e in events]
+                    ).count()
+                    == 3
+                )
+                assert (
+                    Notification.objects.filter(
+                        type="welcome", recipient_id__in=[u["id"] for u in users]
+                    ).count()
+                    == 3
+                )
     finally:
         web.stop()
-        worker.stop()
         broker.stop()

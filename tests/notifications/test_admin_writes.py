@@ -1,4 +1,4 @@
-"""What the notifications admin may write, and how: through the recipient services."""
+"""What the notifications admin may write, and how: through the inbox services."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from apps.notifications.models import Delivery, DeviceSubscription, Notification, Preference
-from apps.notifications.services import notify
+from apps.notifications.notify import notify
 from tests.accounts.factories import make_user
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from apps.notifications.models import Notification, NotificationBatch
 from apps.organizations.models import Membership
 from apps.rbac.models import Role, RoleAssignment
 from tests.accounts.factories import make_user
-from tests.rbac.conftest import org_create
+from tests.organizations.factories import org_create
 
 SEND = "/api/v1/notifications/send"
 BATCHES = "/api/v1/notifications/batches"

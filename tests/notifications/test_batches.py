@@ -11,12 +11,12 @@ from django.test import override_settings
 from django_tenants.utils import tenant_context
 
 from apps.accounts.models import User
-from apps.notifications import batches
+from apps.notifications import batches, tasks
 from apps.notifications.models import Delivery, Notification, NotificationBatch
 from apps.organizations.models import Membership
 from apps.rbac.grants import Grants
 from tests.accounts.factories import make_user
-from tests.rbac.conftest import org_create
+from tests.organizations.factories import org_create
 
 EVERYWHERE = Grants({"notifications.send": None})
 
@@ -187,8 +187,8 @@ def test_tasks_delivered_twice_change_nothing(
             with django_capture_on_commit_callbacks(execute=True):
                 batch = batch_for(sender, users=[u.pk for u in users])
             with django_capture_on_commit_callbacks(execute=True):
-                batches.batch_fan_out_task.delay(str(batch.pk))
-                batches.batch_chunk_task.delay(str(batch.pk), 1)
+                tasks.batch_fan_out_task.delay(str(batch.pk))
+                tasks.batch_chunk_task.delay(str(batch.pk), 1)
         batch.refresh_from_db()
 
         assert batch.status == NotificationBatch.Status.DONE
@@ -231,10 +231,8 @@ def test_an_unknown_batch_is_ignored(tenant_a) -> None:
 def test_one_recipient_failing_does_not_hold_back_the_chunk(
     tenant_a, small_batch, monkeypatch
 ) -> None:
-    from apps.notifications import services
-
     first, _last = small_batch.audience["progress"]["bounds"][0]
-    real_notify = services.notify
+    real_notify = batches.notify
 
     def notify_many_broken(**kwargs):
         raise ValueError("a template that cannot render for someone")
@@ -244,8 +242,8 @@ def test_one_recipient_failing_does_not_hold_back_the_chunk(
             raise ValueError("cannot render for this one")
         return real_notify(user=user, **kwargs)
 
-    monkeypatch.setattr(services, "notify_many", notify_many_broken)
-    monkeypatch.setattr(services, "notify", notify_failing_for_first)
+    monkeypatch.setattr(batches, "notify_many", notify_many_broken)
+    monkeypatch.setattr(batches, "notify", notify_failing_for_first)
     with tenant_context(tenant_a.tenant):
         written = batches.batch_chunk_send(batch_id=small_batch.pk, index=0)
         small_batch.refresh_from_db()
@@ -263,11 +261,11 @@ def test_one_recipient_failing_does_not_hold_back_the_chunk(
 def worker_sends(monkeypatch) -> list[int]:
     """As in a worker: e-mail is sent by the chunk's task; the `deliver` tasks it hands
     work to are recorded (their ids), not sent."""
-    from apps.notifications import services
+    from apps.notifications import inline_delivery
     from apps.notifications.tasks import deliver
 
     handed: list[int] = []
-    monkeypatch.setattr(services, "_in_worker", lambda: True)
+    monkeypatch.setattr(inline_delivery, "_in_worker", lambda: True)
     monkeypatch.setattr(
         deliver, "apply_async", lambda args=None, kwargs=None, **options: handed.append(args[0])
     )

@@ -10,6 +10,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from apps.notifications.delivery import deliveries_requeue_stale, deliveries_retry, delivery_send
 from apps.notifications.models import (
     Channel,
     Delivery,
@@ -18,13 +19,10 @@ from apps.notifications.models import (
     NotificationBatch,
     Preference,
 )
-from apps.notifications.services import (
+from apps.notifications.notify import (
     SKIP_NO_DEVICE,
     SKIP_NO_PHONE,
     SKIP_PREFERENCE,
-    deliveries_requeue_stale,
-    deliveries_retry,
-    delivery_send,
     notify,
     notify_many,
 )
@@ -330,7 +328,7 @@ def test_pending_deliveries_whose_task_was_lost_are_requeued(
 def test_the_stale_requeue_takes_a_claimed_delivery_only_once_its_claim_is_older_than_the_lease(
     in_tenant_a, monkeypatch, django_capture_on_commit_callbacks
 ) -> None:
-    from apps.notifications.services import claim_lease
+    from apps.notifications.delivery import claim_lease
     from apps.notifications.tasks import deliver
 
     handed: list[int] = []
@@ -359,7 +357,7 @@ def test_the_stale_requeue_takes_a_claimed_delivery_only_once_its_claim_is_older
 def test_a_delivery_another_worker_is_sending_is_not_sent_and_looked_at_when_the_claim_expires(
     in_tenant_a,
 ) -> None:
-    from apps.notifications.services import claim_lease
+    from apps.notifications.delivery import claim_lease
 
     delivery = _pending(make_user())
     Delivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now())
@@ -392,10 +390,10 @@ def test_turned_off_channels_are_read_for_exactly_the_users_and_type_asked(in_te
 
 
 def test_a_channel_renders_only_the_bodies_it_sends(in_tenant_a, monkeypatch) -> None:
-    from apps.notifications import services
+    from apps.notifications import rendering
 
     rendered: list[str] = []
-    text, html = services.render_text, services.render_html
+    text, html = rendering.render_text, rendering.render_html
 
     def counted(render: Any) -> Any:
         def wrapper(type: str, name: str, context: dict[str, Any]) -> str:
@@ -404,15 +402,15 @@ def test_a_channel_renders_only_the_bodies_it_sends(in_tenant_a, monkeypatch) ->
 
         return wrapper
 
-    monkeypatch.setattr(services, "render_text", counted(text))
-    monkeypatch.setattr(services, "render_html", counted(html))
+    monkeypatch.setattr(rendering, "render_text", counted(text))
+    monkeypatch.setattr(rendering, "render_html", counted(html))
     notification = notify(
         user=make_user(), type="announcement", title="T", body="B", channels=["in_app"]
     )
     assert notification is not None
     rendered.clear()
 
-    message = services.outbound_message(notification)
+    message = rendering.outbound_message(notification)
     assert rendered == []
     assert "<p>B</p>" in message.html and rendered == ["body.html"]
     assert message.sms and message.push_body and rendered == ["body.html", "sms.txt", "push.txt"]

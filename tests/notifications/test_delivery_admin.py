@@ -6,7 +6,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from apps.notifications.models import Delivery, NotificationBatch
-from apps.notifications.services import notify
+from apps.notifications.notify import notify
 from tests.accounts.factories import make_user
 
 pytestmark = pytest.mark.django_db

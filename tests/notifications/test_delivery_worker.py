@@ -9,27 +9,18 @@ is never committed.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django_redis import get_redis_connection
 from django_tenants.utils import tenant_context
 
 from apps.core.tasks import tenant_task
 from apps.notifications.breaker import breaker_namespace
 from apps.notifications.models import Delivery
-from platform_site.celery import app
+from tests.jobs.processes import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 PHONE = "+14155550199"
 
 
@@ -40,7 +31,7 @@ PHONE = "+14155550199"
 def sms_setup(marker: str, count: int) -> list[int]:
     """A user with a phone number and `count` SMS notifications (the worker delivers them)."""
     from apps.accounts.models import User
-    from apps.notifications.services import notify
+    from apps.notifications.notify import notify
 
     user = User.objects.create_user(
         f"{marker}@worker.test", "a-long-enough-password-42", username=marker, phone_number=PHONE
@@ -66,28 +57,10 @@ def cleanup(marker: str) -> int:
 # ------------------------------------------------------------------ the worker
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    user = quote(db["USER"] or "")
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@{port}/{db['NAME']}?host={quote(host, safe='/')}"
-    return f"postgresql://{user}{password}@{host}{port}/{db['NAME']}"
-
-
 @pytest.fixture(scope="module")
-def sms_worker(session_tenants, django_db_blocker, session_http_stub) -> Iterator[str]:
+def sms_worker(session_tenants, celery_worker, session_http_stub) -> Iterator[str]:
     """A real worker delivering SMS to the local stub, with a 2 s breaker reset timeout."""
-    queue = f"test-notif-{uuid.uuid4().hex[:8]}"
-    with django_db_blocker.unblock():
-        database_url = _database_url()
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "platform_site.settings.test",
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "NOTIFICATION_SMS_PROVIDER": "apps.notifications.channels.sms.TwilioSmsProvider",
         "TWILIO_BASE_URL": session_http_stub.url,
         "TWILIO_ACCOUNT_SID": "ACworker",
@@ -97,30 +70,11 @@ def sms_worker(session_tenants, django_db_blocker, session_http_stub) -> Iterato
         "NOTIFICATION_RETRY_BASE_SECONDS": "1",
         "NOTIFICATION_RETRY_MAX_SECONDS": "2",
     }
-    log = (
-        (ROOT / ".local" / f"worker-{queue}.log").open("wb")
-        if (ROOT / ".local").is_dir()
-        else subprocess.DEVNULL
-    )
     # Its own queue, and the default one: notify() enqueues deliveries there.
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "celery", "-A", "platform_site", "worker", "-Q", f"{queue},celery",
-         "-I", __name__, "--concurrency", "1", "--loglevel", "INFO", "--without-gossip",
-         "--without-mingle", "-n", f"{queue}@%h"],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the test worker did not start (exit code {process.poll()})")
-        yield queue
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with celery_worker(
+        prefix="test-notif", env=env, also_queues=["celery"], imports=[__name__]
+    ) as worker:
+        yield worker.queue
 
 
 @pytest.fixture
@@ -139,14 +93,6 @@ def worker_rows(tenant_a, sms_worker) -> Iterator[Callable[[int], tuple[str, lis
     with tenant_context(tenant_a.tenant):
         for marker in markers:
             cleanup.apply_async(args=[marker], queue=sms_worker).get(timeout=30)
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _for(marker: str, stub) -> list:
@@ -174,7 +120,7 @@ def test_a_provider_failing_five_times_opens_its_breaker_and_deliveries_go_out_w
         return redis.get(state_key) == b"open"
 
     # Transient failures are retried by the worker until the fifth opens the breaker.
-    _wait_for(breaker_open, 30, "the breaker to open")
+    wait_for(breaker_open, timeout=30, interval=0.05, what="the breaker to open")
     failures = len(_for(marker, session_http_stub))
     session_http_stub.always(201, {"sid": "SMworker"})
 
@@ -183,7 +129,7 @@ def test_a_provider_failing_five_times_opens_its_breaker_and_deliveries_go_out_w
         with tenant_context(tenant_a.tenant):
             return Delivery.objects.filter(pk__in=ids, status="sent").count() == len(ids)
 
-    _wait_for(all_sent, 60, "every delivery to be sent")
+    wait_for(all_sent, timeout=60, interval=0.05, what="every delivery to be sent")
 
     assert failures == 5
     assert waited, "no delivery was seen waiting on the open breaker"

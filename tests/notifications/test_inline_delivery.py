@@ -22,10 +22,11 @@ from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.notifications import services
+from apps.notifications import inline_delivery
 from apps.notifications.breaker import provider_breaker
+from apps.notifications.delivery import claim_lease, deliveries_send_now
 from apps.notifications.models import Delivery, NotificationBatch
-from apps.notifications.services import claim_lease, deliveries_send_now, notify, notify_many
+from apps.notifications.notify import notify, notify_many
 from apps.notifications.sql import ATTEMPT_FIELDS, delivery_step
 from tests.accounts.factories import make_user
 
@@ -48,7 +49,7 @@ def enqueued(monkeypatch) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def in_worker(monkeypatch) -> None:
-    monkeypatch.setattr(services, "_in_worker", lambda: True)
+    monkeypatch.setattr(inline_delivery, "_in_worker", lambda: True)
 
 
 class FlakyBackend(LocmemBackend):
@@ -156,7 +157,7 @@ def test_the_inline_send_happens_once_a_second_run_finds_it_sent(
 def test_outside_a_worker_every_delivery_is_a_task(
     in_tenant_a, enqueued, django_capture_on_commit_callbacks
 ) -> None:
-    assert services._in_worker() is False  # a test, like a web request, is no worker
+    assert inline_delivery._in_worker() is False  # a test, like a web request, is no worker
 
     with django_capture_on_commit_callbacks(execute=True):
         notification = notify(user=make_user(), type="welcome", channels=["in_app", "email"])

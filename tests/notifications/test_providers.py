@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import smtplib
-import time
 from datetime import UTC, datetime, timedelta
 
 import http_ece  # type: ignore[import-untyped]
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
+from django.db.models import F
 from django_redis import get_redis_connection
 from py_vapid import Vapid  # type: ignore[import-untyped]
 
@@ -27,12 +27,12 @@ from apps.notifications.breaker import (
     breaker_state,
     provider_breaker,
 )
+from apps.notifications.delivery import delivery_send
+from apps.notifications.inbox import webpush_endpoint_problem
 from apps.notifications.models import Delivery, DeviceSubscription
-from apps.notifications.recipient_services import webpush_endpoint_problem
-from apps.notifications.services import delivery_send, notify
-from apps.notifications.tasks import send_bulk_email, send_email
 from tests.accounts.factories import make_user
 from tests.core.listener import counting_listener
+from tests.notifications.factories import make_delivery, make_device
 
 pytestmark = pytest.mark.django_db
 
@@ -41,11 +41,7 @@ WEBPUSH = "apps.notifications.channels.push.WebPushProvider"
 
 
 def _delivery(user, channel: str, **kwargs) -> Delivery:
-    kwargs.setdefault("title", "Hello")
-    kwargs.setdefault("body", "Line one\nLine two & more")
-    notification = notify(user=user, type="announcement", channels=[channel], **kwargs)
-    assert notification is not None
-    return notification.deliveries.get(channel=channel)
+    return make_delivery(user, channel, **{"body": "Line one\nLine two & more", **kwargs})
 
 
 # ------------------------------------------------------------------ e-mail
@@ -126,8 +122,6 @@ def test_an_smtp_server_that_is_down_is_a_transient_error(in_tenant_a, settings)
 
 
 class RefusingBackend(LocmemBackend):
-    """locmem, except that addresses starting with "refused" are refused like an SMTP 550."""
-
     def send_messages(self, messages):
         for message in messages:
             if any(to.startswith("refused") for to in message.to):
@@ -135,29 +129,16 @@ class RefusingBackend(LocmemBackend):
         return super().send_messages(messages)
 
 
-def test_send_email_task_sends_text_and_html() -> None:
-    message_id = send_email("x@example.com", "Subject", "Text", html="<p>HTML</p>")
-
-    [message] = mail.outbox
-    assert message.extra_headers["Message-ID"] == message_id
-    assert message.alternatives[0][0] == "<p>HTML</p>"  # type: ignore[union-attr]
-
-
-def test_bulk_email_in_chunks_one_refused_recipient_does_not_stop_the_rest(settings) -> None:
+def test_a_refused_recipient_fails_its_delivery_at_once(in_tenant_a, settings) -> None:
     settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
-    recipients = [f"user{i}@example.com" for i in range(5)] + ["refused@example.com"]
+    delivery = _delivery(make_user(email="refused@alpha.test"), "email")
 
-    counts = send_bulk_email([*recipients, "user0@example.com"], "News", "Body", chunk_size=2)
+    outcome = delivery_send(delivery_id=delivery.pk)
 
-    assert counts == {
-        "total": 6,
-        "sent": 5,
-        "failed": 1,
-        "retried": 0,
-        "handled_before": 0,
-        "failed_recipients": ["refused@example.com"],
-    }
-    assert sorted(m.to[0] for m in mail.outbox) == sorted(recipients[:5])
+    delivery.refresh_from_db()
+    assert outcome.status == "failed" and outcome.retry_in is None
+    assert delivery.attempts == 1 and delivery.next_attempt_at is None
+    assert not mail.outbox
 
 
 # ------------------------------------------------------------------ SMS
@@ -244,6 +225,16 @@ def test_transient_failures_end_in_failed_after_the_last_attempt(
     assert len(twilio.requests) == 3
 
 
+def _breaker_opened_earlier(provider: str, *, seconds: float) -> None:
+    """As if `seconds` had passed since the breaker opened (its stored opening moves back)."""
+    opened_at = provider_breaker(provider)._state_storage.opened_at
+    assert opened_at is not None
+    get_redis_connection("default").set(
+        f"{breaker_namespace(provider)}:pybreaker:opened_at",
+        repr((opened_at - timedelta(seconds=seconds)).timestamp()),
+    )
+
+
 def test_a_failing_provider_opens_its_breaker_and_deliveries_wait_until_it_recovers(
     in_tenant_a, twilio, settings
 ) -> None:
@@ -268,7 +259,10 @@ def test_a_failing_provider_opens_its_breaker_and_deliveries_wait_until_it_recov
 
     # The provider recovers; once the reset timeout has passed every delivery goes out.
     twilio.always(201, {"sid": "SMok"})
-    time.sleep(max(waiting.retry_in, 1.1))
+    _breaker_opened_earlier("twilio", seconds=max(waiting.retry_in, 1.1))
+    Delivery.objects.filter(pk=deliveries[5].pk).update(
+        next_attempt_at=F("next_attempt_at") - timedelta(seconds=max(waiting.retry_in, 1.1))
+    )
     Delivery.objects.filter(pk__in=[d.pk for d in deliveries[:5]]).update(next_attempt_at=None)
     outcomes = [delivery_send(delivery_id=d.pk).status for d in deliveries]
 
@@ -387,9 +381,7 @@ def test_web_push_is_encrypted_for_the_device_and_signed_with_vapid(
 ) -> None:
     push_service.always(201)
     user = make_user()
-    device = DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/device-1", keys=browser["keys"]
-    )
+    device = make_device(user, f"{push_service.url}/push/device-1", keys=browser["keys"])
     delivery = _delivery(user, "push", title="Ping", body="Pong")
 
     assert delivery_send(delivery_id=delivery.pk).status == "sent"
@@ -415,12 +407,8 @@ def test_a_subscription_the_push_service_reports_gone_is_deleted(
     push_service.answer(410)
     push_service.answer(201)
     user = make_user()
-    gone = DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/gone", keys=browser["keys"]
-    )
-    alive = DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/alive", keys=browser["keys"]
-    )
+    gone = make_device(user, f"{push_service.url}/push/gone", keys=browser["keys"])
+    alive = make_device(user, f"{push_service.url}/push/alive", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     assert delivery_send(delivery_id=delivery.pk).status == "sent"
@@ -434,9 +422,7 @@ def test_when_every_subscription_is_gone_the_push_is_skipped(
 ) -> None:
     push_service.always(404)
     user = make_user()
-    DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/old", keys=browser["keys"]
-    )
+    make_device(user, f"{push_service.url}/push/old", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     outcome = delivery_send(delivery_id=delivery.pk)
@@ -449,9 +435,7 @@ def test_when_every_subscription_is_gone_the_push_is_skipped(
 def test_a_push_service_5xx_is_retried(in_tenant_a, push_service, browser) -> None:
     push_service.always(502)
     user = make_user()
-    DeviceSubscription.objects.create(
-        user=user, endpoint=f"{push_service.url}/push/x", keys=browser["keys"]
-    )
+    make_device(user, f"{push_service.url}/push/x", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     outcome = delivery_send(delivery_id=delivery.pk)
@@ -470,7 +454,7 @@ def test_a_push_endpoint_leading_to_a_non_public_address_is_refused_when_connect
     with counting_listener() as listener:
         endpoint = f"https://localhost:{listener.port}/push/x"
         assert webpush_endpoint_problem(endpoint) is None
-        DeviceSubscription.objects.create(user=user, endpoint=endpoint, keys=browser["keys"])
+        make_device(user, endpoint, keys=browser["keys"])
         delivery = _delivery(user, "push")
         # when the push is sent
         outcome = delivery_send(delivery_id=delivery.pk)
@@ -486,9 +470,7 @@ def test_a_stored_endpoint_the_http_client_reads_differently_is_not_called(
 ) -> None:
     # registered before the check read URLs as the HTTP client does
     user = make_user()
-    DeviceSubscription.objects.create(
-        user=user, endpoint="https://127.0.0.1\\.fcm.googleapis.com/x", keys=browser["keys"]
-    )
+    make_device(user, "https://127.0.0.1\\.fcm.googleapis.com/x", keys=browser["keys"])
     delivery = _delivery(user, "push")
 
     outcome = delivery_send(delivery_id=delivery.pk)
@@ -500,7 +482,7 @@ def test_a_stored_endpoint_the_http_client_reads_differently_is_not_called(
 def test_the_console_push_provider_writes_a_file(in_tenant_a, tmp_path, settings) -> None:
     settings.LOCAL_DIR = tmp_path
     user = make_user()
-    DeviceSubscription.objects.create(user=user, endpoint="https://push.example.com/1", keys={})
+    make_device(user, "https://push.example.com/1", keys={})
     delivery = _delivery(user, "push", title="Ping", body="Pong")
 
     assert delivery_send(delivery_id=delivery.pk).status == "sent"

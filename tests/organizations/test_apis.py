@@ -11,7 +11,8 @@ from apps.audit.models import AuditEvent
 from apps.organizations.models import Membership, Organization
 from apps.rbac.models import Role, RoleAssignment
 from tests.accounts.factories import make_user
-from tests.organizations.conftest import ORGS, chain, node
+from tests.organizations.conftest import ORGS
+from tests.organizations.factories import chain, node
 
 
 def state(tenant_a) -> list[tuple[int, str, int | None, str, int]]:

@@ -11,7 +11,7 @@ from apps.audit.models import AuditEvent
 from apps.core.errors import ConflictError, ValidationError
 from apps.organizations import services
 from apps.organizations.models import Organization
-from tests.organizations.conftest import chain, node
+from tests.organizations.factories import chain, node
 
 
 def _try_tree_lock(schema: str) -> bool:

@@ -14,6 +14,7 @@ from apps.audit.models import AuditEvent
 from apps.core.admin_site import model_lives_in_current_schema
 from apps.rbac.models import Role, RoleAssignment
 from tests.accounts.factories import make_user
+from tests.rbac.factories import grant_role
 
 
 def _client(tenant_fixture, user: User) -> Client:
@@ -27,8 +28,7 @@ def _staff(tenant_fixture, name: str, permissions: list[str], organization=None)
     with tenant_context(tenant_fixture.tenant):
         user = make_user(email=f"{name}@alpha.test", username=name, is_staff=True)
         if permissions:
-            role = Role.objects.create(name=f"{name} role", permissions=permissions)
-            RoleAssignment.objects.create(user=user, role=role, organization=organization)
+            grant_role(user, permissions, organization, name=f"{name} role")
         return user
 
 

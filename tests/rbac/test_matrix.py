@@ -21,7 +21,7 @@ from apps.rbac.drf import AUTHENTICATED
 from apps.rbac.endpoints import PUBLIC, UNDECLARED, endpoints
 from apps.rbac.models import Role, RoleAssignment
 from tests.accounts.factories import make_user
-from tests.rbac.conftest import org_create
+from tests.organizations.factories import org_create
 
 TENANT_URLCONF = "platform_site.urls"
 

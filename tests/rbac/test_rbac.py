@@ -10,7 +10,7 @@ from apps.core.errors import ConflictError
 from apps.rbac.catalogue import ALL_CODENAMES
 from apps.rbac.models import Role, RoleAssignment
 from apps.rbac.services import role_unassign
-from tests.rbac.conftest import org_create
+from tests.organizations.factories import org_create
 
 ROLES = "/api/v1/roles"
 USERS = "/api/v1/users"

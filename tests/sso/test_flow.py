@@ -12,7 +12,7 @@ from apps.organizations.models import Membership
 from apps.rbac.models import Role, RoleAssignment
 from apps.sso.models import ExternalIdentity
 from tests.accounts.factories import make_user
-from tests.rbac.conftest import org_create
+from tests.organizations.factories import org_create
 from tests.sso.conftest import CLIENT_REDIRECT, counts, sso_failures
 
 pytestmark = pytest.mark.django_db

@@ -45,7 +45,7 @@ from apps.tenants.archive import (
 )
 from apps.tenants.models import Domain, Tenant, TenantExport
 from apps.tenants.services import tenant_create
-from tests.rbac.conftest import org_create
+from tests.organizations.factories import org_create
 
 PUBLIC = "localhost"
 PASSWORD = "an-old-password-that-still-works"

@@ -35,7 +35,7 @@ def _stored(tenant_a) -> dict:
 @pytest.mark.parametrize(
     "rate",
     [
-        "1000000/s",  # the issue's
+        "1000000/s",  # a huge burst
         "601/m",  # one more per window
         "6000/10m",  # the same average, ten times the burst
         "20/s",  # a smaller burst, twice the average

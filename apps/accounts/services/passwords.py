@@ -111,8 +111,10 @@ def password_reset_request(*, email: str, client: ClientInfo) -> None:
 def password_reset_send(*, request_event_id: str, email: str) -> bool:
     """Create a single-use reset token and mail its link, once per request event.
 
-    Returns whether a mail was sent. The token is created and mailed in one
-    transaction: if sending fails, no token exists and the task retries.
+    Returns whether a mail was sent. The token is committed first, then mailed,
+    outside any transaction (a provider call holds no transaction open). If the
+    send fails, the token is deleted again and the error raised: the task retries
+    with a new token, as if this run had not happened.
     """
     user = User.objects.with_email(email).filter(is_active=True).first()
     if user is None:
@@ -125,15 +127,19 @@ def password_reset_send(*, request_event_id: str, email: str) -> bool:
     now = timezone.now()
     try:
         with transaction.atomic():
-            PasswordResetToken.objects.create(
+            reset = PasswordResetToken.objects.create(
                 user=user,
                 token_hash=_token_hash(token),
                 request_event_id=request_event_id,
                 expires_at=now + timedelta(minutes=settings.PASSWORD_RESET_TIMEOUT_MINUTES),
             )
-            _reset_mail(user, token).send()
     except IntegrityError:
         return False  # this request was handled already
+    try:
+        _reset_mail(user, token).send()
+    except BaseException:
+        PasswordResetToken.objects.filter(pk=reset.pk).delete()
+        raise
     return True
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from apps.core.errors import TransientError
 from apps.core.outbound import OutboundPolicy
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class ProviderError(Exception):
     """A provider could not deliver; `str()` is what the delivery's last_error records."""
 
 
-class TransientProviderError(ProviderError):
+class TransientProviderError(ProviderError, TransientError):
     pass
 
 

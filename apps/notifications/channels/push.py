@@ -33,8 +33,8 @@ from apps.notifications.channels.base import (
     Provider,
     TransientProviderError,
 )
+from apps.notifications.inbox import webpush_endpoint_problem, webpush_policy
 from apps.notifications.models import DeviceSubscription
-from apps.notifications.recipient_services import webpush_endpoint_problem, webpush_policy
 
 logger = structlog.get_logger("apps.notifications.push")
 

@@ -23,8 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--channel", choices=Channel.values)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from apps.notifications.delivery import deliveries_retry
         from apps.notifications.models import Delivery
-        from apps.notifications.services import deliveries_retry
 
         tenants = Tenant.objects.customers().order_by("id")
         if options["tenant"]:
