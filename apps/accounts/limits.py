@@ -1,7 +1,12 @@
 """Brute-force limits on sign-in, refresh, password reset and single sign-on (in Redis).
 
+The one place these limits are counted (the API-wide limit is the gateway's own
+counter, apps/core/ratelimit.py). Two ways, one per purpose: `login_check` /
+`login_succeeded` for sign-in (the address's log and the account's failures, in
+one round trip), `count_and_check` for everything else (one sliding log).
+
 Counted per client address and per account, in the tenant's namespace, with
-`settings.AUTH_RATE_LIMITS`. When Redis cannot be reached these endpoints fail
+`settings.AUTH_RATE_LIMITS` (off with `settings.AUTH_RATE_LIMITS_ENABLED`). When Redis cannot be reached these endpoints fail
 closed: 503 with Retry-After, because without the counters nothing would stop a
 guessing run.
 
@@ -145,7 +150,7 @@ def _limit(rate_name: str, value: str) -> _Limit:
 
 
 def _enabled() -> bool:
-    return bool(getattr(settings, "RATELIMIT_ENABLE", True))
+    return bool(settings.AUTH_RATE_LIMITS_ENABLED)
 
 
 def _unavailable(rate_name: str, exc: RedisError) -> ServiceUnavailableError:

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection
-from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact
+from django_tenants.utils import get_public_schema_name
 
 from apps.accounts.models import Session, User, UserCount
 from apps.core.errors import ForbiddenError, NotFoundError, ValidationError
 from apps.core.sql import column, table
+from apps.core.tenancy import current_schema
 
 ORDERINGS = frozenset(
     f"{sign}{field}"
@@ -139,3 +142,37 @@ def user_get(
 
 def session_list(*, user: User) -> QuerySet[Session]:
     return Session.objects.live().filter(user=user).order_by("-last_used_at")
+
+
+@dataclass(frozen=True)
+class SignInCandidate:
+    user: User
+    password_refused: bool  # single sign-on is required of this user (apps.sso.selectors)
+    roles: list[str]  # the token's `roles` claim (apps.accounts.tokens.user_roles)
+
+
+def sign_in_candidate_get(*, email: str) -> SignInCandidate | None:
+    """The live user with address `email`, with what sign-in decides on after the password:
+    whether single sign-on is required of them and their roles. One query (the rules are
+    the SSO selector's and the token's, as subquery expressions)."""
+    from apps.accounts.tokens import role_names, user_roles
+    from apps.sso.selectors import password_refused
+
+    users = User.objects.with_email(email)
+    if current_schema() == get_public_schema_name():
+        # Platform operators: no tenant, so no providers and no roles to read.
+        operator = users.first()
+        if operator is None:
+            return None
+        return SignInCandidate(user=operator, password_refused=False, roles=user_roles(operator))
+    user = users.annotate(
+        sso_refused=ExpressionWrapper(password_refused(), output_field=BooleanField()),
+        held_roles=role_names(),
+    ).first()
+    if user is None:
+        return None
+    return SignInCandidate(
+        user=user,
+        password_refused=bool(user.sso_refused),  # type: ignore[attr-defined]
+        roles=user_roles(user, held=list(user.held_roles)),  # type: ignore[attr-defined]
+    )

@@ -8,19 +8,13 @@ family), `jti`, `type` (access / refresh), `iat`, `exp`, and `iss` / `aud`
 
 Tokens are signed with the active Ed25519 key of `apps.keys` (EdDSA, header
 `kid`), whose public half is published at /.well-known/jwks.json so other
-services verify them offline. Decoding, on every authenticated request, does
-not go through simplejwt's token object and PyJWT's general decoder: a token
-whose header segment is exactly the one we write for a known, unexpired key
-(`{"alg":"EdDSA","kid":...,"typ":"JWT"}`) has its signature (in its one
-canonical encoding) verified with that key's cached public key first, and only
-then is its payload parsed; any other header goes to PyJWT's decoder with the
-key its `kid` names and that key's algorithm only, so an unknown or retired
-kid, another algorithm (`alg: none`, HS256 keyed with the public key) or a
-`crit` header is refused. The claims are checked as PyJWT checks them (`exp`
-with the configured leeway, `iat` / `nbf`, the issuer, the audience, `sub` /
-`jti` types), then as simplejwt does (an `exp`, a `jti` and the right `type`),
-with simplejwt's messages. The tenant, the session and the user's revocation
-instant are checked by `authentication.py`.
+services verify them offline. They are decoded by PyJWT with the key the `kid`
+names and that key's algorithm only; PyJWT checks the signature, `exp` / `nbf` /
+`iat` with the configured leeway, the issuer and the audience, and then come
+simplejwt's checks (an `exp`, a `jti` and the right `type`) with simplejwt's
+messages. A token this process has verified before is answered from a memo
+(`verified_tokens`, never looser than decoding again). The tenant, the session and
+the user's revocation instant are checked by `authentication.py`.
 """
 
 from __future__ import annotations
@@ -28,20 +22,23 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-from cryptography.exceptions import InvalidSignature
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
+from django.db.models import OuterRef
 from django.utils import timezone
 from rest_framework_simplejwt import settings as simplejwt_settings
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from apps.accounts import verified_tokens
 from apps.accounts.models import Session, User
 from apps.core.tenancy import current_schema
 from apps.keys import keyring
@@ -78,18 +75,29 @@ class Claims:
     raw: dict[str, Any]
 
 
-def user_roles(user: User) -> list[str]:
-    """The names of the roles the user holds (anywhere), for the token's informational
-    `roles` claim. Permissions are never read from the token: they are checked per request."""
-    from django_tenants.utils import get_public_schema_name
+def user_roles(user: User, *, held: list[str] | None = None) -> list[str]:
+    """The names of the roles the user holds (anywhere), sorted, for the token's informational
+    `roles` claim. Permissions are never read from the token: they are checked per request.
 
-    from apps.rbac.models import RoleAssignment
+    `held`: the names already read with the user (`role_names()`); else they are read here."""
+    from django_tenants.utils import get_public_schema_name
 
     if current_schema() == get_public_schema_name():
         # Platform operators: roles live in tenant schemas only.
         return ["operator"] if user.is_staff else []
-    names = RoleAssignment.objects.filter(user=user).values_list("role__name", flat=True)
-    return sorted(set(names))
+    if held is None:
+        from apps.rbac.models import RoleAssignment
+
+        held = list(RoleAssignment.objects.filter(user=user).values_list("role__name", flat=True))
+    return sorted(set(held))
+
+
+def role_names() -> ArraySubquery:
+    """The names of the roles a user holds, as an expression on users (tenant schemas):
+    `User.objects.annotate(held=role_names())`, then `user_roles(user, held=user.held)`."""
+    from apps.rbac.models import RoleAssignment
+
+    return ArraySubquery(RoleAssignment.objects.filter(user=OuterRef("pk")).values("role__name"))
 
 
 @dataclass(frozen=True)
@@ -114,11 +122,8 @@ class TokenPairDraft:
 def token_pair_draft(
     *, user: User, session: Session, now: datetime | None = None, roles: list[str] | None = None
 ) -> TokenPairDraft:
-    """The claims of a fresh access and refresh token for `session`, unsigned.
-
-    Sign-in builds them before the password hash and signs them only once the password
-    checks out (the hash leaves the caches cold for whatever follows it). `roles`: the
-    user's role names when the caller has read them already; else they are read here."""
+    """The claims of a fresh access and refresh token for `session`, unsigned. `roles`: the
+    `roles` claim when the caller has it (`user_roles`); else it is read here."""
     now = now or timezone.now()
     schema = current_schema()
 
@@ -147,9 +152,12 @@ def token_pair_draft(
     )
 
 
-def token_pair_issue(*, user: User, session: Session, now: datetime | None = None) -> TokenPair:
-    """A fresh access token and refresh token for `session` (the caller stores the refresh jti)."""
-    return token_pair_draft(user=user, session=session, now=now).sign()
+def token_pair_issue(
+    *, user: User, session: Session, now: datetime | None = None, roles: list[str] | None = None
+) -> TokenPair:
+    """A fresh access token and refresh token for `session` (the caller stores the refresh jti).
+    `roles`: the `roles` claim when the caller has it (`user_roles`); else read here."""
+    return token_pair_draft(user=user, session=session, now=now, roles=roles).sign()
 
 
 def _sign(claims: dict[str, Any], signer: keyring.Signer) -> str:
@@ -221,156 +229,66 @@ def _verifier_reset(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_verifier_reset, dispatch_uid="apps.accounts.tokens.verifier_reset")
 
 
-class _Expired(Exception):
-    pass
+_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
-class _Invalid(Exception):
-    pass
-
-
-def _check_registered_claims(payload: dict[str, Any], verifier: _Verifier) -> None:
-    """PyJWT's checks of `decode(..., audience=, issuer=, leeway=)` with default options."""
-    now = time.time()
-    leeway = verifier.leeway
-    for claim in ("iat", "nbf"):
-        if claim in payload:
-            try:
-                moment = int(payload[claim])
-            except (ValueError, TypeError, OverflowError):
-                raise _Invalid from None
-            if moment > now + leeway:
-                raise _Invalid
-    if "exp" in payload:
-        try:
-            expires = int(payload["exp"])
-        except (ValueError, TypeError, OverflowError):
-            raise _Invalid from None
-        if expires <= now - leeway:
-            raise _Expired
-    if verifier.issuer is not None and payload.get("iss", _MISSING) != verifier.issuer:
-        raise _Invalid
-    audiences = payload.get("aud")
-    if verifier.audience is None:
-        if audiences:
-            raise _Invalid
-    else:
-        if not audiences:
-            raise _Invalid
-        if isinstance(audiences, str):
-            audiences = [audiences]
-        if not isinstance(audiences, list) or any(not isinstance(a, str) for a in audiences):
-            raise _Invalid
-        if verifier.audience not in audiences:
-            raise _Invalid
-    if "sub" in payload and not isinstance(payload["sub"], str):
-        raise _Invalid
-    if "jti" in payload and not isinstance(payload["jti"], str):
-        raise _Invalid
-
-
-_MISSING = object()
-
-
-_SIGNATURE_LENGTH = 86  # an Ed25519 signature (64 bytes), base64url without padding
-
-# Tokens whose signature this process verified, with the key that verified them: the
-# same access token comes back on every request of its client, and an Ed25519 check
-# costs ~85 µs. Keyed by the whole token text, so a hit is the very bytes verified;
-# the claims (expiry) are checked again on every decode, and a reloaded key set has new
-# key objects, so a retired key's entries no longer match. Oldest entries go first.
-_VERIFIED_MAX = 2048
-_verified: dict[str, tuple[keyring.VerifyingKey, dict[str, Any]]] = {}
-
-
-def _remember(raw: str, key: keyring.VerifyingKey, payload: dict[str, Any]) -> None:
-    if len(_verified) >= _VERIFIED_MAX:
-        try:
-            del _verified[next(iter(_verified))]
-        except (KeyError, RuntimeError, StopIteration):  # another thread got there first
-            pass
-    _verified[raw] = (key, payload)
-
-
-def _fast_payload(raw: str, verifier: _Verifier) -> dict[str, Any] | None:
-    """The payload of a token with the exact header we write for a known key, or None for
-    any other header."""
-    if not isinstance(raw, str):
-        raise _Invalid
-    token = raw.encode("ascii", "strict")
-    header, dot, rest = token.partition(b".")
-    if not dot:
-        raise _Invalid
-    key = keyring.verifying_key_for_header(header)
-    if key is None:
-        return None
-    if key.is_expired(time.time()):
-        raise _Invalid
-    known = _verified.get(raw)
-    if known is not None and known[0] is key:
-        payload = dict(known[1])
-        _check_registered_claims(payload, verifier)
-        return payload
-    body, dot, signature = rest.partition(b".")
-    if not dot or len(signature) != _SIGNATURE_LENGTH:
-        raise _Invalid
+def _in_its_one_encoding(raw: str) -> bool:
+    """Whether `raw` is a compact JWS as we write it: three base64url segments without
+    padding, the signature's unused last bits zero. PyJWT's base64 decoding accepts padding
+    and ignores those bits, which would give one signed token several texts."""
+    if _COMPACT.fullmatch(raw) is None:
+        return False
+    signature = raw.rpartition(".")[2]
     try:
-        signature_bytes = base64.urlsafe_b64decode(signature + b"==")
-    except binascii.Error:
-        raise _Invalid from None
-    # One encoding only (base64 decoding ignores stray characters and the last bits).
-    if _b64url(signature_bytes) != signature:
-        raise _Invalid
-    try:
-        key.public_key.verify(signature_bytes, token[: len(header) + 1 + len(body)])
-    except InvalidSignature:
-        raise _Invalid from None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
-    except ValueError:  # binascii.Error, JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise _Invalid from None
-    if not isinstance(payload, dict):
-        raise _Invalid
-    _check_registered_claims(payload, verifier)
-    _remember(raw, key, payload)
-    return dict(payload)
+        decoded = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return _b64url(decoded).decode("ascii") == signature
 
 
-def _general_payload(raw: str, verifier: _Verifier) -> dict[str, Any]:
-    """PyJWT's decoder, with the key the token's `kid` names and that key's algorithm only."""
-    kid = jwt.get_unverified_header(raw).get("kid")
-    if not isinstance(kid, str):
-        raise _Invalid
-    key = keyring.verifying_key_get(kid)
-    if key is None or key.is_expired(time.time()):
-        raise _Invalid
-    payload: dict[str, Any] = jwt.decode(
-        raw,
-        key.public_key,
-        algorithms=[key.algorithm],
-        audience=verifier.audience,
-        issuer=verifier.issuer,
-        leeway=verifier.leeway,
-        options=verifier.options,  # type: ignore[arg-type]
-    )
+def _pyjwt_payload(raw: str, verifier: _Verifier) -> dict[str, Any]:
+    if not _in_its_one_encoding(raw):
+        raise InvalidToken("Token is invalid")
+    try:
+        kid = jwt.get_unverified_header(raw).get("kid")
+        if not isinstance(kid, str):
+            raise InvalidToken("Token is invalid")
+        key = keyring.verifying_key_get(kid)
+        if key is None or key.is_expired(time.time()):
+            raise InvalidToken("Token is invalid")
+        payload: dict[str, Any] = jwt.decode(
+            raw,
+            key.public_key,
+            algorithms=[key.algorithm],
+            audience=verifier.audience,
+            issuer=verifier.issuer,
+            leeway=verifier.leeway,
+            options=verifier.options,  # type: ignore[arg-type]
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("Token is expired") from None
+    except (jwt.InvalidTokenError, ValueError):
+        raise InvalidToken("Token is invalid") from None
+    if "exp" not in payload:  # PyJWT checks `exp` only when present
+        raise InvalidToken("Token has no 'exp' claim")
+    verified_tokens.remember(raw, kid=kid, key=key, payload=payload)
     return payload
 
 
 def _payload(raw: str, token_type: str) -> dict[str, Any]:
-    """The verified payload of `raw`; InvalidToken with simplejwt's message otherwise."""
+    """The verified payload of `raw`; InvalidToken with simplejwt's message otherwise.
+
+    PyJWT decodes it with the key its `kid` names and that key's algorithm only (an
+    unknown or retired kid, or another algorithm, is refused) and checks `exp` / `nbf` /
+    `iat` with the leeway, the issuer and the audience; then come simplejwt's own checks.
+    A token this process has already verified is answered by `verified_tokens`."""
     verifier = _verifier_get()
-    try:
-        payload = _fast_payload(raw, verifier)
-        if payload is None:
-            payload = _general_payload(raw, verifier)
-    except (_Expired, jwt.ExpiredSignatureError):
-        raise InvalidToken("Token is expired") from None
-    except (_Invalid, jwt.InvalidTokenError, TypeError, ValueError):
-        # TypeError / ValueError: not text, or not ASCII; simplejwt answers the same.
-        raise InvalidToken("Token is invalid") from None
-    # What simplejwt's Token.verify() adds (PyJWT checks `exp` only when present).
-    if "exp" not in payload:
-        raise InvalidToken("Token has no 'exp' claim")
+    if not isinstance(raw, str):
+        raise InvalidToken("Token is invalid")
+    payload = verified_tokens.payload_get(raw, leeway=verifier.leeway)
+    if payload is None:
+        payload = _pyjwt_payload(raw, verifier)
+    # What simplejwt's Token.verify() adds (its `exp` check is in _pyjwt_payload).
     if verifier.jti_claim is not None and verifier.jti_claim not in payload:
         raise InvalidToken("Token has no id")
     if verifier.type_claim is not None:

@@ -34,10 +34,3 @@ def is_ip_address(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def client_ip_for_ratelimit(request: HttpRequest) -> str:
-    """django-ratelimit's RATELIMIT_IP_META_KEY: the same client address as the gateway's
-    (requests without one, e.g. over a Unix socket, share one bucket)."""
-    address = client_ip(request)
-    return address if is_ip_address(address) else "0.0.0.0"  # noqa: S104  (a bucket name, never bound)

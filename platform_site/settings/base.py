@@ -49,7 +49,6 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "corsheaders",
     "django_celery_beat",
-    "django_ratelimit",
     "django.contrib.postgres",
 ]
 # Each tenant's schema: its users and everything they own. Apps in both lists
@@ -281,7 +280,10 @@ SIGN_IN_URL = env_str("SIGN_IN_URL", "")
 # Soft-deleted users are purged after this many days (by the cleanup job).
 USER_RETENTION_DAYS = env_int("USER_RETENTION_DAYS", 30)
 
-# Brute-force limits (django-ratelimit, counted in Redis per tenant).
+# Brute-force limits on sign-in, refresh, reset and single sign-on: sliding logs in Redis,
+# per client address and per account, in the tenant's namespace (apps/accounts/limits.py).
+# The API-wide limit (API_RATE_LIMIT below) is the gateway's own counter.
+AUTH_RATE_LIMITS_ENABLED = True
 AUTH_RATE_LIMITS = {
     "login_ip": env_str("AUTH_RATE_LOGIN_IP", "30/m"),
     "login_account": env_str("AUTH_RATE_LOGIN_ACCOUNT", "5/5m"),
@@ -290,8 +292,6 @@ AUTH_RATE_LIMITS = {
     "reset_ip": env_str("AUTH_RATE_RESET_IP", "10/h"),
     "reset_account": env_str("AUTH_RATE_RESET_ACCOUNT", "3/h"),
 }
-RATELIMIT_USE_CACHE = "default"
-RATELIMIT_IP_META_KEY = "apps.core.net.client_ip_for_ratelimit"
 
 # ------------------------------------------------------------------ API
 API_VERSION = "1.0"

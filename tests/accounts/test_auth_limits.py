@@ -281,7 +281,7 @@ def test_a_success_that_cannot_give_its_failure_back_still_signs_in(
 
 @pytest.mark.django_db
 def test_sign_in_limits_can_be_switched_off(api_a, member_a, settings) -> None:
-    settings.RATELIMIT_ENABLE = False
+    settings.AUTH_RATE_LIMITS_ENABLED = False
     settings.AUTH_RATE_LIMITS = {**settings.AUTH_RATE_LIMITS, "login_ip": "1/m"}
     for _ in range(3):
         assert _login(api_a, "member@alpha.test", PASSWORD).status_code == 200

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import ipaddress
-from concurrent.futures import wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import check_password, make_password
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.accounts.authentication import session_state_mark_ended, user_state_forget
-from apps.accounts.hashers import verify_in_background
+from apps.accounts.authentication import session_state_mark_ended
 from apps.accounts.models import Session, User
-from apps.accounts.sql import signin_candidate, signin_record
+from apps.accounts.selectors import sign_in_candidate_get
 from apps.accounts.tokens import (
     InvalidToken,
     TokenPair,
     refresh_token_decode,
-    token_pair_draft,
     token_pair_issue,
 )
 from apps.audit.services import audit_record
@@ -67,62 +64,60 @@ def _session_new(*, user: User, client: ClientInfo, now: datetime) -> Session:
     )
 
 
-def _session_start(*, user: User, client: ClientInfo, now: datetime) -> TokenPair:
+def _session_start(
+    *, user: User, client: ClientInfo, now: datetime, roles: list[str] | None = None
+) -> TokenPair:
+    """Store a new session (a refresh-token family) and the pair that opens it."""
     session = _session_new(user=user, client=client, now=now)
-    pair = token_pair_issue(user=user, session=session, now=now)
+    pair = token_pair_issue(user=user, session=session, now=now, roles=roles)
     session.refresh_jti = pair.refresh_jti
     session.save()
     return pair
 
 
+def _password_check(user: User, password: str) -> tuple[bool, bool]:
+    """Whether `password` is the user's, and whether its hash was made with outdated
+    parameters (Django's `check_password`; re-hashing is the caller's, once it has let the
+    user in)."""
+    outdated: list[bool] = []
+    correct = check_password(password, user.password, setter=lambda raw: outdated.append(True))
+    return correct, bool(outdated)
+
+
 def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
-    """Start a session. Unknown address, wrong password, inactive or deleted user: the same
-    401, after the same work (one statement, then one password hash).
+    """Start a session: read the user, check the password, then write.
 
-    One statement reads everything before the hash (apps/accounts/sql.py). The hash runs
-    on the process's hashing thread (`verify_in_background`; it releases the GIL) while
-    this thread writes the session and the last sign-in in one statement and signs the
-    tokens, all inside a transaction that is committed only once the password has checked
-    out, and rolled back otherwise: nothing is stored and no token leaves unless it did.
-    So the sign-in costs the hash plus a commit, not the hash plus its writes (which, after
-    a hash has left the CPU caches cold, cost twice what they cost before one).
+    Unknown address, wrong password, inactive or deleted user: the same 401 after the same
+    work (one query, one password hash; an unknown address hashes the password it was given,
+    as long as checking a real one takes). Where the tenant requires single sign-on of the
+    user, a 403, told only to someone who knew the password (so the answer does not say
+    which accounts are break-glass). Only then, in one transaction: the password re-hashed
+    if its hash has outdated parameters (not a change of password: no event, no
+    revocation), the last sign-in, the new session. The tokens leave once that committed.
 
-    The user's row is locked from the write until the commit: a second sign-in of the same
-    account at the same moment waits for the first one's hash."""
-    candidate = signin_candidate(email)
+    The brute-force limits are the caller's (apps/accounts/limits.py: counted before this
+    runs, given back once it succeeded)."""
+    candidate = sign_in_candidate_get(email=email)
     if candidate is None:
         make_password(password)  # as long as checking a real password takes
         raise UnauthorizedError(INVALID_CREDENTIALS)
     user = candidate.user
+    correct, outdated = _password_check(user, password)
+    if not correct or not user.is_active:
+        raise UnauthorizedError(INVALID_CREDENTIALS)
+    if candidate.password_refused:
+        raise ForbiddenError(SSO_REQUIRED, code="SSO_REQUIRED")
     now = timezone.now()
-    session = _session_new(user=user, client=client, now=now)
-    draft = token_pair_draft(user=user, session=session, now=now, roles=candidate.roles)
-    verdict = verify_in_background(password, user.password)
-    try:
-        with transaction.atomic():
-            session.refresh_jti = draft.refresh_jti
-            user.last_login = now
-            signin_record(session=session, user=user)
-            pair = draft.sign()
-            correct, must_update = verdict.result()
-            if not correct or not user.is_active:
-                raise UnauthorizedError(INVALID_CREDENTIALS)
-            # Checked after the password, so the answer tells nobody which accounts are
-            # break-glass.
-            if candidate.password_refused:
-                raise ForbiddenError(SSO_REQUIRED, code="SSO_REQUIRED")
-            if must_update:
-                # Stored with outdated parameters: re-hashed with today's (not a change of
-                # password: no event, no revocation).
-                user.set_password(password)
-                user._password = None  # type: ignore[attr-defined]
-                user.save(update_fields=["password"])
-            # The cached state shows last_login (GET /users/me): dropped once committed.
-            user_id = user.pk
-            transaction.on_commit(lambda: user_state_forget(user_id))
-    finally:
-        wait([verdict])  # a write that failed still waits for its hash: same time, free thread
-    return pair
+    with transaction.atomic():
+        user.last_login = now
+        if outdated:
+            user.set_password(password)
+            user._password = None  # type: ignore[attr-defined]  # no password_changed signal
+            user.save(update_fields=["password", "last_login"])
+        else:
+            # The cached state (GET /users/me) is dropped after commit (accounts/signals.py).
+            user.save(update_fields=["last_login"])
+        return _session_start(user=user, client=client, now=now, roles=candidate.roles)
 
 
 def sessions_revoke(sessions: QuerySet[Session], *, reason: str) -> int:
