@@ -67,7 +67,6 @@ class Signer:
 class Keyring:
     signer: Signer | None
     verifying: dict[str, VerifyingKey] = field(default_factory=dict)
-    by_header: dict[bytes, VerifyingKey] = field(default_factory=dict)
     loaded_at: float = 0.0
 
 
@@ -107,7 +106,6 @@ def _load() -> Keyring:
     return Keyring(
         signer=signer,
         verifying=verifying,
-        by_header={key.header: key for key in verifying.values()},
         loaded_at=time.monotonic(),
     )
 
@@ -148,12 +146,6 @@ def signer_get() -> Signer:
                 "(put the old secret back, or run manage.py rotate_signing_key)."
             )
     return ring.signer
-
-
-def verifying_key_for_header(header: bytes) -> VerifyingKey | None:
-    """The key whose tokens start with exactly this header segment (the decode fast path)."""
-    ring = _keyring if _keyring is not None else _reload()
-    return ring.by_header.get(header)
 
 
 def verifying_key_get(kid: str) -> VerifyingKey | None:

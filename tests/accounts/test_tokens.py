@@ -62,7 +62,6 @@ def _ring() -> keyring.Keyring:
             kid=ACTIVE_KID, algorithm="EdDSA", private_key=ACTIVE, header=active.header
         ),
         verifying={key.kid: key for key in (active, retired)},
-        by_header={key.header: key for key in (active, retired)},
         loaded_at=time.monotonic(),
     )
 
@@ -354,7 +353,6 @@ def test_a_key_past_its_grace_is_refused_even_while_cached(monkeypatch: pytest.M
         keyring.Keyring(
             signer=ring.signer,
             verifying={ACTIVE_KID: ending},
-            by_header={ending.header: ending},
             loaded_at=ring.loaded_at,
         ),
     )
