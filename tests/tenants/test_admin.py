@@ -12,6 +12,7 @@ from django_tenants.utils import schema_exists
 from apps.audit.models import AuditEvent
 from apps.core.tenancy import tenant_connection
 from apps.tenants.models import Domain, Tenant
+from tests.tenants.conftest import admin_change_data
 
 PUBLIC = "localhost"
 LIST = "/admin/tenants/tenant/"
@@ -31,22 +32,6 @@ def _add(client: Client, slug: str, **extra: str):
 
 def _form_errors(response) -> dict:
     return dict(response.context["adminform"].form.errors)
-
-
-def _change_data(page) -> dict[str, str]:
-    """What the change form posts back, as the browser got it."""
-    data: dict[str, str] = {}
-    forms = [page.context["adminform"].form]
-    for inline in page.context["inline_admin_formsets"]:
-        forms.append(inline.formset.management_form)
-        forms.extend(inline.formset.forms)
-    for form in forms:
-        for name in form.fields:
-            value = form[name].value()
-            if value is None or value is False:
-                continue
-            data[form.add_prefix(name)] = "on" if value is True else str(value)
-    return data
 
 
 def _messages(response) -> list[str]:
@@ -209,7 +194,7 @@ def test_the_rate_limit_is_edited_as_a_field_keeping_other_settings(
 ) -> None:
     Tenant.objects.filter(pk=tenant_a.tenant.pk).update(settings={"theme": "dark"})
     url = f"{LIST}{tenant_a.tenant.pk}/change/"
-    data = _change_data(admin_client.get(url, HTTP_HOST=PUBLIC))
+    data = admin_change_data(admin_client.get(url, HTTP_HOST=PUBLIC))
 
     bad = admin_client.post(url, {**data, "rate_limit": "0/m"}, HTTP_HOST=PUBLIC)
     assert bad.status_code == 200 and "rate_limit" in _form_errors(bad)
@@ -251,7 +236,7 @@ def test_domains_are_edited_as_a_list_through_the_service(
     admin_client: Client, tenant_a, tenant_b
 ) -> None:
     url = f"{LIST}{tenant_a.tenant.pk}/change/"
-    data = _change_data(admin_client.get(url, HTTP_HOST=PUBLIC))
+    data = admin_change_data(admin_client.get(url, HTTP_HOST=PUBLIC))
 
     for rows, problem in (
         ([("alpha.localhost", True), ("gamma.localhost", False)], "Under localhost"),

@@ -10,7 +10,8 @@ from apps.audit.models import AuditEvent
 from apps.core.tenancy import tenant_connection
 from apps.tenants.models import Tenant
 from apps.tenants.validators import MAX_SETTINGS_BYTES
-from tests.tenants.test_admin import _add, _change_data, _form_errors
+from tests.tenants.conftest import admin_change_data
+from tests.tenants.test_admin import _add, _form_errors
 
 PUBLIC = "localhost"
 LIST = "/admin/tenants/tenant/"
@@ -41,7 +42,7 @@ def test_the_change_form_shows_other_settings_as_lines(admin_client: Client, cha
 def test_other_settings_are_saved_typed_through_the_service(
     admin_client: Client, tenant_a, change_url
 ) -> None:
-    data = _change_data(admin_client.get(change_url, HTTP_HOST=PUBLIC))
+    data = admin_change_data(admin_client.get(change_url, HTTP_HOST=PUBLIC))
     lines = 'theme = light\nmax_users = 25\nbeta = true\ngreeting = "42"\n\nmotto = hello world'
 
     saved = admin_client.post(change_url, {**data, "other_settings": lines}, HTTP_HOST=PUBLIC)
@@ -78,7 +79,7 @@ def test_other_settings_are_saved_typed_through_the_service(
 def test_bad_settings_are_the_forms_error_and_nothing_is_saved(
     admin_client: Client, tenant_a, change_url, lines: str, problem: str
 ) -> None:
-    data = _change_data(admin_client.get(change_url, HTTP_HOST=PUBLIC))
+    data = admin_change_data(admin_client.get(change_url, HTTP_HOST=PUBLIC))
 
     refused = admin_client.post(change_url, {**data, "other_settings": lines}, HTTP_HOST=PUBLIC)
 
@@ -92,7 +93,7 @@ def test_bad_settings_are_the_forms_error_and_nothing_is_saved(
 def test_emptying_other_settings_removes_them_and_keeps_the_rate_limit(
     admin_client: Client, tenant_a, change_url
 ) -> None:
-    data = _change_data(admin_client.get(change_url, HTTP_HOST=PUBLIC))
+    data = admin_change_data(admin_client.get(change_url, HTTP_HOST=PUBLIC))
 
     saved = admin_client.post(change_url, {**data, "other_settings": ""}, HTTP_HOST=PUBLIC)
 

@@ -12,6 +12,7 @@ from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_update
 from tests.accounts.conftest import Api, api_a  # noqa: F401
 from tests.conftest import ADMIN_PASSWORD
+from tests.tenants.conftest import admin_change_data
 
 PUBLIC = "localhost"
 OWN = "/api/v1/tenant"
@@ -151,29 +152,12 @@ def test_rates_out_of_bounds_are_422_for_operators_too(
     assert _stored(tenant_a) == {}
 
 
-def _change_form_data(page) -> dict[str, str]:
-    """What the admin's change form would post back, as the browser got it."""
-    data: dict[str, str] = {}
-    forms = [page.context["adminform"].form]
-    for inline in page.context["inline_admin_formsets"]:
-        formset = inline.formset
-        forms.append(formset.management_form)
-        forms.extend(formset.forms)
-    for form in forms:
-        for name in form.fields:
-            value = form[name].value()
-            if value is None or value is False:
-                continue
-            data[form.add_prefix(name)] = "on" if value is True else str(value)
-    return data
-
-
 @pytest.mark.django_db
 def test_operators_loosen_it_in_the_public_admin(operator, tenant_a) -> None:
     client = Client()
     client.force_login(operator)
     url = f"/admin/tenants/tenant/{tenant_a.tenant.pk}/change/"
-    data = _change_form_data(client.get(url, HTTP_HOST=PUBLIC))
+    data = admin_change_data(client.get(url, HTTP_HOST=PUBLIC))
     data["rate_limit"] = "5000/m"  # a field of its own, not JSON
     response = client.post(url, data, HTTP_HOST=PUBLIC)
     assert response.status_code == 302, response.content[:3000]
