@@ -180,7 +180,7 @@ def stages(tenant: Any, moments: list[tuple[str, float, float]]) -> dict[str, fl
     (sent_at is taken after the server accepted it); sent -> accepted: what is
     left (negative: the server's moment came first, as it should).
     """
-    from apps.core.models import ConsumedEvent
+    from apps.jobs.models import ConsumedEvent
     from apps.notifications.models import Delivery, Notification
 
     legs: dict[str, list[float]] = {

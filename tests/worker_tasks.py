@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from apps.core.models import OutboxEvent
-from apps.core.tasks import tenant_task
 from apps.core.tenancy import current_schema
+from apps.jobs.bases import tenant_task
+from apps.jobs.models import OutboxEvent
 
 
 @tenant_task(name="tests.record_schema")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.core.events import event_receiver
+from apps.jobs.events import event_receiver
 
 
 @event_receiver("auth.password_reset_requested")

@@ -1,5 +1,5 @@
 """The accounts app's tasks: sending a reset link, two periodic jobs run per tenant
-(fanned out by core.jobs_fan_out; see TENANT_JOBS in apps/core/tasks.py), and the
+(fanned out by core.jobs_fan_out; see TENANT_JOBS in apps/jobs/periodic.py), and the
 same cleanup for the public schema, where platform operators sign in."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django_tenants.utils import get_public_schema_name, schema_context
 
-from apps.core.tasks import tenant_task
+from apps.jobs.bases import tenant_task
 
 
 @tenant_task(
@@ -78,7 +78,7 @@ def cleanup_public_task() -> dict[str, int]:
 def _records_cleanup() -> dict[str, int]:
     from apps.accounts.services.sessions import auth_records_cleanup
     from apps.accounts.services.users import users_purge
-    from apps.core.jobs import events_prune
+    from apps.jobs.events import events_prune
 
     counts = auth_records_cleanup()
     with transaction.atomic():

@@ -101,5 +101,5 @@ class ServiceUnavailableError(PlatformError):
 
 class TransientError(Exception):
     """A failure a later attempt may not meet (a provider timed out, a server was away).
-    The jobs retry it (`apps.core.jobs.TRANSIENT_ERRORS`); apps subclass it for their own
+    The jobs retry it (`apps.jobs.retries.TRANSIENT_ERRORS`); apps subclass it for their own
     (`apps.notifications.channels.base.TransientProviderError`). Not an API error."""

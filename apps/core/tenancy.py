@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol, cast
 
 from django.db import connection
-from django_tenants.utils import get_public_schema_name
+from django_tenants.utils import get_public_schema_name, get_tenant_model
 
 
 class TenantConnection(Protocol):
@@ -38,3 +38,13 @@ def public_schema() -> str:
 
 def in_public_schema() -> bool:
     return current_schema() == public_schema()
+
+
+def tenant_schema_names(*, active_only: bool = True) -> list[str]:
+    """Customer schemas (not public) in creation order; only the active, undeleted ones
+    (those background work runs for) unless told otherwise. Through django-tenants'
+    TENANT_MODEL, so the layers below apps.tenants need not import it."""
+    tenants = get_tenant_model().objects.customers()
+    if active_only:
+        tenants = tenants.runnable()
+    return list(tenants.order_by("id").values_list("schema_name", flat=True))

@@ -7,7 +7,7 @@ once per event.
 
 Only tenants' events are consumed: notifications live in tenant schemas, and a
 platform operator's events (public schema) are left alone. A receiver runs on
-commit of the change (apps/core/events.py); if it cannot
+commit of the change (apps/jobs/events.py); if it cannot
 enqueue (broker down), the event stays pending in the outbox and the relay
 sends it again. Each task marks (consumer, event_id) first in its own
 transaction (`consume_once`), so an event delivered twice, by the relay or by
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.core.events import event_receiver
+from apps.jobs.events import event_receiver
 from apps.notifications.tasks import (
     password_changed_notice_task,
     user_caches_refresh_task,

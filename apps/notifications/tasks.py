@@ -13,8 +13,8 @@ from typing import Any, NoReturn
 import structlog
 from celery import Task
 
-from apps.core.jobs import consume_once
-from apps.core.tasks import tenant_task
+from apps.jobs.bases import tenant_task
+from apps.jobs.events import consume_once
 from apps.notifications.batches import (
     TRANSIENT,
     batch_chunk_send,

@@ -37,8 +37,8 @@ ADMIN_PERMISSIONS: dict[str, tuple[str, str]] = {
     "notifications.devicesubscription": ("tenant.manage", "tenant.manage"),
     "sso.identityprovider": ("tenant.manage", "tenant.manage"),
     "sso.externalidentity": ("tenant.manage", "tenant.manage"),
-    "core.outboxevent": ("tenant.manage", "tenant.manage"),
-    "core.jobfailure": ("tenant.manage", "tenant.manage"),
+    "jobs.outboxevent": ("tenant.manage", "tenant.manage"),
+    "jobs.jobfailure": ("tenant.manage", "tenant.manage"),
 }
 
 _ACTIONS = ("view", "add", "change", "delete")

@@ -35,7 +35,7 @@ from apps.core.errors import (
     UnauthorizedError,
     ValidationError,
 )
-from apps.core.events import event_record
+from apps.jobs.events import event_record
 from apps.sso import oidc
 from apps.sso.crypto import secret_decrypt, secret_encrypt
 from apps.sso.models import ExchangeCode, ExternalIdentity, IdentityProvider, LoginState

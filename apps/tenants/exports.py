@@ -60,9 +60,9 @@ from apps.core.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
-from apps.core.events import event_record
-from apps.core.jobs import TRANSIENT_ERRORS
 from apps.core.tenancy import current_schema, public_schema, tenant_connection
+from apps.jobs.events import event_record
+from apps.jobs.retries import TRANSIENT_ERRORS
 from apps.notifications.models import Delivery, NotificationBatch
 from apps.sso.crypto import secret_decrypt
 from apps.sso.models import IdentityProvider
@@ -190,7 +190,7 @@ def tenant_export_run(*, export_id: Any) -> bool:
             tenant=tenant, destination=export_dir() / name, actor=export.requested_by
         )
     except TRANSIENT_ERRORS:
-        # Retried (apps.core.jobs): the next run takes it again.
+        # Retried (apps.jobs.retries): the next run takes it again.
         TenantExport.objects.filter(pk=export.pk).update(status=TenantExport.Status.QUEUED)
         raise
     except BaseException as exc:

@@ -15,6 +15,10 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
         """Real tenants: everything but the public schema's own row."""
         return self.exclude(schema_name=get_public_schema_name())
 
+    def runnable(self) -> TenantQuerySet:
+        """Tenants background work runs for: active and not deleted."""
+        return self.filter(is_active=True, deleted_at__isnull=True)
+
 
 class Tenant(TenantMixin):
     """A customer organisation: one PostgreSQL schema, reached at its domains.

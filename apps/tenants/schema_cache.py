@@ -41,7 +41,7 @@ def schema_key_patterns(schema_name: str) -> list[str]:
         f"{prefix}:auth:{schema}:*",  # users' and sessions' state (apps.accounts.authentication)
         f"{prefix}:rbac:{schema}:*",  # grants and their generation (apps.rbac.grants)
         f"{limits}:auth:{schema}:*",  # sign-in and reset limits (apps.accounts.limits)
-        f"{prefix}:jobs:run:*:{schema}",  # periodic jobs' run flags (apps.core.jobs)
+        f"{prefix}:jobs:run:*:{schema}",  # periodic jobs' run flags (apps.jobs.run_flags)
     ]
 
 

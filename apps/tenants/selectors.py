@@ -30,10 +30,3 @@ def tenant_get(*, tenant_id: int) -> Tenant:
     if tenant is None:
         raise NotFoundError("Tenant not found")
     return tenant
-
-
-def tenant_schema_names(*, active_only: bool = True) -> list[str]:
-    qs = Tenant.objects.customers()
-    if active_only:
-        qs = qs.filter(is_active=True, deleted_at__isnull=True)
-    return list(qs.order_by("id").values_list("schema_name", flat=True))

@@ -29,9 +29,9 @@ from apps.core.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
-from apps.core.events import event_record
-from apps.core.models import JobFailure
 from apps.core.tenancy import current_schema
+from apps.jobs.events import event_record
+from apps.jobs.models import JobFailure
 from apps.rbac.services import owner_grant
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.schema_cache import schema_cache_purge, schema_cache_purge_quietly

@@ -9,7 +9,7 @@ import structlog
 from celery import shared_task
 from django.conf import settings
 
-from apps.core.jobs import retry_options
+from apps.jobs.retries import retry_options
 from apps.tenants.services import tenants_purge
 
 logger = structlog.get_logger("apps.tenants.tasks")

@@ -35,6 +35,7 @@ SHARED_APPS = [
     "apps.tenants",
     "django_tenants",
     "apps.core",
+    "apps.jobs",
     "apps.accounts",
     "apps.audit",  # operators' changes in public are audited like users' in a tenant
     "apps.keys",  # token signing keys: public schema only
@@ -60,6 +61,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "apps.core.admin_site.PlatformAdminConfig",
     "apps.core",
+    "apps.jobs",
     "apps.accounts",
     "apps.organizations",
     "apps.rbac",
@@ -481,7 +483,7 @@ NOTIFICATION_ALLOW_INSECURE_PUSH_ENDPOINTS = env_bool(
 # instead closes it as Django does between requests (unusable, or older than
 # DB_CONN_MAX_AGE). This only stops Celery's own closing until this many tasks.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 100_000)
-# Retries with exponential backoff for transient errors only (apps/core/jobs.py
+# Retries with exponential backoff for transient errors only (apps/jobs/retries.py
 # TRANSIENT_ERRORS), at most this many times; then the failure is recorded as a
 # JobFailure (admin) instead of looping. The backoff ceiling stays below the
 # Redis broker's visibility timeout, so a waiting retry is never delivered twice.

@@ -12,7 +12,7 @@ from django_tenants.utils import tenant_context
 
 from apps.accounts.models import Session
 from apps.audit.models import AuditEvent
-from apps.core.models import JobFailure
+from apps.jobs.models import JobFailure
 from apps.notifications.models import Delivery
 from apps.notifications.notify import notify
 from apps.organizations.models import Membership
@@ -126,9 +126,9 @@ def test_an_operator_opens_the_job_failures_and_the_operators(operator) -> None:
     client = Client()
     client.force_login(operator)
     for path, text in (
-        ("/admin/core/jobfailure/", "notifications.deliver"),
-        (f"/admin/core/jobfailure/{failure.pk}/change/", "refused"),
-        ("/admin/core/outboxevent/", "outbox"),
+        ("/admin/jobs/jobfailure/", "notifications.deliver"),
+        (f"/admin/jobs/jobfailure/{failure.pk}/change/", "refused"),
+        ("/admin/jobs/outboxevent/", "outbox"),
         ("/admin/accounts/user/", operator.email),
         (f"/admin/accounts/user/{operator.pk}/change/", "active sessions"),
         ("/admin/audit/auditevent/", "audit"),

@@ -11,7 +11,7 @@ from django_tenants.utils import tenant_context
 
 from apps.accounts.models import Session, User
 from apps.audit.models import AuditEvent
-from apps.core.models import OutboxEvent
+from apps.jobs.models import OutboxEvent
 from tests.accounts.factories import PASSWORD, make_user
 
 NEW = {

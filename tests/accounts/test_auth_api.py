@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from apps.accounts.models import Session, User
-from apps.core.models import OutboxEvent
+from apps.jobs.models import OutboxEvent
 from tests.accounts.factories import PASSWORD, make_user
 
 ME = "/api/v1/users/me"
@@ -539,8 +539,8 @@ def test_operators_manage_their_own_password_and_sessions_on_the_public_host(api
     actions = set(AuditEvent.objects.filter(actor=operator).values_list("action", flat=True))
     assert {"user.password_changed", "user.sessions_revoked"} <= actions, actions
     # Their events are dispatched, not left failing for the relay to retry forever.
-    from apps.core.events import event_dispatch
-    from apps.core.models import OutboxEvent
+    from apps.jobs.events import event_dispatch
+    from apps.jobs.models import OutboxEvent
 
     events = list(OutboxEvent.objects.filter(dispatched_at__isnull=True))
     assert {e.event_type for e in events} >= {"auth.password_changed"}
@@ -573,7 +573,7 @@ def test_a_public_schema_migrated_before_the_audit_table_gets_it() -> None:
 def test_operators_reset_their_password_on_the_public_host(
     api, operator, django_capture_on_commit_callbacks
 ) -> None:
-    from apps.core.models import OutboxEvent
+    from apps.jobs.models import OutboxEvent
     from tests.accounts.conftest import Api
 
     public = Api(api, "localhost")

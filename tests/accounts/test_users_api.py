@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
 from apps.accounts.models import User
-from apps.core.models import OutboxEvent
+from apps.jobs.models import OutboxEvent
 from tests.accounts.factories import PASSWORD, make_user
 
 USERS = "/api/v1/users"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from django_tenants.utils import schema_context, tenant_context
 
-from apps.core.models import OutboxEvent
-from apps.core.tasks import TenantContextMissing
+from apps.jobs.bases import TenantContextMissing
+from apps.jobs.models import OutboxEvent
 from platform_site.celery import app
 from tests.worker_tasks import record_schema
 

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from apps.core.events import any_event, event_record, event_signal, outbox_relay
-from apps.core.models import OutboxEvent
+from apps.jobs.events import any_event, event_record, event_signal, outbox_relay
+from apps.jobs.models import OutboxEvent
 
 
 @pytest.fixture

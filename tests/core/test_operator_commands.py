@@ -12,8 +12,8 @@ from django_tenants.utils import tenant_context
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.core.models import OutboxEvent
 from apps.core.tenancy import tenant_connection
+from apps.jobs.models import OutboxEvent
 from tests.accounts.conftest import Api
 from tests.accounts.factories import PASSWORD, make_user
 from tests.conftest import ADMIN_PASSWORD

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import connection
 from django_redis import get_redis_connection
 
-from apps.core.models import JobFailure, OutboxEvent
 from apps.core.tenancy import tenant_connection
+from apps.jobs.models import JobFailure, OutboxEvent
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.services import tenant_create
 from tests.conftest import ADMIN_PASSWORD, TenantFixture

@@ -14,8 +14,9 @@ from django_redis import get_redis_connection
 from django_tenants.utils import tenant_context
 
 from apps.accounts.models import Session
-from apps.core.jobs import job_failure_record, run_flag_key
-from apps.core.models import OutboxEvent
+from apps.jobs.models import OutboxEvent
+from apps.jobs.retries import job_failure_record
+from apps.jobs.run_flags import run_flag_key
 from apps.notifications.models import Delivery, Notification
 from platform_site.celery import app
 from tests.accounts.factories import make_user

@@ -11,9 +11,8 @@ from django_tenants.utils import tenant_context
 
 from apps.accounts.authentication import user_state_key
 from apps.accounts.services.users import user_create, user_update
-from apps.core.events import event_dispatch
-from apps.core.jobs import consume_once
-from apps.core.models import ConsumedEvent, OutboxEvent
+from apps.jobs.events import consume_once, event_dispatch
+from apps.jobs.models import ConsumedEvent, OutboxEvent
 from apps.notifications import consumers
 from apps.notifications.models import Delivery, Notification
 from apps.rbac.grants import grants_key

@@ -10,9 +10,9 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from apps.core.jobs import REDACTED, TRANSIENT_ERRORS, job_failure_record, redact
-from apps.core.models import JobFailure
-from apps.core.tasks import tenant_task
+from apps.jobs.bases import tenant_task
+from apps.jobs.models import JobFailure
+from apps.jobs.retries import REDACTED, TRANSIENT_ERRORS, job_failure_record, redact
 
 
 @tenant_task(name="jobs_test.permanent_bug")
@@ -94,11 +94,11 @@ def test_the_admin_lists_failures_for_operators_only_and_retries_them(
     client = Client()
     client.force_login(operator)
 
-    listing = client.get("/admin/core/jobfailure/", HTTP_HOST="localhost")
+    listing = client.get("/admin/jobs/jobfailure/", HTTP_HOST="localhost")
     assert listing.status_code == 200
     assert b"notifications.welcome_send" in listing.content
     response = client.post(
-        "/admin/core/jobfailure/",
+        "/admin/jobs/jobfailure/",
         {"action": "retry_selected", "_selected_action": [plain.pk, secret.pk]},
         HTTP_HOST="localhost",
     )
@@ -112,7 +112,7 @@ def test_the_admin_lists_failures_for_operators_only_and_retries_them(
     assert plain.retried_at is not None and plain.retried_at <= timezone.now()
     assert secret.retried_at is None  # redacted arguments cannot be sent again
     assert (
-        client.get(f"/admin/core/jobfailure/{plain.pk}/change/", HTTP_HOST="localhost").status_code
+        client.get(f"/admin/jobs/jobfailure/{plain.pk}/change/", HTTP_HOST="localhost").status_code
         == 200
     )
 
@@ -120,7 +120,7 @@ def test_the_admin_lists_failures_for_operators_only_and_retries_them(
     tenant_admin = Client()
     with tenant_context(tenant_a.tenant):
         tenant_admin.force_login(tenant_a.admin())
-    assert tenant_admin.get("/admin/core/jobfailure/", HTTP_HOST=tenant_a.host).status_code in (
+    assert tenant_admin.get("/admin/jobs/jobfailure/", HTTP_HOST=tenant_a.host).status_code in (
         403,
         404,
     )

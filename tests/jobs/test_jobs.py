@@ -21,13 +21,14 @@ from apps.accounts.tasks import (
     cleanup_public_task,
     sync_user_data_task,
 )
-from apps.core.jobs import events_prune, run_flag_key, run_flag_release
-from apps.core.models import ConsumedEvent, OutboxEvent
-from apps.core.schedules import DEFAULT_SCHEDULES, schedules_ensure
-from apps.core.tasks import job_fan_out, tenant_job_task
+from apps.core.tenancy import tenant_schema_names
+from apps.jobs.events import events_prune
+from apps.jobs.models import ConsumedEvent, OutboxEvent
+from apps.jobs.periodic import job_fan_out, tenant_job_task
+from apps.jobs.run_flags import run_flag_key, run_flag_release
+from apps.jobs.schedules import DEFAULT_SCHEDULES, schedules_ensure
 from apps.rbac.grants import grants_for_user, grants_key
 from apps.rbac.models import Role, RoleAssignment
-from apps.tenants.selectors import tenant_schema_names
 from platform_site.celery import app
 from tests.accounts.factories import make_user
 

@@ -22,7 +22,7 @@ from django_redis import get_redis_connection
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import User
-from apps.core.models import ConsumedEvent, JobFailure, OutboxEvent
+from apps.jobs.models import ConsumedEvent, JobFailure, OutboxEvent
 from apps.notifications.models import Notification
 from tests.conftest import ADMIN_PASSWORD
 from tests.jobs import processes

@@ -9,9 +9,9 @@ from django.db import OperationalError
 from django.utils import timezone
 from django_redis import get_redis_connection
 
-from apps.core.jobs import consume_once
-from apps.core.models import OutboxEvent
-from apps.core.tasks import tenant_task
+from apps.jobs.bases import tenant_task
+from apps.jobs.events import consume_once
+from apps.jobs.models import OutboxEvent
 
 
 def executions_key(marker: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from django_redis import get_redis_connection
 from django_tenants.utils import tenant_context
 
-from apps.core.tasks import tenant_task
+from apps.jobs.bases import tenant_task
 from apps.notifications.breaker import breaker_namespace
 from apps.notifications.models import Delivery
 from tests.jobs.processes import wait_for

@@ -13,7 +13,7 @@ from django_tenants.utils import tenant_context
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.core.models import OutboxEvent
+from apps.jobs.models import OutboxEvent
 from apps.organizations.models import Membership, Organization
 from apps.rbac.models import RoleAssignment
 from apps.tenants.models import Tenant

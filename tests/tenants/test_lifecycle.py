@@ -14,11 +14,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.test import APIClient
 
 from apps.audit.models import AuditEvent
-from apps.core.models import JobFailure
-from apps.core.tenancy import tenant_connection
+from apps.core.tenancy import tenant_connection, tenant_schema_names
+from apps.jobs.models import JobFailure
 from apps.tenants import services
 from apps.tenants.models import Domain, Tenant
-from apps.tenants.selectors import tenant_schema_names
 from apps.tenants.tasks import tenants_purge_task
 from tests.conftest import ADMIN_PASSWORD
 
@@ -293,7 +292,7 @@ def test_the_purge_drops_only_tenants_deleted_longer_ago_than_the_retention(
 
 @pytest.mark.django_db
 def test_the_purge_is_a_default_periodic_job() -> None:
-    from apps.core.schedules import DEFAULT_SCHEDULES
+    from apps.jobs.schedules import DEFAULT_SCHEDULES
 
     purge = next(d for d in DEFAULT_SCHEDULES if d.task == "tenants.purge_deleted")
     assert purge.crontab is not None and purge.args == ()

@@ -28,8 +28,8 @@ from apps.accounts.models import User, normalize_email
 from apps.accounts.services.links import tenant_link
 from apps.audit.services import audit_record
 from apps.core.errors import ConflictError, ValidationError
-from apps.core.events import event_record
 from apps.core.tenancy import current_schema
+from apps.jobs.events import event_record
 
 logger = structlog.get_logger("apps.accounts.email_change")
 

@@ -21,7 +21,7 @@ from apps.accounts.services.sessions import ClientInfo, session_start_for, user_
 from apps.accounts.tokens import TokenPair
 from apps.audit.services import audit_record
 from apps.core.errors import ValidationError
-from apps.core.events import event_record
+from apps.jobs.events import event_record
 
 logger = structlog.get_logger("apps.accounts.passwords")
 

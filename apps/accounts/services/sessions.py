@@ -25,8 +25,8 @@ from apps.accounts.tokens import (
 )
 from apps.audit.services import audit_record
 from apps.core.errors import ForbiddenError, NotFoundError, UnauthorizedError
-from apps.core.events import event_record
 from apps.core.net import client_ip
+from apps.jobs.events import event_record
 
 logger = structlog.get_logger("apps.accounts.sessions")
 

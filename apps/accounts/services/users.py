@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.accounts.models import Session, User, normalize_email
 from apps.audit.services import audit_record, changes_between, snapshot
 from apps.core.errors import ConflictError, ForbiddenError, ValidationError
-from apps.core.events import event_record
+from apps.jobs.events import event_record
 
 EMAIL_TAKEN = "Email already registered"
 USERNAME_TAKEN = "Username already taken"

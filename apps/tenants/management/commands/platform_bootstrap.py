@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from apps.accounts.models import User
 from apps.accounts.services.users import superuser_create
-from apps.core.schedules import schedules_ensure
+from apps.jobs.schedules import schedules_ensure
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_create
 

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import schema_context, tenant_context
 
-from apps.core.tasks import TENANT_JOBS, job_enqueue, tenant_job_task
+from apps.jobs.periodic import TENANT_JOBS, job_enqueue, tenant_job_task
 from apps.tenants.models import Tenant
 
 RELAY = "outbox_relay"
@@ -58,7 +58,7 @@ class Command(BaseCommand):
         return [tenant]
 
     def _relay(self, tenants: list[Tenant], *, queue: bool, everything: bool) -> None:
-        from apps.core.events import outbox_relay
+        from apps.jobs.events import outbox_relay
         from platform_site.celery import app
 
         if queue:

@@ -6,9 +6,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.core.jobs import job_failure_retry
-from apps.core.models import JobFailure, OutboxEvent
 from apps.core.tenancy import in_public_schema
+from apps.jobs.models import JobFailure, OutboxEvent
+from apps.jobs.retries import job_failure_retry
 
 
 @admin.register(OutboxEvent)

@@ -5,7 +5,9 @@ transaction commits, the event's Django signal is sent (one signal per event
 type, plus `any_event`) and the row is marked dispatched. If the transaction
 rolls back, the event never existed. If a receiver fails (say the broker is
 down while it enqueues a task), the row stays pending and `outbox_relay`
-sends it again later, so consumers must be idempotent by `event_id`.
+sends it again later, so consumers must be idempotent by `event_id`:
+`consume_once` inserts (consumer, event_id) first, in the consumer's own
+transaction; a second delivery of the event finds the row and does nothing.
 
     @event_receiver("user.created")
     def on_user_created(sender, event, **kwargs):
@@ -15,22 +17,25 @@ sends it again later, so consumers must be idempotent by `event_id`.
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.core.context import current_request_id
-from apps.core.models import OutboxEvent
 from apps.core.tenancy import current_schema
+from apps.jobs.models import ConsumedEvent, OutboxEvent
 
-logger = structlog.get_logger("apps.core.events")
+logger = structlog.get_logger("apps.jobs.events")
+
+T = TypeVar("T")
 
 # Sent for every event, after its type's own signal: for audit trails, webhooks, metrics.
 any_event = Signal()
@@ -126,3 +131,46 @@ def outbox_relay(*, min_age: timedelta = timedelta(seconds=30), batch_size: int 
         for event in events:
             sent += event_dispatch(event)
     return sent
+
+
+# ------------------------------------------------------------------ consumers
+
+
+def consume_once(*, consumer: str, event_id: str, handle: Callable[[], T]) -> T | None:
+    """Run `handle` unless `consumer` already handled `event_id`; None when it had.
+
+    The mark and the work share one transaction: if the work fails, the mark is
+    rolled back with it and a redelivery does the work. Two deliveries running
+    at once serialize on the unique index; the second finds the first's mark.
+    The mark is one `INSERT ... ON CONFLICT DO NOTHING` (no savepoint needed to
+    survive a repeat).
+    """
+    with transaction.atomic():
+        if not _mark_consumed(consumer, event_id):
+            logger.info("event_already_consumed", consumer=consumer, event_id=event_id)
+            return None
+        return handle()
+
+
+def _mark_consumed(consumer: str, event_id: str) -> bool:
+    """Insert the (consumer, event_id) mark; False if it was there (committed) already."""
+    table = connection.ops.quote_name(ConsumedEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (consumer, event_id, consumed_at) VALUES (%s, %s, %s) "  # noqa: S608 (a model's table name)
+            "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING id",
+            [consumer, uuid.UUID(str(event_id)), timezone.now()],
+        )
+        return cursor.fetchone() is not None
+
+
+def events_prune(*, older_than_days: int) -> dict[str, int]:
+    """Delete dispatched outbox events and consumed-event marks older than the retention.
+
+    Only dispatched events go: a pending one is still the relay's to send. A mark
+    outlives any redelivery of its event (the relay resends only undispatched events).
+    """
+    horizon = timezone.now() - timedelta(days=older_than_days)
+    events, _ = OutboxEvent.objects.filter(dispatched_at__lt=horizon).delete()
+    marks, _ = ConsumedEvent.objects.filter(consumed_at__lt=horizon).delete()
+    return {"outbox_events": events, "consumed_events": marks}

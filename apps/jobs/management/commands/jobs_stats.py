@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Count, Q
 from django_tenants.utils import schema_context
 
-from apps.core.models import JobFailure, OutboxEvent
 from apps.core.tenancy import public_schema
+from apps.jobs.models import JobFailure, OutboxEvent
 from apps.tenants.models import Tenant
 
 
