@@ -42,6 +42,7 @@ from apps.accounts import verified_tokens
 from apps.accounts.models import Session, User
 from apps.core.tenancy import current_schema
 from apps.keys import keyring
+from apps.keys import services as keys_services
 
 
 class InvalidToken(Exception):
@@ -110,7 +111,7 @@ class TokenPairDraft:
     expires_in: int
 
     def sign(self) -> TokenPair:
-        signer = keyring.signer_get()
+        signer = keys_services.signer_get()
         return TokenPair(
             access_token=_sign(self.access_claims, signer),
             refresh_token=_sign(self.refresh_claims, signer),

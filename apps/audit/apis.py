@@ -19,8 +19,7 @@ from apps.audit import selectors
 from apps.audit.serializers import AuditEventFilterInput, AuditEventOutput
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
-from apps.rbac.drf import HasPermission
-from apps.tenants.permissions import IsPlatformOperator
+from apps.rbac.drf import HasPermission, IsPlatformOperator
 
 _tag = ["audit"]
 

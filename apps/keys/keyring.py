@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -97,7 +96,7 @@ def _load() -> Keyring:
             try:
                 private_key = private_key_decrypt(row.private_key_encrypted)
             except ImproperlyConfigured:
-                # Tokens still verify; issuing fails with the reason (signer_get).
+                # Tokens still verify; issuing fails with the reason (keys.services.signer_get).
                 logger.error("signing_key_undecryptable", kid=row.kid)
                 continue
             signer = Signer(
@@ -110,7 +109,7 @@ def _load() -> Keyring:
     )
 
 
-def _reload(*, remember: bool = True) -> Keyring:
+def keyring_reload(*, remember: bool = True) -> Keyring:
     global _keyring
     with _lock:
         loaded = _load()
@@ -120,7 +119,7 @@ def _reload(*, remember: bool = True) -> Keyring:
 
 
 def keyring_get() -> Keyring:
-    return _keyring if _keyring is not None else _reload()
+    return _keyring if _keyring is not None else keyring_reload()
 
 
 def keyring_reset(**kwargs: Any) -> None:
@@ -128,31 +127,19 @@ def keyring_reset(**kwargs: Any) -> None:
     _keyring = None
 
 
-def signer_get() -> Signer:
-    """The key that signs now; created when there is none."""
+def keyring_fresh() -> Keyring:
+    """The keyring, read again when older than SIGNING_KEYS_CACHE_SECONDS."""
     ring = _keyring
     if ring is None or time.monotonic() - ring.loaded_at >= settings.SIGNING_KEYS_CACHE_SECONDS:
-        ring = _reload()
-    if ring.signer is None:
-        from apps.keys.services import signing_key_ensure
-
-        signing_key_ensure()
-        # A key created inside a transaction that may still roll back is used for this
-        # token but not remembered: the next call reads it again (or creates another).
-        ring = _reload(remember=not connection.in_atomic_block)
-        if ring.signer is None:
-            raise ImproperlyConfigured(
-                "The signing key cannot be decrypted with JWT_KEY_ENCRYPTION_KEYS / SECRET_KEY "
-                "(put the old secret back, or run manage.py rotate_signing_key)."
-            )
-    return ring.signer
+        ring = keyring_reload()
+    return ring
 
 
 def verifying_key_get(kid: str) -> VerifyingKey | None:
     ring = keyring_get()
     key = ring.verifying.get(kid)
     if key is None and time.monotonic() - ring.loaded_at >= _UNKNOWN_KID_RELOAD_SECONDS:
-        key = _reload().verifying.get(kid)
+        key = keyring_reload().verifying.get(kid)
     return key
 
 

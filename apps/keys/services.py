@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -20,6 +21,7 @@ from apps.keys.crypto import (
     private_key_encrypt,
     public_key_pem,
 )
+from apps.keys.keyring import Signer
 from apps.keys.models import SigningKey
 
 # pg_advisory_xact_lock id serialising key creation and rotation across processes.
@@ -98,3 +100,19 @@ def signing_keys_retire_expired(*, now: datetime | None = None) -> list[str]:
 def signing_key_list() -> list[SigningKey]:
     with schema_context(public_schema()):
         return list(SigningKey.objects.all())
+
+
+def signer_get() -> Signer:
+    """The key that signs now; created when there is none."""
+    ring = keyring.keyring_fresh()
+    if ring.signer is None:
+        signing_key_ensure()
+        # A key created inside a transaction that may still roll back is used for this
+        # token but not remembered: the next call reads it again (or creates another).
+        ring = keyring.keyring_reload(remember=not connection.in_atomic_block)
+        if ring.signer is None:
+            raise ImproperlyConfigured(
+                "The signing key cannot be decrypted with JWT_KEY_ENCRYPTION_KEYS / SECRET_KEY "
+                "(put the old secret back, or run manage.py rotate_signing_key)."
+            )
+    return ring.signer

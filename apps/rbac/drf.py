@@ -50,3 +50,21 @@ class HasPermission(BasePermission):
             return True
         self.message = f"You need the permission {needed}."
         return False
+
+
+class IsPlatformOperator(BasePermission):
+    """Staff users of the public schema: the people who run the platform itself."""
+
+    message = "Only platform operators may manage tenants."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        tenant = getattr(request, "tenant", None)
+        user = request.user
+        return bool(
+            tenant is not None
+            and tenant.is_public
+            and user is not None
+            and user.is_authenticated
+            and user.is_active
+            and user.is_staff
+        )

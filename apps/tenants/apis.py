@@ -9,10 +9,9 @@ from rest_framework.views import APIView
 from apps.core.openapi import documented_error
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
-from apps.rbac.drf import HasPermission
+from apps.rbac.drf import HasPermission, IsPlatformOperator
 from apps.tenants import selectors, services
 from apps.tenants.links import tenant_url
-from apps.tenants.permissions import IsPlatformOperator
 from apps.tenants.serializers import (
     OwnTenantUpdateInput,
     TenantCreateInput,

@@ -19,9 +19,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.openapi import documented_error
+from apps.rbac.drf import IsPlatformOperator
 from apps.tenants import exports, selectors
 from apps.tenants.models import TenantExport
-from apps.tenants.permissions import IsPlatformOperator
 
 
 class TenantExportOutput(serializers.ModelSerializer[TenantExport]):

@@ -154,7 +154,7 @@ def test_public_token_is_refused_on_a_tenant_host(api, api_a, operator) -> None:
 
 def _forge(claims: dict, *, key: Ed25519PrivateKey | None = None) -> str:
     """Signed with the platform's own signing key (so only the claims are wrong), or `key`."""
-    from apps.keys.keyring import signer_get
+    from apps.keys.services import signer_get
 
     signer = signer_get()
     return jwt.encode(

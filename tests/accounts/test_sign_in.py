@@ -13,7 +13,7 @@ from apps.accounts.selectors import SignInCandidate, sign_in_candidate_get
 from apps.accounts.services import sessions
 from apps.accounts.services.sessions import ClientInfo, login
 from apps.accounts.tokens import user_roles
-from apps.keys import keyring
+from apps.keys.services import signer_get
 from apps.sso.models import IdentityProvider
 from apps.sso.selectors import password_refused_for
 from tests.accounts.factories import PASSWORD, make_user
@@ -107,7 +107,7 @@ def test_the_user_is_read_in_one_query_and_written_only_after_the_password(
     with tenant_context(tenant_a.tenant):
         user = make_user(email="order@alpha.test", username="order")
         _provider("optional")
-        keyring.signer_get()  # the signing key, read (or made) once per process (apps/keys)
+        signer_get()  # the signing key, read (or made) once per process (apps/keys)
         original = sessions.check_password
         seen_at_the_hash: list[str] = []
 

@@ -83,7 +83,9 @@ def _schema_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tokens, "current_schema", lambda: SCHEMA)
     ring = _ring()
     monkeypatch.setattr(keyring, "_keyring", ring)
-    monkeypatch.setattr(keyring, "_reload", lambda **kwargs: ring)  # an unknown kid: no DB here
+    monkeypatch.setattr(
+        keyring, "keyring_reload", lambda **kwargs: ring
+    )  # an unknown kid: no DB here
     # simplejwt, the reference: a plain EdDSA verifier with the active key's public half.
     backend = TokenBackend(
         "EdDSA",
@@ -384,7 +386,7 @@ def test_a_remembered_token_is_refused_once_its_key_is_gone(
     # The key set reloaded without the key (retired elsewhere): the memo no longer counts.
     without = keyring.Keyring(signer=None, loaded_at=time.monotonic())
     monkeypatch.setattr(keyring, "_keyring", without)
-    monkeypatch.setattr(keyring, "_reload", lambda **kwargs: without)
+    monkeypatch.setattr(keyring, "keyring_reload", lambda **kwargs: without)
     with pytest.raises(InvalidToken):
         access_token_decode(raw)
 

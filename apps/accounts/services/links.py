@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django_tenants.utils import get_tenant_domain_model
 
 from apps.core.tenancy import current_schema
 
@@ -10,10 +11,9 @@ from apps.core.tenancy import current_schema
 def tenant_host() -> str:
     """The current schema's primary domain (the platform's base domain for the public one),
     with PLATFORM_URL_PORT when set."""
-    from apps.tenants.models import Domain
-
     domain = (
-        Domain.objects.filter(tenant__schema_name=current_schema())
+        get_tenant_domain_model()
+        .objects.filter(tenant__schema_name=current_schema())
         .order_by("-is_primary", "id")
         .first()
     )

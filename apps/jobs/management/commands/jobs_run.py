@@ -3,11 +3,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from celery import current_app
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django_tenants.utils import schema_context, tenant_context
+from django_tenants.utils import get_tenant_model, schema_context, tenant_context
 
+from apps.jobs.events import outbox_relay
 from apps.jobs.periodic import TENANT_JOBS, job_enqueue, tenant_job_task
-from apps.tenants.models import Tenant
 
 RELAY = "outbox_relay"
 
@@ -49,22 +50,20 @@ class Command(BaseCommand):
                     outcome = json.dumps(tenant_job_task(job)())
             self.stdout.write(f"{job} [{tenant.slug}] {outcome}")
 
-    def _tenants(self, slug: str | None) -> list[Tenant]:
+    def _tenants(self, slug: str | None) -> list[Any]:
+        tenants = get_tenant_model().objects.customers()
         if slug is None:
-            return list(Tenant.objects.customers().filter(is_active=True).order_by("id"))
-        tenant = Tenant.objects.customers().filter(slug=slug).first()
+            return list(tenants.runnable().order_by("id"))
+        tenant = tenants.filter(slug=slug).first()
         if tenant is None:
             raise CommandError(f"No tenant {slug!r}.")
         return [tenant]
 
-    def _relay(self, tenants: list[Tenant], *, queue: bool, everything: bool) -> None:
-        from apps.jobs.events import outbox_relay
-        from platform_site.celery import app
-
+    def _relay(self, tenants: list[Any], *, queue: bool, everything: bool) -> None:
         if queue:
             if not everything:
                 raise CommandError("The queued relay covers every tenant: use --all.")
-            result = app.send_task("core.outbox_relay")
+            result = current_app.send_task("core.outbox_relay")
             self.stdout.write(f"{RELAY} [all] queued {result.id}")
             return
         schemas = (["public"] if everything else []) + [t.schema_name for t in tenants]

@@ -8,9 +8,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Count, Q
 from django_tenants.utils import schema_context
 
-from apps.core.tenancy import public_schema
+from apps.core.tenancy import public_schema, tenant_schema_names
 from apps.jobs.models import JobFailure, OutboxEvent
-from apps.tenants.models import Tenant
 
 
 class Command(BaseCommand):
@@ -44,7 +43,7 @@ class Command(BaseCommand):
 def jobs_stats() -> dict[str, Any]:
     schemas = [
         public_schema(),
-        *Tenant.objects.customers().order_by("id").values_list("schema_name", flat=True),
+        *tenant_schema_names(active_only=False),
     ]
     outbox: dict[str, dict[str, int]] = {}
     deliveries: dict[str, dict[str, int]] = {}
