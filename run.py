@@ -13,8 +13,9 @@ embedded PostgreSQL and Redis are started with their data under `.local/`
 (PLATFORM_LOCAL_DIR), shared by everything this command starts, and stopped
 when it ends. While they run, their addresses are in `.local/services.json`:
 `manage` run beside the platform uses them rather than starting its own
-(`test` and `bench` always have throw-away servers of their own). This file
-uses only the standard library: it runs before the virtual environment exists.
+(`test` and `bench` always have throw-away servers of their own). This file and
+devtools/services.py use only the standard library: they run before the virtual
+environment exists.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ import venv
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+from devtools.services import (
+    ServicesBusyError,
+    services_record,
+    services_running,
+    services_start,
+)
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -169,8 +177,6 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_record, services_running, services_start
-
     running = services_running(local_dir())
     if running is not None:
         # Two platforms on one data folder would share one Redis and database but not a port.
@@ -321,8 +327,6 @@ def _wait_forwarding_signals(process: subprocess.Popen[bytes]) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_start
-
     services = services_start(local_dir(), for_tests=True)
     try:
         env = base_env("platform_site.settings.test", services.env)
@@ -368,8 +372,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_manage(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_record, services_running, services_start
-
     running = services_running(local_dir())
     if running is not None:
         # The platform (or another `manage`) runs: use its servers, the data it shows.
@@ -435,9 +437,6 @@ def main() -> int:
         ensure_venv()
     except KeyboardInterrupt:
         return 130
-    sys.path.insert(0, str(ROOT))
-    from platform_site.devservices import ServicesBusyError
-
     commands = {
         "up": cmd_up,
         "test": cmd_test,
