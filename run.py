@@ -3,7 +3,7 @@
 
     python3 run.py                 # web + worker + beat on http://localhost:8000
     python3 run.py test [ARGS]     # the whole test suite (ARGS go to pytest)
-    python3 run.py check           # ruff, mypy and the migrations check
+    python3 run.py check           # ruff, mypy, the apps' layers and the migrations check
     python3 run.py manage ARGS     # any manage.py command, with the services running
     python3 run.py bench NAME      # a benchmark in bench/ (e.g. foundation), ratios printed
 
@@ -13,8 +13,9 @@ embedded PostgreSQL and Redis are started with their data under `.local/`
 (PLATFORM_LOCAL_DIR), shared by everything this command starts, and stopped
 when it ends. While they run, their addresses are in `.local/services.json`:
 `manage` run beside the platform uses them rather than starting its own
-(`test` and `bench` always have throw-away servers of their own). This file
-uses only the standard library: it runs before the virtual environment exists.
+(`test` and `bench` always have throw-away servers of their own). This file and
+devtools/services.py use only the standard library: they run before the virtual
+environment exists.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ import venv
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+from devtools.services import (
+    ServicesBusyError,
+    services_record,
+    services_running,
+    services_start,
+)
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -169,8 +177,6 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_record, services_running, services_start
-
     running = services_running(local_dir())
     if running is not None:
         # Two platforms on one data folder would share one Redis and database but not a port.
@@ -321,8 +327,6 @@ def _wait_forwarding_signals(process: subprocess.Popen[bytes]) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_start
-
     services = services_start(local_dir(), for_tests=True)
     try:
         env = base_env("platform_site.settings.test", services.env)
@@ -348,6 +352,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
         ["mypy", "."],
+        # The apps' layers ([tool.importlinter] in pyproject.toml).
+        ["lint-imports", "--no-cache"],
         # No database needed: the history-consistency check is skipped (with a warning) without one.
         [
             "python",
@@ -368,8 +374,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_manage(args: argparse.Namespace) -> int:
-    from platform_site.devservices import services_record, services_running, services_start
-
     running = services_running(local_dir())
     if running is not None:
         # The platform (or another `manage`) runs: use its servers, the data it shows.
@@ -417,7 +421,7 @@ def main() -> int:
     up.add_argument("--no-prefix", action="store_true", help="log lines without honcho's prefixes")
     test = sub.add_parser("test", help="run the test suite")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    sub.add_parser("check", help="ruff, mypy and the migrations check")
+    sub.add_parser("check", help="ruff, mypy, the apps' layers and the migrations check")
     manage_parser = sub.add_parser("manage", help="run a manage.py command")
     manage_parser.add_argument("manage_args", nargs=argparse.REMAINDER)
     sub.add_parser("bench", help="run a benchmark from bench/ (default: foundation)")
@@ -435,9 +439,6 @@ def main() -> int:
         ensure_venv()
     except KeyboardInterrupt:
         return 130
-    sys.path.insert(0, str(ROOT))
-    from platform_site.devservices import ServicesBusyError
-
     commands = {
         "up": cmd_up,
         "test": cmd_test,

@@ -9,7 +9,7 @@ one `python3 run.py` creates):
 (Started with another Python it re-runs itself with `.venv/bin/python`.)
 
 Services: with DATABASE_URL / REDIS_URL unset it starts the embedded
-PostgreSQL and Redis of `platform_site.devservices` (for_tests=True) with
+PostgreSQL and Redis of `devtools.services` (for_tests=True) with
 their data under `<PLATFORM_LOCAL_DIR or .local>/bench/`, never the
 developer's `.local/` data, and stops them at the end. With DATABASE_URL set it
 uses that server but its own database, `platform_bench`, dropped and created
@@ -192,7 +192,7 @@ def process_env(
 
 
 def start_services(stack: contextlib.ExitStack) -> Environment:
-    from platform_site.devservices import services_start
+    from devtools.services import services_start
 
     local_dir = bench_local_dir()
     local_dir.mkdir(parents=True, exist_ok=True)

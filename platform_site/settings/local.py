@@ -9,14 +9,15 @@ os.environ.setdefault("LOG_FORMAT", "console")
 
 from apps.core.logging import logging_config
 from platform_site.env import env_int, env_str
-from platform_site.settings.base import *  # noqa: F403
-from platform_site.settings.base import LOG_FORMAT, LOG_LEVEL, PLATFORM_BASE_DOMAIN
+from platform_site.settings.base import *
+from platform_site.settings.base import PLATFORM_BASE_DOMAIN
+from platform_site.settings.logging import LOG_FORMAT, LOG_LEVEL
 
 # A fixed development key: sessions survive restarts. Production refuses to start without its own.
-SECRET_KEY = SECRET_KEY or "django-insecure-development-only-0a7f3c9e1b5d4f2a8c6e0b9d7f5a3c1e"  # noqa: F405
+SECRET_KEY = SECRET_KEY or "django-insecure-development-only-0a7f3c9e1b5d4f2a8c6e0b9d7f5a3c1e"
 
 ALLOWED_HOSTS = [PLATFORM_BASE_DOMAIN, f".{PLATFORM_BASE_DOMAIN}", "127.0.0.1", "[::1]"]
-CORS_ALLOWED_ORIGINS = CORS_ALLOWED_ORIGINS or [  # noqa: F405
+CORS_ALLOWED_ORIGINS = CORS_ALLOWED_ORIGINS or [
     "http://localhost:3000",
     "http://localhost:5173",
 ]
@@ -28,7 +29,7 @@ PLATFORM_URL_PORT = env_int("PLATFORM_URL_PORT", env_int("WEB_PORT", 8000)) or N
 
 # No mail server configured: one .eml file per message in .local/mail/ (open it with any
 # mail client) rather than Django's multi-message .log files.
-if not EMAIL_HOST and not os.environ.get("EMAIL_BACKEND"):  # noqa: F405
+if not EMAIL_HOST and not os.environ.get("EMAIL_BACKEND"):
     EMAIL_BACKEND = "apps.core.mail.EmlFileBackend"
 
 # Quieter at the default level: no lines for the routine tasks beat sends every few seconds

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from platform_site.env import env_bool, env_int, env_str
-from platform_site.settings.base import *  # noqa: F403
+from platform_site.settings.base import *
 from platform_site.settings.base import ALLOWED_HOSTS, DEBUG, MIDDLEWARE, SECRET_KEY
 
 if not SECRET_KEY:

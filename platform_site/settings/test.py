@@ -5,7 +5,8 @@ import os
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("CACHE_KEY_PREFIX", "platform-test")
 
-from platform_site.settings.base import *  # noqa: F403
+from platform_site.env import redis_db_url, redis_url
+from platform_site.settings.base import *
 
 SECRET_KEY = "test-only-secret-key-long-enough-for-django-0123456789-abcdefghij"  # noqa: S105
 ALLOWED_HOSTS = ["localhost", ".localhost", "testserver"]
@@ -20,7 +21,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests start a real worker with `-A platform_site`; it must see the test tasks.
 CELERY_IMPORTS = ["tests.worker_tasks"]
 # The worker tests read task results (success and failure) back.
-CELERY_RESULT_BACKEND = redis_db_url(REDIS_URL, 2)  # noqa: F405
+CELERY_RESULT_BACKEND = redis_db_url(redis_url(), 2)
 CELERY_TASK_IGNORE_RESULT = False
 
 # The notification tests' provider stubs (a Twilio-style API) listen on 127.0.0.1 over

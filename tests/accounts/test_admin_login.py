@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context, tenant_context
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
+from devtools.services import free_port
 from tests.accounts.conftest import Api
 from tests.accounts.factories import PASSWORD, make_user
 from tests.conftest import ADMIN_PASSWORD
@@ -154,9 +155,7 @@ def test_successful_admin_sign_ins_do_not_lock_the_account(tenant_a, staff) -> N
 def test_admin_sign_in_with_redis_down_is_refused_with_a_clear_message(
     tenant_a, staff, settings
 ) -> None:
-    from platform_site.devservices import _free_port
-
-    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     settings.CACHES = {
         name: {**config, "LOCATION": dead} for name, config in settings.CACHES.items()
     }

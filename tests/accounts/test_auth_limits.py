@@ -11,6 +11,7 @@ from django.test import Client
 from django_tenants.utils import tenant_context
 
 from apps.accounts.models import Session, User
+from devtools.services import free_port
 from tests.accounts.factories import PASSWORD, make_user
 
 LOGIN = "/api/v1/auth/login"
@@ -91,9 +92,7 @@ def test_password_reset_is_limited(api_a) -> None:
 
 @pytest.mark.django_db
 def test_sign_in_with_redis_down_is_a_clean_503(api_a, member_a, settings) -> None:
-    from platform_site.devservices import _free_port
-
-    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     settings.CACHES = {
         name: {**config, "LOCATION": dead} for name, config in settings.CACHES.items()
     }
@@ -107,10 +106,8 @@ def test_sign_in_with_redis_down_is_a_clean_503(api_a, member_a, settings) -> No
 
 @pytest.mark.django_db
 def test_bearer_requests_still_authenticate_with_redis_down(api_a, member_a, settings) -> None:
-    from platform_site.devservices import _free_port
-
     pair = api_a.login("member@alpha.test")
-    dead = f"redis://127.0.0.1:{_free_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     settings.CACHES = {
         name: {**config, "LOCATION": dead} for name, config in settings.CACHES.items()
     }

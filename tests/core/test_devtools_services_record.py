@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from platform_site.devservices import (
+from devtools.services import (
     RECORD_NAME,
     Services,
     services_record,

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import redis
 
-from platform_site.devservices import services_start
+from devtools.services import services_start
 
 
 @pytest.fixture
