@@ -44,8 +44,8 @@ from apps.notifications.channels.base import (
     OutboundMessage,
     PermanentProviderError,
     TransientProviderError,
-    provider_for,
 )
+from apps.notifications.channels.registry import provider_for
 from apps.notifications.models import Delivery
 from apps.notifications.rendering import outbound_message
 from apps.notifications.sql import Step, delivery_step

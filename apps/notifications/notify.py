@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.notifications.channels.base import provider_for
+from apps.notifications.channels.registry import provider_for
 from apps.notifications.inline_delivery import deliveries_send_after_commit, inline_now
 from apps.notifications.models import (
     Channel,
