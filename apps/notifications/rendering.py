@@ -17,6 +17,7 @@ from django.template.loader import select_template
 from apps.core.tenancy import current_schema
 from apps.notifications.channels.base import OutboundMessage
 from apps.notifications.models import Notification
+from apps.tenants.models import Tenant
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -50,8 +51,6 @@ def current_tenant() -> Any:
     tenant = getattr(connection, "tenant", None)
     if tenant is not None and hasattr(tenant, "name"):
         return tenant
-    from apps.tenants.models import Tenant
-
     return Tenant.objects.filter(schema_name=current_schema()).first()
 
 
