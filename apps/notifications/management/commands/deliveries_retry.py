@@ -5,6 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import tenant_context
 
+from apps.notifications.delivery_queue import deliveries_retry
+from apps.notifications.models import Channel, Delivery
 from apps.tenants.models import Tenant
 
 
@@ -15,17 +17,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        from apps.notifications.models import Channel
-
         parser.add_argument(
             "--tenant", metavar="SLUG", help="one tenant (default: every active one)"
         )
         parser.add_argument("--channel", choices=Channel.values)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from apps.notifications.delivery import deliveries_retry
-        from apps.notifications.models import Delivery
-
         tenants = Tenant.objects.customers().order_by("id")
         if options["tenant"]:
             tenants = tenants.filter(slug=options["tenant"])
