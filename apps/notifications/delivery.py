@@ -85,7 +85,7 @@ def delivery_send(*, delivery_id: int) -> DeliveryOutcome:
     worker crash, a retry from the admin) sends nothing while the claim holds.
 
     The outcome names the delivery's batch and recipient, if it belongs to a batch
-    (its chunk may be complete once it is settled: batches.batch_delivery_settled).
+    (its chunk may be complete once it is settled: batch_progress.batch_delivery_settled).
     """
     delivery = (
         Delivery.objects.select_related("notification__recipient").filter(pk=delivery_id).first()

@@ -5,8 +5,8 @@
 preferences), and writes the notification with one delivery per channel in one
 transaction. In-app is delivered by that write; a channel with nothing to send
 to (no phone number, no push device) is skipped; the rest are sent once the
-transaction commits, never inside it: by the `deliver` task (`delivery.py`), or,
-for e-mail written in a worker, by that worker right after the commit
+transaction commits, never inside it: by the `deliver` task (`delivery_queue.py`),
+or, for e-mail written in a worker, by that worker right after the commit
 (`inline_delivery.py`). `notify_many()` does the same for many users, a chunk per
 transaction.
 
