@@ -96,7 +96,7 @@ from django_tenants.utils import tenant_context  # noqa: E402
 from apps.accounts.models import User  # noqa: E402
 from apps.accounts.services.users import user_create  # noqa: E402
 from apps.notifications import consumers  # noqa: E402, F401  (the receivers, as the web has them)
-from apps.notifications.batches import batch_create  # noqa: E402
+from apps.notifications.send import batch_create  # noqa: E402
 from apps.rbac.grants import user_grants  # noqa: E402
 from apps.tenants.services import tenant_create  # noqa: E402
 from bench.jobs_worker_tasks import empty  # noqa: E402

@@ -59,7 +59,7 @@ def email_changed_notice_send_task(user_id: int, old_email: str, new_email: str)
 def cleanup_expired_sessions_task() -> dict[str, int]:
     """Ended sessions, spent or expired reset tokens, users past the retention, old event rows,
     used or expired single sign-on states and one-time codes."""
-    from apps.sso.services import sso_records_cleanup
+    from apps.sso.services.signin import sso_records_cleanup
 
     counts = _records_cleanup()
     counts.update({f"sso_{name}": n for name, n in sso_records_cleanup().items()})

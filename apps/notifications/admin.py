@@ -13,10 +13,11 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.template import TemplateDoesNotExist
+from django.template.loader import select_template
 from django.utils.html import format_html_join
 
 from apps.core.admin_site import ServiceAdminMixin
-from apps.notifications.delivery import deliveries_retry
+from apps.notifications.delivery_queue import deliveries_retry
 from apps.notifications.inbox import (
     device_delete,
     notification_delete,
@@ -104,8 +105,6 @@ class NotificationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Templates in use")
     def templates_in_use(self, obj: Notification) -> str:
-        from django.template.loader import select_template
-
         rows = []
         for name in TEMPLATE_FILES:
             try:

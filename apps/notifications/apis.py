@@ -16,7 +16,7 @@ from apps.accounts.models import User
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
 from apps.notifications import inbox, selectors
-from apps.notifications.batches import SEND, batch_create
+from apps.notifications.send import SEND, batch_create
 from apps.notifications.serializers import (
     BatchOutput,
     CountOutput,

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_tenants.utils import get_public_schema_name
+
+from apps.core.tenancy import current_schema
 from apps.jobs.events import event_receiver
 from apps.notifications.tasks import (
     password_changed_notice_task,
@@ -30,10 +33,6 @@ def _in_a_tenant() -> bool:
     """Whether the event being dispatched belongs to a tenant. Notifications live in tenant
     schemas only: the public schema's events (platform operators') have nothing here to do,
     and enqueuing a tenant task from public would fail the event again at every relay."""
-    from django_tenants.utils import get_public_schema_name
-
-    from apps.core.tenancy import current_schema
-
     return current_schema() != get_public_schema_name()
 
 

@@ -16,9 +16,8 @@ outcome. A transient error is retried with backoff until the attempts run out; a
 permanent error fails at once; an open breaker leaves the delivery pending,
 without spending an attempt, until the breaker lets calls through again.
 
-`deliveries_enqueue_on_commit` hands pending deliveries to `deliver` once the
-transaction that wrote them commits; `deliveries_retry` and
-`deliveries_requeue_stale` hand them again (the admin, a periodic job).
+Handing deliveries to `deliver` (on commit, again from the admin, the periodic
+requeue) is `delivery_queue.py`.
 """
 
 from __future__ import annotations
@@ -33,19 +32,16 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from apps.core.tenancy import current_schema
 from apps.notifications.breaker import BreakerOpen, breaker_call
 from apps.notifications.channels.base import (
     NoAddress,
     OutboundMessage,
     PermanentProviderError,
     TransientProviderError,
-    provider_for,
 )
+from apps.notifications.channels.registry import provider_for
 from apps.notifications.models import Delivery
 from apps.notifications.rendering import outbound_message
 from apps.notifications.sql import Step, delivery_step
@@ -61,35 +57,6 @@ CLAIM_SECONDS = 300
 def claim_lease() -> timedelta:
     seconds = int(getattr(settings, "NOTIFICATION_CLAIM_SECONDS", CLAIM_SECONDS))
     return timedelta(seconds=max(1, seconds))
-
-
-# ------------------------------------------------------------------ handing to `deliver`
-
-
-def deliveries_enqueue_on_commit(delivery_ids: list[int], countdown: float | None = None) -> None:
-    """A `deliver` task for each of these deliveries, once the current transaction commits."""
-    if not delivery_ids:
-        return
-    schema = current_schema()
-    # robust: a broker outage must not fail the caller after its commit; the pending
-    # deliveries are picked up again by deliveries_requeue_stale.
-    transaction.on_commit(
-        functools.partial(deliveries_enqueue, delivery_ids, schema=schema, countdown=countdown),
-        robust=True,
-    )
-
-
-def deliveries_enqueue(
-    delivery_ids: Iterable[int], *, schema: str, countdown: float | None = None
-) -> None:
-    """A `deliver` task for each of these deliveries, now (the rows are committed)."""
-    # The task module sits above this one (its task calls delivery_send): imported when used.
-    from apps.notifications.tasks import deliver
-
-    for delivery_id in delivery_ids:
-        deliver.apply_async(
-            args=[delivery_id], countdown=countdown, headers={"_schema_name": schema}
-        )
 
 
 @dataclass(frozen=True)
@@ -118,7 +85,7 @@ def delivery_send(*, delivery_id: int) -> DeliveryOutcome:
     worker crash, a retry from the admin) sends nothing while the claim holds.
 
     The outcome names the delivery's batch and recipient, if it belongs to a batch
-    (its chunk may be complete once it is settled: batches.batch_delivery_settled).
+    (its chunk may be complete once it is settled: batch_progress.batch_delivery_settled).
     """
     delivery = (
         Delivery.objects.select_related("notification__recipient").filter(pk=delivery_id).first()
@@ -280,50 +247,3 @@ def _attempt_unsaved(
     delivery.provider_message_id = message_id[:255]
     delivery.last_error, delivery.next_attempt_at = "", None
     return DeliveryOutcome(delivery.status)
-
-
-def deliveries_retry(queryset: QuerySet[Delivery] | None = None) -> int:
-    """Send failed deliveries again (from the admin or `manage.py`); returns how many.
-
-    Their attempts start over; the last error stays until the next attempt.
-    Without a queryset: every failed delivery of the current tenant.
-    """
-    queryset = Delivery.objects.all() if queryset is None else queryset
-    with transaction.atomic():
-        # Re-selected by id: the caller's queryset may join or order in ways FOR UPDATE refuses.
-        ids = list(
-            Delivery.objects.filter(pk__in=queryset.values("pk"), status=Delivery.Status.FAILED)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
-        Delivery.objects.filter(pk__in=ids).update(
-            status=Delivery.Status.PENDING,
-            attempts=0,
-            next_attempt_at=None,
-            updated_at=timezone.now(),
-        )
-        deliveries_enqueue_on_commit(ids)
-    return len(ids)
-
-
-def deliveries_requeue_stale(*, older_than: timedelta = timedelta(minutes=15)) -> int:
-    """Enqueue again pending deliveries nobody is sending; returns how many.
-
-    Unclaimed ones whose task was lost (the broker was down at commit), and claimed
-    ones whose claim is older than NOTIFICATION_CLAIM_SECONDS (a worker died in the
-    provider call); a delivery claimed more recently is being sent and is left alone.
-    A copy of a task still alive is harmless: see delivery_send.
-    """
-    now = timezone.now()
-    cutoff = now - older_than
-    lost = Q(claimed_at__isnull=True) & (
-        Q(next_attempt_at__isnull=True, created_at__lt=cutoff) | Q(next_attempt_at__lt=cutoff)
-    )
-    ids = list(
-        Delivery.objects.filter(status=Delivery.Status.PENDING)
-        .filter(lost | Q(claimed_at__lt=now - claim_lease()))
-        .values_list("pk", flat=True)[:5000]
-    )
-    with transaction.atomic():
-        deliveries_enqueue_on_commit(ids)
-    return len(ids)

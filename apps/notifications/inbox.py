@@ -1,6 +1,7 @@
 """What a user changes about their own notifications: inbox state, preferences, devices.
 
-(Sending is `notify.py`, `delivery.py` and `batches.py`; this is the recipient's side.)
+(Sending is `notify.py`, `delivery.py`, `send.py` and `batches.py`; this is the recipient's
+side.)
 """
 
 from __future__ import annotations

@@ -16,16 +16,14 @@ import functools
 from collections.abc import Iterable
 
 import structlog
+from celery import current_task
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.tenancy import current_schema
-from apps.notifications.delivery import (
-    deliveries_enqueue,
-    deliveries_enqueue_on_commit,
-    deliveries_send_now,
-)
+from apps.notifications.delivery import deliveries_send_now
+from apps.notifications.delivery_queue import deliveries_enqueue, deliveries_enqueue_on_commit
 from apps.notifications.models import Channel, Delivery, NotificationBatch
 
 logger = structlog.get_logger("apps.notifications")
@@ -41,8 +39,6 @@ def inline_channels() -> set[str]:
 
 def _in_worker() -> bool:
     """Whether a Celery worker is running a task here (not a web request, not an eager call)."""
-    from celery import current_task
-
     return bool(current_task) and not current_task.request.is_eager
 
 

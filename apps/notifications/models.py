@@ -2,9 +2,9 @@
 
 `notify()` (notify.py) decides the channels from the user's preferences,
 writes the notification and its deliveries in one transaction, and the worker
-sends each delivery (tasks.py), recording attempts, errors and the provider's
-message id. A delivery whose provider is down waits (its breaker is open); it
-is not dropped.
+sends each delivery (the `deliver` task, delivery_queue.py), recording attempts,
+errors and the provider's message id. A delivery whose provider is down waits
+(its breaker is open); it is not dropped.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@
 preferences), and writes the notification with one delivery per channel in one
 transaction. In-app is delivered by that write; a channel with nothing to send
 to (no phone number, no push device) is skipped; the rest are sent once the
-transaction commits, never inside it: by the `deliver` task (`delivery.py`), or,
-for e-mail written in a worker, by that worker right after the commit
+transaction commits, never inside it: by the `deliver` task (`delivery_queue.py`),
+or, for e-mail written in a worker, by that worker right after the commit
 (`inline_delivery.py`). `notify_many()` does the same for many users, a chunk per
 transaction.
 
@@ -19,13 +19,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.notifications.channels.base import provider_for
+from apps.accounts.models import User
+from apps.notifications.channels.registry import provider_for
 from apps.notifications.inline_delivery import deliveries_send_after_commit, inline_now
 from apps.notifications.models import (
     Channel,
@@ -37,9 +38,6 @@ from apps.notifications.models import (
 from apps.notifications.rendering import current_tenant, title_body
 from apps.notifications.sql import disabled_channels, notification_insert_once
 from apps.notifications.types import is_security_type
-
-if TYPE_CHECKING:
-    from apps.accounts.models import User
 
 ALL_CHANNELS: tuple[str, ...] = tuple(Channel.values)
 ONCE_PER_EVENT = "notif_once_per_event"
@@ -206,8 +204,6 @@ def notify_many(
     chunk retried after a worker crash writes nothing twice. Only live, active
     users are notified. Safe to call from a task with a chunk of a big audience.
     """
-    from apps.accounts.models import User
-
     is_security = is_security or is_security_type(type)
     requested = _requested(channels)
     if source_event_id is None and batch is not None:

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 from django.template import Context, Engine
 from django.template.loader import select_template
+from django_tenants.utils import get_tenant_model
 
 from apps.core.tenancy import current_schema
 from apps.notifications.channels.base import OutboundMessage
@@ -50,9 +51,7 @@ def current_tenant() -> Any:
     tenant = getattr(connection, "tenant", None)
     if tenant is not None and hasattr(tenant, "name"):
         return tenant
-    from apps.tenants.models import Tenant
-
-    return Tenant.objects.filter(schema_name=current_schema()).first()
+    return get_tenant_model().objects.filter(schema_name=current_schema()).first()
 
 
 def _context(*, recipient: User, data: dict[str, Any], tenant: Any, **extra: Any) -> dict[str, Any]:

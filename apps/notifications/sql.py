@@ -17,32 +17,26 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connection
 from django.db.models import Field
 
+from apps.accounts.models import User
 from apps.core.sql import column, table
 from apps.core.sql import model_field as _field
 from apps.core.sql import quote as _quote
 from apps.notifications.models import Delivery, Notification, Preference
 
-if TYPE_CHECKING:
-    from apps.accounts.models import User
-
 
 def live_active_user(user_id: int) -> User | None:
     """The user, if live (not soft-deleted) and active; one statement, no ORM compiling."""
-    from apps.accounts.models import User
-
     found = list(User.objects.raw(_live_active_user_sql(), [user_id]))
     return found[0] if found else None
 
 
 @functools.cache
 def _live_active_user_sql() -> str:
-    from apps.accounts.models import User
-
     opts = User._meta
     return (
         f"SELECT * FROM {table(User)} "  # noqa: S608 (model names)

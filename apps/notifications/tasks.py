@@ -1,59 +1,40 @@
-"""Every notification job: deliver one delivery, requeue lost ones, fan a batch out and send
-its chunks, and the consumers of domain events (the receivers in consumers.py enqueue these).
+"""The notification jobs: fan a batch out and send its chunks, requeue lost deliveries,
+and the consumers of domain events (the receivers in consumers.py enqueue these).
 
-The tasks are thin: each calls a service (notify.py, delivery.py, batches.py) and turns its
-outcome into Celery's terms (a retry, a failure).
+The tasks are thin: each calls a service (notify.py, batches.py, delivery_queue.py)
+and turns its outcome into Celery's terms (a retry, a failure). Nothing in the app
+imports this module but consumers.py and send.py (which hand events and batches to
+these tasks). The one task that services hand work to, `deliver`, is in
+delivery_queue.py, below them.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import structlog
 from celery import Task
+from django.db import transaction
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 
+from apps.accounts.authentication import user_state_key
+from apps.accounts.services.links import sign_in_link
 from apps.jobs.bases import tenant_task
 from apps.jobs.events import consume_once
-from apps.notifications.batches import (
-    TRANSIENT,
-    batch_chunk_send,
-    batch_delivery_settled,
-    batch_fan_out,
-    batch_mark_failed,
-)
-from apps.notifications.delivery import deliveries_requeue_stale, delivery_send
-from apps.notifications.models import Channel, Delivery
+from apps.notifications.batch_progress import batch_mark_failed
+from apps.notifications.batches import TRANSIENT, batch_chunk_send, batch_fan_out
+from apps.notifications.delivery_queue import deliveries_requeue_stale
+from apps.notifications.models import Channel
 from apps.notifications.notify import notify
 from apps.notifications.sql import live_active_user
+from apps.rbac.grants import grants_key
 
 logger = structlog.get_logger("apps.notifications.tasks")
 
-SETTLED = (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.SKIPPED)
-
-
 # ------------------------------------------------------------------ deliveries
-
-
-@tenant_task(name="notifications.deliver", bind=True, acks_late=True)
-def deliver(self: Any, delivery_id: int) -> str:
-    """Send one delivery; reschedules itself while it must wait (backoff, open breaker).
-
-    The attempts are counted on the row, not by Celery, so the limit holds
-    across redelivered messages; waiting for a breaker spends none. A delivery
-    claimed by another worker is looked at again when that claim expires. Settling
-    a batch's delivery may complete its chunk.
-    """
-    outcome = delivery_send(delivery_id=delivery_id)
-    if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in, max_retries=None)
-    if (
-        outcome.batch_id is not None
-        and outcome.recipient_id is not None
-        and outcome.status in SETTLED
-    ):
-        batch_delivery_settled(batch_id=outcome.batch_id, recipient_id=outcome.recipient_id)
-    return outcome.status
 
 
 @tenant_task(name="notifications.requeue_stale", ignore_result=True)
@@ -75,9 +56,16 @@ def _retry_or_fail(task: Task, exc: Exception, batch_id: str) -> NoReturn:
 @tenant_task(bind=True, name="notifications.batch_fan_out", ignore_result=True, max_retries=5)
 def batch_fan_out_task(self: Task, batch_id: str) -> int:
     try:
-        return len(batch_fan_out(batch_id=uuid.UUID(batch_id)))
+        pending = batch_fan_out(batch_id=uuid.UUID(batch_id))
     except TRANSIENT as exc:
         _retry_or_fail(self, exc, batch_id)
+    transaction.on_commit(functools.partial(_chunks_enqueue, batch_id, pending))
+    return len(pending)
+
+
+def _chunks_enqueue(batch_id: str, indexes: list[int]) -> None:
+    for index in indexes:
+        batch_chunk_task.delay(batch_id, index)
 
 
 @tenant_task(bind=True, name="notifications.batch_chunk", ignore_result=True, max_retries=5)
@@ -94,7 +82,6 @@ def batch_chunk_task(self: Task, batch_id: str, index: int) -> int:
 @tenant_task(name="notifications.welcome_send")
 def welcome_send_task(event_id: str, user_id: int) -> bool:
     """user.created: the welcome notification (in-app and e-mail)."""
-    from apps.accounts.services.links import sign_in_link
 
     def handle() -> bool:
         user = live_active_user(user_id)
@@ -115,11 +102,6 @@ def welcome_send_task(event_id: str, user_id: int) -> bool:
 @tenant_task(name="notifications.user_caches_refresh")
 def user_caches_refresh_task(event_id: str, user_id: int) -> bool:
     """user.updated: drop the user's cached auth state and grants."""
-    from django_redis import get_redis_connection
-    from redis.exceptions import RedisError
-
-    from apps.accounts.authentication import user_state_key
-    from apps.rbac.grants import grants_key
 
     def handle() -> bool:
         # The next request reloads both from the database. The services already

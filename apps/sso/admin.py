@@ -1,8 +1,9 @@
 """Identity providers in the tenant's admin; the client secret can be set, never read.
 
-Creating, changing and deleting a provider go through `apps.sso.services` (the API's
-path: discovery fetched, redirect URIs checked, the audit row with the secret only
-marked "(changed)"); unlinking an external identity is `identity_unlink` (audited)."""
+Creating, changing and deleting a provider go through `apps.sso.services.providers`
+(the API's path: discovery fetched, redirect URIs checked, the audit row with the
+secret only marked "(changed)"); unlinking an external identity is `identity_unlink`
+(audited)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from apps.core.admin_site import ServiceAdminMixin
 from apps.core.admin_widgets import JSONListField, no_whitespace
 from apps.sso import oidc
 from apps.sso.models import ExternalIdentity, IdentityProvider
-from apps.sso.services import identity_unlink, provider_create, provider_delete, provider_update
+from apps.sso.services.identities import identity_unlink
+from apps.sso.services.providers import provider_create, provider_delete, provider_update
 
 # Form fields the services take under the same name.
 _PLAIN_FIELDS = (

@@ -18,8 +18,8 @@ from django.views.decorators.http import require_GET
 from apps.accounts.models import User
 from apps.accounts.services.sessions import ClientInfo
 from apps.core.errors import PlatformError
-from apps.sso import services
 from apps.sso.models import IdentityProvider
+from apps.sso.services import signin
 
 ADMIN_HOME = "/admin/"
 FAILED = "Signing in through {provider} failed ({reason})."
@@ -57,7 +57,7 @@ def providers(request: HttpRequest) -> HttpResponse:
 @require_GET
 def start(request: HttpRequest, provider: str) -> HttpResponse:
     try:
-        url = services.login_begin(
+        url = signin.login_begin(
             provider_slug=provider,
             redirect_uri=_next(request),
             callback_uri=_callback_uri(request, provider),
@@ -73,7 +73,7 @@ def start(request: HttpRequest, provider: str) -> HttpResponse:
 @require_GET
 def callback(request: HttpRequest, provider: str) -> HttpResponse:
     try:
-        outcome = services.login_complete(
+        outcome = signin.login_complete(
             provider_slug=provider,
             state=request.GET.get("state", ""),
             code=request.GET.get("code", ""),

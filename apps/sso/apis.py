@@ -19,7 +19,7 @@ from apps.core.errors import NotFoundError
 from apps.core.openapi import documented_error
 from apps.core.serializers import validated
 from apps.rbac.drf import HasPermission
-from apps.sso import selectors, services
+from apps.sso import selectors
 from apps.sso.models import IdentityProvider
 from apps.sso.serializers import (
     AuthorizeInput,
@@ -29,6 +29,7 @@ from apps.sso.serializers import (
     ProviderOutput,
     ProviderUpdateInput,
 )
+from apps.sso.services import providers, signin
 
 _providers = ["identity-providers"]
 _auth = ["auth"]
@@ -67,7 +68,7 @@ class IdentityProvidersApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(ProviderCreateInput, request.data)
-        provider = services.provider_create(data=data)
+        provider = providers.provider_create(data=data)
         return Response(ProviderOutput(_provider(provider.pk)).data, status=status.HTTP_201_CREATED)
 
 
@@ -94,12 +95,12 @@ class IdentityProviderDetailApi(APIView):
     def patch(self, request: Request, provider_id: int) -> Response:
         provider = _provider(provider_id)
         data = validated(ProviderUpdateInput, request.data)
-        services.provider_update(provider=provider, data=data)
+        providers.provider_update(provider=provider, data=data)
         return Response(ProviderOutput(_provider(provider_id)).data)
 
     @extend_schema(operation_id="identity_providers_delete", responses={204: None}, tags=_providers)
     def delete(self, request: Request, provider_id: int) -> Response:
-        services.provider_delete(provider=_provider(provider_id))
+        providers.provider_delete(provider=_provider(provider_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -124,7 +125,7 @@ class OidcAuthorizeApi(APIView):
     def get(self, request: Request, provider: str) -> HttpResponseRedirect:
         data = validated(AuthorizeInput, request.query_params.dict())
         limits.count_and_check(request._request, "sso_ip", limits.ip_of(request._request))
-        url = services.login_begin(
+        url = signin.login_begin(
             provider_slug=provider,
             redirect_uri=data["redirect_uri"],
             callback_uri=callback_uri(request, provider),
@@ -155,7 +156,7 @@ class OidcCallbackApi(APIView):
     def get(self, request: Request, provider: str) -> HttpResponseRedirect:
         data = validated(CallbackInput, request.query_params.dict())
         limits.count_and_check(request._request, "sso_ip", limits.ip_of(request._request))
-        outcome = services.login_complete(
+        outcome = signin.login_complete(
             provider_slug=provider,
             state=data["state"],
             code=data["code"],
@@ -182,7 +183,7 @@ class OidcExchangeApi(APIView):
     def post(self, request: Request) -> Response:
         data = validated(ExchangeInput, request.data)
         limits.count_and_check(request._request, "sso_ip", limits.ip_of(request._request))
-        pair = services.exchange_code_redeem(
+        pair = signin.exchange_code_redeem(
             code=data["code"], client=ClientInfo.of(request._request)
         )
         return Response(pair.as_response())

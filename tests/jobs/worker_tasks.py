@@ -51,7 +51,7 @@ def email_batch_start(marker: str, count: int) -> str:
     """`count` users and a batch e-mailing each of them, committed (the worker then fans
     it out and sends it); returns the batch id. The addresses are `marker-<n>@batch.test`."""
     from apps.accounts.models import User
-    from apps.notifications.batches import batch_create
+    from apps.notifications.send import batch_create
     from apps.rbac.grants import Grants
 
     users = User.objects.bulk_create(

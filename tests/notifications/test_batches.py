@@ -13,6 +13,7 @@ from django_tenants.utils import tenant_context
 from apps.accounts.models import User
 from apps.notifications import batches, tasks
 from apps.notifications.models import Delivery, Notification, NotificationBatch
+from apps.notifications.send import batch_create
 from apps.organizations.models import Membership
 from apps.rbac.grants import Grants
 from tests.accounts.factories import make_user
@@ -31,7 +32,7 @@ def bulk_users(count: int, prefix: str) -> list[User]:
 
 
 def batch_for(sender: User, **audience) -> NotificationBatch:
-    return batches.batch_create(
+    return batch_create(
         sender=sender,
         grants=EVERYWHERE,
         type="announcement",
@@ -262,7 +263,7 @@ def worker_sends(monkeypatch) -> list[int]:
     """As in a worker: e-mail is sent by the chunk's task; the `deliver` tasks it hands
     work to are recorded (their ids), not sent."""
     from apps.notifications import inline_delivery
-    from apps.notifications.tasks import deliver
+    from apps.notifications.delivery_queue import deliver
 
     handed: list[int] = []
     monkeypatch.setattr(inline_delivery, "_in_worker", lambda: True)
@@ -276,7 +277,7 @@ def _email_batch(count: int, prefix: str, channels: list[str]) -> tuple[Notifica
     sender = make_user(email=f"{prefix}-sender@alpha.test", username=f"{prefix}-sender")
     users = bulk_users(count, prefix)
     User.objects.filter(pk__in=[u.pk for u in users]).update(phone_number="+14155550123")
-    batch = batches.batch_create(
+    batch = batch_create(
         sender=sender,
         grants=EVERYWHERE,
         type="announcement",
@@ -328,7 +329,7 @@ def test_a_chunk_is_done_only_once_the_deliveries_left_to_their_tasks_are_settle
 ) -> None:
     from django.core import mail
 
-    from apps.notifications.tasks import deliver
+    from apps.notifications.delivery_queue import deliver
 
     with tenant_context(tenant_a.tenant):
         batch, _users = _email_batch(3, "q", ["email", "sms"])

@@ -10,7 +10,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from apps.notifications.delivery import deliveries_requeue_stale, deliveries_retry, delivery_send
+from apps.notifications.delivery import delivery_send
+from apps.notifications.delivery_queue import deliveries_requeue_stale, deliveries_retry
 from apps.notifications.models import (
     Channel,
     Delivery,
@@ -329,7 +330,7 @@ def test_the_stale_requeue_takes_a_claimed_delivery_only_once_its_claim_is_older
     in_tenant_a, monkeypatch, django_capture_on_commit_callbacks
 ) -> None:
     from apps.notifications.delivery import claim_lease
-    from apps.notifications.tasks import deliver
+    from apps.notifications.delivery_queue import deliver
 
     handed: list[int] = []
     monkeypatch.setattr(

@@ -146,7 +146,7 @@ def test_a_provider_failing_five_times_opens_its_breaker_and_deliveries_go_out_w
 def test_a_delivery_run_twice_by_the_worker_sends_once(
     tenant_a, session_http_stub, sms_worker, worker_rows
 ) -> None:
-    from apps.notifications.tasks import deliver
+    from apps.notifications.delivery_queue import deliver
 
     session_http_stub.always(201, {"sid": "SMonce"})
     marker, [delivery_id] = worker_rows(1)

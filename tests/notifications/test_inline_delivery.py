@@ -36,7 +36,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def enqueued(monkeypatch) -> list[dict[str, Any]]:
     """The `deliver` tasks sent, instead of sending them."""
-    from apps.notifications.tasks import deliver
+    from apps.notifications.delivery_queue import deliver
 
     sent: list[dict[str, Any]] = []
 

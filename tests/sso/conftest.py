@@ -12,7 +12,7 @@ from django_tenants.utils import tenant_context
 from apps.accounts.models import User
 from apps.jobs.models import OutboxEvent
 from apps.sso.models import ExchangeCode, ExternalIdentity, IdentityProvider
-from apps.sso.services import provider_create
+from apps.sso.services.providers import provider_create
 from tests.accounts.conftest import Api, api_a, api_b, member_a  # noqa: F401
 from tests.sso.op import OpenIDProvider
 

@@ -279,7 +279,7 @@ def test_cleanup_deletes_used_and_expired_records(tenant_a, make_provider, sign_
     from django.utils import timezone
 
     from apps.sso.models import ExchangeCode, LoginState
-    from apps.sso.services import sso_records_cleanup
+    from apps.sso.services.signin import sso_records_cleanup
 
     make_provider(jit_enabled=True)
     sign_in.exchange(sign_in.run()["code"])  # a used state and a used code

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.utils.module_loading import import_string
 
 from apps.core.errors import TransientError
 from apps.core.outbound import OutboundPolicy
@@ -98,27 +97,3 @@ def provider_policy() -> OutboundPolicy:
     (plain http too) and the operator's own network, e.g. an SMS gateway or a test stub."""
     allowed = bool(settings.NOTIFICATION_PROVIDER_ALLOW_PRIVATE_ADDRESSES)
     return OutboundPolicy(allow_loopback_http=allowed, allow_private_addresses=allowed)
-
-
-SETTING_PER_CHANNEL = {
-    "email": "NOTIFICATION_EMAIL_PROVIDER",
-    "sms": "NOTIFICATION_SMS_PROVIDER",
-    "push": "NOTIFICATION_PUSH_PROVIDER",
-}
-
-
-def provider_for(channel: str) -> Provider:
-    """The provider configured for `channel` (one instance per process and dotted path)."""
-    if channel == "in_app":
-        from apps.notifications.channels.in_app import InboxProvider
-
-        return InboxProvider()
-    return _load(getattr(settings, SETTING_PER_CHANNEL[channel]))
-
-
-@functools.cache
-def _load(dotted_path: str) -> Provider:
-    provider = import_string(dotted_path)()
-    if not isinstance(provider, Provider):
-        raise TypeError(f"{dotted_path} is not a notifications Provider")
-    return provider

@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django_tenants.utils import tenant_context
+from django_tenants.utils import get_tenant_model, tenant_context
 
-from apps.tenants.models import Tenant
+from apps.notifications.delivery_queue import deliveries_retry
+from apps.notifications.models import Channel, Delivery
 
 
 class Command(BaseCommand):
@@ -15,18 +16,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        from apps.notifications.models import Channel
-
         parser.add_argument(
             "--tenant", metavar="SLUG", help="one tenant (default: every active one)"
         )
         parser.add_argument("--channel", choices=Channel.values)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from apps.notifications.delivery import deliveries_retry
-        from apps.notifications.models import Delivery
-
-        tenants = Tenant.objects.customers().order_by("id")
+        tenants = get_tenant_model().objects.customers().order_by("id")
         if options["tenant"]:
             tenants = tenants.filter(slug=options["tenant"])
             if not tenants.exists():
