@@ -1,6 +1,6 @@
 """Tenants and their domains in the public admin (platform operators).
 
-Every write goes through the services (`apps.tenants.services`): creating (schema
+Every write goes through the services (`apps.tenants.services`, `.lifecycle`, `.domains`): creating (schema
 cloned from the template, first admin), changing, deactivating, deleting
 (deactivated now, dropped after TENANT_RETENTION_DAYS, or now when confirmed),
 restoring and editing the domains, so audit, events and cache invalidation
@@ -31,6 +31,8 @@ from apps.core.admin_widgets import KeyValueField
 from apps.core.context import current_request
 from apps.core.errors import PlatformError
 from apps.tenants import services
+from apps.tenants.domains import DomainSpec, domain_list_check, tenant_domains_set
+from apps.tenants.lifecycle import require_deletion_confirmed, tenant_delete, tenant_restore
 from apps.tenants.links import tenant_url
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.validators import settings_errors, slug_errors
@@ -190,11 +192,9 @@ class DomainForm(forms.ModelForm[Domain]):
 class DomainFormSet(BaseInlineFormSet[Domain, Tenant, ModelForm[Domain]]):
     """The tenant's domains as one list, checked and saved as one by `tenant_domains_set`."""
 
-    def specs(self) -> list[services.DomainSpec]:
+    def specs(self) -> list[DomainSpec]:
         return [
-            services.DomainSpec(
-                form.cleaned_data["domain"], bool(form.cleaned_data.get("is_primary"))
-            )
+            DomainSpec(form.cleaned_data["domain"], bool(form.cleaned_data.get("is_primary")))
             for form in self.forms
             if getattr(form, "cleaned_data", None)
             and form.cleaned_data.get("domain")
@@ -205,7 +205,7 @@ class DomainFormSet(BaseInlineFormSet[Domain, Tenant, ModelForm[Domain]]):
         super().clean()
         if any(form.errors for form in self.forms):
             return
-        _wanted, problems = services.domain_list_check(tenant=self.instance, domains=self.specs())
+        _wanted, problems = domain_list_check(tenant=self.instance, domains=self.specs())
         if problems:
             raise forms.ValidationError(problems)
 
@@ -358,7 +358,7 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
             return
         tenant = Tenant.objects.get(pk=form.instance.pk)
         before = set(tenant.domains.values_list("domain", "is_primary"))
-        services.tenant_domains_set(tenant=tenant, domains=formset.specs())
+        tenant_domains_set(tenant=tenant, domains=formset.specs())
         after = set(tenant.domains.values_list("domain", "is_primary"))
         # What Django's change message and log entry read (formset.save() sets them).
         formset.new_objects = []
@@ -389,12 +389,12 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
     def delete_model(self, request: HttpRequest, obj: Tenant) -> None:
         now = request.POST.get("now") == "on"
         if now:
-            services.require_deletion_confirmed(tenant=obj, confirm=request.POST.get("confirm"))
-        services.tenant_delete(tenant=obj, now=now)
+            require_deletion_confirmed(tenant=obj, confirm=request.POST.get("confirm"))
+        tenant_delete(tenant=obj, now=now)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
-            services.tenant_delete(tenant=tenant)
+            tenant_delete(tenant=tenant)
 
     def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
         pending = Tenant.objects.filter(pk=obj_id).first()
@@ -433,7 +433,7 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
 
     @admin.action(description="Restore selected tenants pending deletion")
     def restore(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._each(request, queryset, lambda t: services.tenant_restore(tenant=t))
+        self._each(request, queryset, lambda t: tenant_restore(tenant=t))
 
 
 @admin.register(Domain)

@@ -10,7 +10,7 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.core.jobs import retry_options
-from apps.tenants.services import tenants_purge
+from apps.tenants.lifecycle import tenants_purge
 
 logger = structlog.get_logger("apps.tenants.tasks")
 
