@@ -27,7 +27,7 @@ from apps.audit.services import audit_record
 from apps.core.errors import ConflictError, NotFoundError
 from apps.core.jobs import TRANSIENT_ERRORS
 from apps.core.tenancy import public_schema
-from apps.tenants.archive import ArchiveWritten, archive_write
+from apps.tenants.archive_writer import ArchiveWritten, archive_write
 from apps.tenants.models import Tenant, TenantExport
 
 if TYPE_CHECKING:

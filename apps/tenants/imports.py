@@ -44,10 +44,8 @@ from apps.core.tenancy import current_schema, public_schema, tenant_connection
 from apps.notifications.models import Delivery, NotificationBatch
 from apps.sso.crypto import secret_decrypt
 from apps.sso.models import IdentityProvider
-from apps.tenants.archive import (
-    EXPORTED_MODELS,
-    ArchivedTenant,
-    ArchiveError,
+from apps.tenants.archive import EXPORTED_MODELS, ArchivedTenant, ArchiveError
+from apps.tenants.archive_reader import (
     constraint_name,
     manifest_read,
     migrations_behind,

@@ -36,13 +36,8 @@ from apps.rbac.models import Role, RoleAssignment
 from apps.sso.crypto import secret_decrypt, secret_encrypt
 from apps.sso.models import ExternalIdentity, IdentityProvider
 from apps.tenants import exports, imports
-from apps.tenants.archive import (
-    EXCLUDED_MODELS,
-    EXPORTED_MODELS,
-    ArchiveSerializer,
-    serialized_fields,
-    tenant_app_labels,
-)
+from apps.tenants.archive import EXCLUDED_MODELS, EXPORTED_MODELS, tenant_app_labels
+from apps.tenants.archive_writer import ArchiveSerializer, serialized_fields
 from apps.tenants.models import Domain, Tenant, TenantExport
 from apps.tenants.services import tenant_create
 from apps.tenants.tasks import export_write_task
