@@ -167,7 +167,7 @@ def tenant_rows_and_schema(
     *, name: str, slug: str, tenant_settings: dict[str, Any]
 ) -> tuple[Tenant, Domain]:
     """A new tenant's row, primary domain and schema (a copy of the template), with no user:
-    what provisioning and an import (apps/tenants/exports.py) share. Call in a transaction,
+    what provisioning and an import (apps/tenants/imports.py) share. Call in a transaction,
     after the checks; the caller records the event and the audit row. IntegrityError when a
     concurrent provisioning took the slug."""
     tenant = Tenant(
