@@ -10,7 +10,7 @@ from apps.core.openapi import documented_error
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
 from apps.rbac.drf import HasPermission, IsPlatformOperator
-from apps.tenants import selectors, services
+from apps.tenants import lifecycle, selectors, services
 from apps.tenants.links import tenant_url
 from apps.tenants.serializers import (
     OwnTenantUpdateInput,
@@ -127,8 +127,8 @@ class TenantDetailApi(APIView):
         options = validated(TenantDeleteInput, request.query_params.dict())
         tenant = selectors.tenant_get(tenant_id=tenant_id)
         if options["now"]:
-            services.require_deletion_confirmed(tenant=tenant, confirm=options.get("confirm"))
-        pending = services.tenant_delete(tenant=tenant, now=options["now"])
+            lifecycle.require_deletion_confirmed(tenant=tenant, confirm=options.get("confirm"))
+        pending = lifecycle.tenant_delete(tenant=tenant, now=options["now"])
         if pending is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         body = TenantOutput(selectors.tenant_get(tenant_id=tenant_id)).data
@@ -148,7 +148,7 @@ class TenantRestoreApi(APIView):
     )
     def post(self, request: Request, tenant_id: int) -> Response:
         tenant = selectors.tenant_get(tenant_id=tenant_id)
-        services.tenant_restore(tenant=tenant)
+        lifecycle.tenant_restore(tenant=tenant)
         return Response(TenantOutput(selectors.tenant_get(tenant_id=tenant_id)).data)
 
 

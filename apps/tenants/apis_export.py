@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from apps.core.openapi import documented_error
 from apps.rbac.drf import IsPlatformOperator
-from apps.tenants import exports, selectors
+from apps.tenants import exports, selectors, tasks
 from apps.tenants.models import TenantExport
 
 
@@ -74,7 +74,7 @@ class TenantExportCreateApi(APIView):
     )
     def post(self, request: Request, tenant_id: int) -> Response:
         tenant = selectors.tenant_get(tenant_id=tenant_id)
-        export = exports.tenant_export_request(tenant=tenant, requested_by=request.user)  # type: ignore[arg-type]
+        export = tasks.tenant_export_request(tenant=tenant, requested_by=request.user)  # type: ignore[arg-type]
         return Response(TenantExportOutput(export).data, status=status.HTTP_202_ACCEPTED)
 
 

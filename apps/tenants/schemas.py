@@ -1,7 +1,7 @@
 """PostgreSQL schema operations: the template schema and cloning it for a new tenant.
 
 A new tenant's schema is a copy of `TENANT_TEMPLATE_SCHEMA`, which
-`migrate_schemas` keeps at the current migration state (see `migration.py`),
+`migrate_schemas` keeps at the current migration state (see `migration_executor.py`),
 instead of replaying every migration for every new tenant: creating a tenant
 costs the same with 10 migrations or 500. The copy replays DDL read from the
 template once (`schema_copy.py`), so it also costs the same with 0 tenants or

@@ -1,50 +1,37 @@
+"""Creating a tenant (its row, domain, schema and first admin, all or nothing) and changing
+it. Deleting and restoring it: `lifecycle.py`; its domains: `domains.py`."""
+
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.utils import timezone
-from django_tenants.utils import (
-    get_public_schema_name,
-    schema_context,
-    schema_exists,
-    tenant_context,
-)
+from django.db import IntegrityError, transaction
+from django_tenants.utils import schema_exists, tenant_context
 
 from apps.accounts.models import User, normalize_email
 from apps.accounts.services.users import user_create
 from apps.audit.services import audit_record
-from apps.core.errors import (
-    ConflictError,
-    NotFoundError,
-    ServiceUnavailableError,
-    ValidationError,
-)
+from apps.core.errors import ConflictError, NotFoundError, ValidationError
 from apps.core.tenancy import current_schema
 from apps.jobs.events import event_record
-from apps.jobs.models import JobFailure
 from apps.rbac.services import owner_grant
+from apps.tenants.domains import tenant_hostname
+from apps.tenants.lifecycle import pending_deletion_message
 from apps.tenants.models import Domain, Tenant
-from apps.tenants.schema_cache import schema_cache_purge, schema_cache_purge_quietly
+from apps.tenants.public_schema import require_public_schema, tenant_audit
 from apps.tenants.schemas import schema_clone_from_template
 from apps.tenants.validators import (
-    hostname_errors,
     loosening_errors,
     schema_name_for,
     settings_errors,
     slug_errors,
 )
-
-logger = structlog.get_logger("apps.tenants.services")
 
 SLUG_TAKEN = "A tenant with this slug already exists"
 
@@ -56,21 +43,6 @@ class TenantProvisioned:
     admin: User
     # Set only when the platform generated the admin's password; shown once, never stored in clear.
     generated_password: str | None
-
-
-def tenant_hostname(slug: str) -> str:
-    return f"{slug}.{settings.PLATFORM_BASE_DOMAIN}"
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "?"
-
-
-def pending_deletion_message(tenant: Tenant) -> str:
-    return (
-        f"The tenant '{tenant.slug}' is pending deletion: its data is dropped after "
-        f"{_when(tenant.purge_after)}. Restore it, or delete it now to free the slug."
-    )
 
 
 def slug_conflict(slug: str) -> str | None:
@@ -92,19 +64,6 @@ def slug_conflict(slug: str) -> str | None:
             "nothing you need."
         )
     return None
-
-
-def _audit(action: str, tenant_id: int, changes: Mapping[str, Any]) -> None:
-    """One audit row about a tenant in the public schema, in the caller's transaction: the
-    operators' log. Who did it comes from the request (an operator on the public host; on
-    a tenant's host, by address only: that user is not a user of the public schema)."""
-    with schema_context(get_public_schema_name()):
-        audit_record(action=action, target_type="tenant", target_id=tenant_id, changes=changes)
-
-
-def _require_public_schema() -> None:
-    if current_schema() != get_public_schema_name():
-        raise RuntimeError("Tenants are created and deleted from the public schema.")
 
 
 def _validate_new_tenant(
@@ -146,7 +105,7 @@ def tenant_create(
     Everything happens in one transaction, DDL included (PostgreSQL's DDL is
     transactional), so a failure at any step leaves no row, domain or schema.
     """
-    _require_public_schema()
+    require_public_schema()
     slug = slug.strip().lower()
     admin_email = normalize_email(admin_email)
     raw_settings = {} if tenant_settings is None else tenant_settings
@@ -185,7 +144,7 @@ def tenant_create(
                 source="tenants",
                 data={"tenant_id": tenant.pk, "slug": slug, "schema_name": schema_name},
             )
-            _audit(
+            tenant_audit(
                 "tenant.created",
                 tenant.pk,
                 {
@@ -208,7 +167,7 @@ def tenant_rows_and_schema(
     *, name: str, slug: str, tenant_settings: dict[str, Any]
 ) -> tuple[Tenant, Domain]:
     """A new tenant's row, primary domain and schema (a copy of the template), with no user:
-    what provisioning and an import (apps/tenants/exports.py) share. Call in a transaction,
+    what provisioning and an import (apps/tenants/imports.py) share. Call in a transaction,
     after the checks; the caller records the event and the audit row. IntegrityError when a
     concurrent provisioning took the slug."""
     tenant = Tenant(
@@ -294,262 +253,14 @@ def tenant_update(
     )
     diff = {field: [before[field], value] for field, value in changes.items()}
     if "is_active" in diff:
-        _audit(
+        tenant_audit(
             "tenant.activated" if tenant.is_active else "tenant.deactivated",
             tenant.pk,
             {"is_active": diff.pop("is_active")},
         )
     if diff:
-        _audit("tenant.updated", tenant.pk, diff)
+        tenant_audit("tenant.updated", tenant.pk, diff)
         if current_schema() == tenant.schema_name:
             # The tenant's owners, on its own host: their own log shows it too.
             audit_record(action="tenant.updated", target=tenant, changes=diff)
     return tenant
-
-
-# ------------------------------------------------------------------ deletion
-
-
-def tenant_delete(*, tenant: Tenant, now: bool = False) -> Tenant | None:
-    """Delete a tenant: it is deactivated at once (its hosts answer 404) and marked
-    `deleted_at`; its schema, rows and domains are dropped TENANT_RETENTION_DAYS later by
-    `tenants_purge`, or at once with `now` (nothing of it can be restored then).
-
-    Returns the tenant while it is pending deletion, None once it is dropped. Deleting a
-    tenant already pending deletion changes nothing (unless `now`). Audited in the public
-    schema (`tenant.deleted`, then `tenant.purged` when dropped); those rows stay.
-
-    With `now`, the cache is cleared of the tenant's entries first: if Redis is
-    unreachable, nothing is dropped (503)."""
-    _require_public_schema()
-    if tenant.is_public:
-        raise ValidationError("The platform's own tenant cannot be deleted.")
-    with transaction.atomic():
-        locked = Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
-        if locked is None:
-            raise NotFoundError("Tenant not found")
-        if locked.deleted_at is None:
-            was_active = locked.is_active
-            locked.is_active = False
-            locked.deleted_at = timezone.now()
-            locked.save(update_fields=["is_active", "deleted_at", "updated_at"])
-            event_record(
-                type="tenant.deleted",
-                source="tenants",
-                data={"tenant_id": locked.pk, "slug": locked.slug},
-            )
-            _audit(
-                "tenant.deleted",
-                locked.pk,
-                {"is_active": [was_active, False], "deleted_at": [None, locked.deleted_at]},
-            )
-        if now:
-            _tenant_drop(locked)
-            return None
-    return locked
-
-
-CONFIRM_NOW = (
-    "To delete the tenant now, repeat its slug ('{slug}'): its schema and all its data are "
-    "dropped at once and cannot be restored."
-)
-
-
-def require_deletion_confirmed(*, tenant: Tenant, confirm: str | None) -> None:
-    """A deletion `now` is asked for by repeating the tenant's slug (API, admin); 422 if not."""
-    if (confirm or "").strip().lower() != tenant.slug:
-        raise ValidationError.for_field("confirm", CONFIRM_NOW.format(slug=tenant.slug))
-
-
-def tenant_restore(*, tenant: Tenant) -> Tenant:
-    """Undo a deletion within the retention period: the tenant is active again, with all
-    its data. A tenant not pending deletion is returned unchanged."""
-    _require_public_schema()
-    with transaction.atomic():
-        locked = Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
-        if locked is None or locked.is_public:
-            raise NotFoundError("Tenant not found")
-        if locked.deleted_at is None:
-            return locked
-        deleted_at = locked.deleted_at
-        locked.deleted_at = None
-        locked.is_active = True
-        locked.save(update_fields=["is_active", "deleted_at", "updated_at"])
-        event_record(type="tenant.restored", source="tenants", data={"tenant_id": locked.pk})
-        _audit(
-            "tenant.restored",
-            locked.pk,
-            {"is_active": [False, True], "deleted_at": [deleted_at, None]},
-        )
-    return locked
-
-
-def _tenant_drop(tenant: Tenant) -> None:
-    """Drop the tenant's schema (all its data), its row and its domains, in the caller's
-    transaction, and forget what the cache and the job log hold about it."""
-    schema_name, slug = tenant.schema_name, tenant.slug
-    # First, so a Redis outage stops the drop rather than leave entries that would be
-    # read as a new tenant's with the same slug (same schema name, ids that start over).
-    schema_cache_purge(schema_name)
-    _audit(
-        "tenant.purged",
-        tenant.pk,
-        {
-            "name": tenant.name,
-            "slug": slug,
-            "schema_name": schema_name,
-            "domains": sorted(tenant.domains.values_list("domain", flat=True)),
-            "deleted_at": tenant.deleted_at,
-        },
-    )
-    event_record(
-        type="tenant.purged",
-        source="tenants",
-        data={"tenant_id": tenant.pk, "slug": slug, "schema_name": schema_name},
-    )
-    # Failed tasks of a schema that is gone: a retry would run in whatever next has its name.
-    JobFailure.objects.filter(tenant_schema=schema_name).delete()
-    # PostgreSQL refuses to drop a table with deferred constraint checks still pending in
-    # this transaction (rows written in it, as in one that also created the tenant): run them.
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    # django-tenants' own drop (DROP SCHEMA ... CASCADE), then the row; the domains go
-    # with it (cascade), and the receivers in signals.py invalidate their cached lookups.
-    tenant.delete(force_drop=True)
-    transaction.on_commit(lambda: schema_cache_purge_quietly(schema_name))
-    logger.info("tenant_purged", tenant=schema_name)
-
-
-def tenants_purge(*, older_than_days: int | None = None, now: datetime | None = None) -> list[str]:
-    """Drop the tenants deleted more than `older_than_days` (TENANT_RETENTION_DAYS) ago;
-    returns their slugs. Each in its own transaction: one that fails (logged) does not
-    keep the others, and is tried again on the next run."""
-    _require_public_schema()
-    days = settings.TENANT_RETENTION_DAYS if older_than_days is None else older_than_days
-    horizon = (now or timezone.now()) - timedelta(days=days)
-    due = (
-        Tenant.objects.customers()
-        .filter(deleted_at__lte=horizon, is_active=False)
-        .order_by("deleted_at", "id")
-        .values_list("pk", flat=True)
-    )
-    purged: list[str] = []
-    for pk in list(due):
-        try:
-            with transaction.atomic():
-                # Still due (not restored since), and not being restored right now.
-                tenant = (
-                    Tenant.objects.select_for_update(skip_locked=True)
-                    .filter(pk=pk, deleted_at__lte=horizon, is_active=False)
-                    .first()
-                )
-                if tenant is None:
-                    continue
-                slug = tenant.slug
-                _tenant_drop(tenant)
-        except (DatabaseError, ServiceUnavailableError):
-            logger.exception("tenant_purge_failed", tenant_id=pk)
-            continue
-        purged.append(slug)
-    return purged
-
-
-# ------------------------------------------------------------------ domains
-
-
-@dataclass(frozen=True)
-class DomainSpec:
-    domain: str
-    is_primary: bool = False
-
-
-def domain_list_check(
-    *, tenant: Tenant, domains: Sequence[DomainSpec]
-) -> tuple[dict[str, bool], list[str]]:
-    """The list as {host name: is primary}, and what is wrong with it (for forms to show)."""
-    existing = set(Domain.objects.filter(tenant=tenant).values_list("domain", flat=True))
-    wanted: dict[str, bool] = {}
-    problems: list[str] = []
-    for spec in domains:
-        hostname = spec.domain.strip().lower().rstrip(".")
-        if hostname in wanted:
-            problems.append(f"'{hostname}' is listed twice.")
-            continue
-        if hostname not in existing:  # the ones it has were checked when they were added
-            problems += [
-                f"{hostname or '(empty)'}: {p}" for p in hostname_errors(hostname, slug=tenant.slug)
-            ]
-        wanted[hostname] = bool(spec.is_primary)
-    own = tenant_hostname(tenant.slug)
-    if own not in wanted:
-        problems.append(f"{own} is the tenant's own host: it cannot be removed.")
-    if sum(wanted.values()) != 1:
-        problems.append("Exactly one domain must be primary.")
-    return wanted, problems
-
-
-def tenant_domains_set(*, tenant: Tenant, domains: Sequence[DomainSpec]) -> list[Domain]:
-    """Make the tenant's domains exactly `domains`: one of them primary, its own
-    `<slug>.<base domain>` among them, each a host name no other tenant has.
-
-    The primary domain is where links mailed to its users point. Audited in the public
-    schema (`tenant.domains_changed`)."""
-    if tenant.is_public:
-        raise ValidationError("The platform's own tenant cannot be changed here.")
-    if tenant.is_deleted:
-        raise ConflictError(pending_deletion_message(tenant))
-    wanted, problems = domain_list_check(tenant=tenant, domains=domains)
-    if problems:
-        raise ValidationError(details={"domains": problems})
-
-    try:
-        with transaction.atomic():
-            current = {
-                d.domain: d for d in Domain.objects.select_for_update().filter(tenant=tenant)
-            }
-            taken = list(
-                Domain.objects.filter(domain__in=[h for h in wanted if h not in current])
-                .exclude(tenant=tenant)
-                .values_list("domain", flat=True)
-            )
-            if taken:
-                raise ConflictError(
-                    "A domain is in use by another tenant",
-                    details={
-                        "domains": [f"{h} is a domain of another tenant." for h in sorted(taken)]
-                    },
-                )
-            before = sorted((d.domain, d.is_primary) for d in current.values())
-            for hostname, domain in current.items():
-                if hostname not in wanted:
-                    domain.delete()
-            # Demote first, then promote: at no point two primaries.
-            for hostname, domain in current.items():
-                if hostname in wanted and domain.is_primary and not wanted[hostname]:
-                    domain.is_primary = False
-                    domain.save(update_fields=["is_primary"])
-            for hostname, is_primary in wanted.items():
-                domain = current.get(hostname)
-                if domain is None:
-                    Domain.objects.create(tenant=tenant, domain=hostname, is_primary=is_primary)
-                elif domain.is_primary != is_primary:
-                    domain.is_primary = is_primary
-                    domain.save(update_fields=["is_primary"])
-            after = sorted(wanted.items())
-            if before != after:
-                _audit(
-                    "tenant.domains_changed",
-                    tenant.pk,
-                    {
-                        "domains": [
-                            [f"{h}{' (primary)' if p else ''}" for h, p in before],
-                            [f"{h}{' (primary)' if p else ''}" for h, p in after],
-                        ]
-                    },
-                )
-    except IntegrityError:
-        # Lost a race with another tenant taking one of the names.
-        raise ConflictError(
-            "A domain is in use by another tenant", details={"domains": ["Try again."]}
-        ) from None
-    return list(Domain.objects.filter(tenant=tenant).order_by("-is_primary", "domain"))

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from django.http.request import validate_host
 
 from apps.core.ratelimit import InvalidRate, Rate, parse_rate
 
@@ -59,8 +61,6 @@ _LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 def hostname_errors(hostname: str, *, slug: str) -> list[str]:
     """What is wrong with `hostname` as a domain of the tenant `slug` (nothing: [])."""
-    from django.http.request import validate_host
-
     base = str(settings.PLATFORM_BASE_DOMAIN)
     own = f"{slug}.{base}"
     labels = hostname.split(".")
@@ -81,8 +81,6 @@ def hostname_errors(hostname: str, *, slug: str) -> list[str]:
 
 
 def settings_errors(value: Any) -> list[str]:
-    import json
-
     if not isinstance(value, Mapping):
         return ["Must be a JSON object."]
     if len(json.dumps(value)) > MAX_SETTINGS_BYTES:

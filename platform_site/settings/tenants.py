@@ -14,7 +14,7 @@ TENANT_MODEL = "tenants.Tenant"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 # New tenant schemas are clones of this one (kept migrated by migrate_schemas).
 TENANT_TEMPLATE_SCHEMA = "tenant_template"
-GET_EXECUTOR_FUNCTION = "apps.tenants.migration.get_executor"
+GET_EXECUTOR_FUNCTION = "apps.tenants.migration_executor.get_executor"
 # Issue `SET search_path` only when the schema changes, not before every query.
 TENANT_LIMIT_SET_CALLS = True
 TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 300)

@@ -35,16 +35,12 @@ from apps.organizations.models import Membership
 from apps.rbac.models import Role, RoleAssignment
 from apps.sso.crypto import secret_decrypt, secret_encrypt
 from apps.sso.models import ExternalIdentity, IdentityProvider
-from apps.tenants import exports
-from apps.tenants.archive import (
-    EXCLUDED_MODELS,
-    EXPORTED_MODELS,
-    ArchiveSerializer,
-    serialized_fields,
-    tenant_app_labels,
-)
+from apps.tenants import exports, imports
+from apps.tenants.archive import EXCLUDED_MODELS, EXPORTED_MODELS, tenant_app_labels
+from apps.tenants.archive_writer import ArchiveSerializer, serialized_fields
 from apps.tenants.models import Domain, Tenant, TenantExport
 from apps.tenants.services import tenant_create
+from apps.tenants.tasks import export_write_task
 from tests.organizations.factories import org_create
 
 PUBLIC = "localhost"
@@ -224,7 +220,7 @@ def test_round_trip_gives_the_same_rows_and_the_users_sign_in(
     source = _source()
     archive = _export(source, tmp_path)
 
-    result = exports.tenant_import(archive_path=archive, slug="copy")
+    result = imports.tenant_import(archive_path=archive, slug="copy")
 
     target = result.tenant
     assert target.slug == "copy" and target.schema_name == "copy" and target.name == "Source Corp"
@@ -276,7 +272,7 @@ def test_tokens_of_the_old_tenant_are_refused_by_the_new_one(
         HTTP_HOST="source.localhost",
     ).json()["data"]
     tenant_connection().set_schema_to_public()  # where the request left it: the source's
-    exports.tenant_import(archive_path=_export(source, tmp_path), slug="copy")
+    imports.tenant_import(archive_path=_export(source, tmp_path), slug="copy")
 
     me = api.get(
         "/api/v1/users/me",
@@ -316,7 +312,7 @@ def test_import_leaves_in_flight_work_to_the_source_and_clears_secrets_it_cannot
     archive = _export(source, tmp_path)
     settings.SSO_ENCRYPTION_KEY = "b" * 43 + "="  # another deployment's key
 
-    result = exports.tenant_import(archive_path=archive, slug="copy")
+    result = imports.tenant_import(archive_path=archive, slug="copy")
 
     with tenant_context(result.tenant):
         copied = Delivery.objects.get(pk=pending.pk)
@@ -526,7 +522,7 @@ def test_rows_are_loaded_where_only_the_new_tenants_tables_are_visible(tenant_a)
     from apps.keys.models import SigningKey
 
     list(SigningKey.objects.all())  # public: there
-    with exports._tenant_schema_only(tenant_a.tenant):
+    with imports._tenant_schema_only(tenant_a.tenant):
         with pytest.raises(ProgrammingError, match='"keys_signingkey" does not exist'):
             with transaction.atomic():
                 list(SigningKey.objects.all())
@@ -562,8 +558,6 @@ def _start(client: APIClient, tenant_id: int) -> Any:
 def test_api_export_is_a_job_whose_archive_the_operator_downloads(
     operator_api: APIClient, operator: User, django_capture_on_commit_callbacks: Any, tmp_path: Path
 ) -> None:
-    from apps.tenants.tasks import export_write_task
-
     source = _source()
     with django_capture_on_commit_callbacks() as queued:
         started = _start(operator_api, source.pk)
@@ -595,7 +589,7 @@ def test_api_export_is_a_job_whose_archive_the_operator_downloads(
     assert hashlib.sha256(body).hexdigest() == shown["sha256"]
     copy = tmp_path / "downloaded.zip"
     copy.write_bytes(body)
-    assert exports.tenant_import(archive_path=copy, slug="copy").counts["accounts.user"] == 4
+    assert imports.tenant_import(archive_path=copy, slug="copy").counts["accounts.user"] == 4
 
     exported = AuditEvent.objects.get(action="tenant.exported")
     assert exported.actor_id == operator.pk and exported.target_id == str(source.pk)
@@ -656,7 +650,6 @@ def test_api_export_with_the_broker_down_fails_the_export_with_a_503(
     from kombu.exceptions import OperationalError
 
     from apps.core.errors import ServiceUnavailableError
-    from apps.tenants.tasks import export_write_task
 
     def broker_down(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("[Errno 111] Connection refused")

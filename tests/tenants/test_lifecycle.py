@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from apps.audit.models import AuditEvent
 from apps.core.tenancy import tenant_connection, tenant_schema_names
 from apps.jobs.models import JobFailure
-from apps.tenants import services
+from apps.tenants import lifecycle
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.tasks import tenants_purge_task
 from tests.conftest import ADMIN_PASSWORD
@@ -279,7 +279,7 @@ def test_the_purge_drops_only_tenants_deleted_longer_ago_than_the_retention(
     Tenant.objects.filter(pk=old["id"]).update(deleted_at=timezone.now() - timedelta(days=31))
     Tenant.objects.filter(pk=recent["id"]).update(deleted_at=timezone.now() - timedelta(days=29))
     Tenant.objects.filter(pk=restored["id"]).update(deleted_at=timezone.now() - timedelta(days=40))
-    services.tenant_restore(tenant=Tenant.objects.get(pk=restored["id"]))
+    lifecycle.tenant_restore(tenant=Tenant.objects.get(pk=restored["id"]))
 
     assert tenants_purge_task() == ["old-one"]
 

@@ -9,10 +9,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django_tenants.utils import tenant_context
 
 from apps.accounts.models import User
-from apps.accounts.services.users import superuser_create
+from apps.accounts.services.users import superuser_create, user_create
 from apps.jobs.schedules import schedules_ensure
+from apps.organizations.models import Membership, Organization
+from apps.organizations.services import member_add, organization_create
+from apps.rbac.catalogue import OWNER
+from apps.rbac.models import Role
+from apps.rbac.services import role_assign
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_create
 
@@ -48,15 +54,6 @@ def demo_sample_ensure(*, tenant: Tenant) -> list[str]:
     the welcome mail as for any other), as its owner; return what was created. A tenant that
     already has organizations of its own is left alone, so a second run, or a sample
     someone has since edited, gets nothing new."""
-    from django_tenants.utils import tenant_context
-
-    from apps.accounts.services.users import user_create
-    from apps.organizations.models import Membership, Organization
-    from apps.organizations.services import member_add, organization_create
-    from apps.rbac.catalogue import OWNER
-    from apps.rbac.models import Role
-    from apps.rbac.services import role_assign
-
     created: list[str] = []
     with tenant_context(tenant):
         if Organization.objects.exists():

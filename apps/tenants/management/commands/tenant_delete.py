@@ -6,9 +6,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.errors import PlatformError
+from apps.tenants.lifecycle import tenant_delete
 from apps.tenants.management.errors import command_error
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_delete
 
 
 class Command(BaseCommand):

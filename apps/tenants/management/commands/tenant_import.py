@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.errors import PlatformError
-from apps.tenants.exports import tenant_import
-from apps.tenants.services import tenant_hostname
+from apps.tenants.domains import tenant_hostname
+from apps.tenants.imports import tenant_import
 
 
 class Command(BaseCommand):

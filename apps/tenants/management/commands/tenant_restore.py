@@ -5,9 +5,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.errors import PlatformError
+from apps.tenants.lifecycle import tenant_restore
 from apps.tenants.management.errors import command_error
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_restore
 
 
 class Command(BaseCommand):

@@ -15,19 +15,17 @@ from django_tenants.migration_executors import get_executor as upstream_get_exec
 from django_tenants.utils import get_public_schema_name
 
 from apps.core.tenancy import tenant_connection
+from apps.tenants.schemas import (
+    clone_function_ensure,
+    template_schema_ensure,
+    template_schema_name,
+)
 
 
 class _TemplateFirstMixin:
     options: dict[str, Any]
 
     def run_migrations(self, tenants: Any = None) -> None:
-
-        from apps.tenants.schemas import (
-            clone_function_ensure,
-            template_schema_ensure,
-            template_schema_name,
-        )
-
         schemas = list(tenants or [])
         tenant_phase = get_public_schema_name() not in schemas
         if tenant_phase and not self.options.get("schema_name"):

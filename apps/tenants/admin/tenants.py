@@ -1,12 +1,5 @@
-"""Tenants and their domains in the public admin (platform operators).
-
-Every write goes through the services (`apps.tenants.services`): creating (schema
-cloned from the template, first admin), changing, deactivating, deleting
-(deactivated now, dropped after TENANT_RETENTION_DAYS, or now when confirmed),
-restoring and editing the domains, so audit, events and cache invalidation
-follow as they do for the API. A service's refusal is a form error or a message
-on the page, never an error page.
-"""
+"""The tenants' list and page in the admin: every write through the services, a refusal
+shown as a message on the page."""
 
 from __future__ import annotations
 
@@ -14,36 +7,30 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.auth.password_validation import validate_password
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from apps.core.admin_site import ServiceAdminMixin, refusal_text
-from apps.core.admin_widgets import KeyValueField
 from apps.core.context import current_request
 from apps.core.errors import PlatformError
 from apps.tenants import services
-from apps.tenants.links import tenant_url
-from apps.tenants.models import Domain, Tenant
-from apps.tenants.validators import settings_errors, slug_errors
-
-RATE_LIMIT_HELP = (
-    "The tenant's API rate limit, e.g. 1200/m, 100/10s or 5000/hour. Empty: the platform's "
-    f"({settings.API_RATE_LIMIT or 'none'})."
+from apps.tenants.admin.domains import DomainInline
+from apps.tenants.admin.forms import (
+    DomainFormSet,
+    TenantChangeForm,
+    TenantCreationForm,
+    settings_from,
 )
-
-
-# Settings with a typed field of their own on the tenant's form (`settings_errors` checks
-# them); any other key is kept and edited as `key = value` lines.
-KNOWN_SETTINGS = frozenset({"rate_limit"})
+from apps.tenants.domains import tenant_domains_set
+from apps.tenants.lifecycle import require_deletion_confirmed, tenant_delete, tenant_restore
+from apps.tenants.links import tenant_url
+from apps.tenants.models import Tenant
 
 
 def _when(moment: Any) -> str:
@@ -72,157 +59,6 @@ def _links(tenant: Tenant, request: HttpRequest | None) -> str:
     )
 
 
-# ------------------------------------------------------------------ forms
-
-
-class _RateLimitField(forms.CharField):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(required=False, max_length=64, help_text=RATE_LIMIT_HELP, **kwargs)
-
-
-def _clean_rate_limit(value: str) -> str:
-    value = value.strip()
-    if value and (problems := settings_errors({"rate_limit": value})):
-        raise forms.ValidationError([p.removeprefix("rate_limit: ") for p in problems])
-    return value
-
-
-def _other_settings_field() -> KeyValueField:
-    return KeyValueField(
-        reserved_keys=KNOWN_SETTINGS,
-        label="Other settings",
-        help_text="Settings without a field of their own.",
-    )
-
-
-def _settings_from(data: dict[str, Any]) -> dict[str, Any]:
-    """The tenant's settings as the form has them: its typed fields, then the others."""
-    others = dict(data.get("other_settings") or {})
-    rate_limit = data.get("rate_limit")
-    return {**others, "rate_limit": rate_limit} if rate_limit else others
-
-
-class _SettingsFormMixin:
-    """The settings as a whole checked as the service checks them, so a problem is the
-    form's error rather than a refusal after submit."""
-
-    def clean(self) -> dict[str, Any]:
-        cleaned: dict[str, Any] = super().clean() or {}  # type: ignore[misc]
-        if "other_settings" in cleaned and (problems := settings_errors(_settings_from(cleaned))):
-            self.add_error("other_settings", problems)  # type: ignore[attr-defined]
-        return cleaned
-
-
-class TenantCreationForm(_SettingsFormMixin, forms.ModelForm[Tenant]):
-    rate_limit = _RateLimitField()
-    other_settings = _other_settings_field()
-    admin_email = forms.EmailField(
-        help_text="The tenant's first admin (staff and superuser there)."
-    )
-    admin_password = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Leave empty to have one generated and shown once.",
-    )
-
-    class Meta:
-        model = Tenant
-        fields = ["name", "slug"]
-        help_texts = {
-            "slug": "Its host becomes <slug>."
-            + settings.PLATFORM_BASE_DOMAIN
-            + " and its schema <slug>; it cannot change later.",
-        }
-
-    def clean_slug(self) -> str:
-        slug = str(self.cleaned_data["slug"]).strip().lower()
-        if problems := slug_errors(slug):
-            raise forms.ValidationError(problems)
-        # The service's own check, so a taken slug (also by a tenant pending deletion, or
-        # a schema left behind) is this field's error rather than a refusal after submit.
-        if (conflict := services.slug_conflict(slug)) is not None:
-            raise forms.ValidationError(conflict)
-        return slug
-
-    def clean_rate_limit(self) -> str:
-        return _clean_rate_limit(str(self.cleaned_data.get("rate_limit") or ""))
-
-    def clean_admin_password(self) -> str:
-        password = str(self.cleaned_data.get("admin_password") or "")
-        if password:
-            validate_password(password)
-        return password
-
-
-class TenantChangeForm(_SettingsFormMixin, forms.ModelForm[Tenant]):
-    rate_limit = _RateLimitField()
-    other_settings = _other_settings_field()
-
-    class Meta:
-        model = Tenant
-        fields = ["name", "is_active"]
-        help_texts = {"is_active": "Unticked: the tenant's hosts answer 404; its data is kept."}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        current = dict(self.instance.settings or {})
-        if "rate_limit" in self.fields:
-            self.fields["rate_limit"].initial = current.get("rate_limit")
-        if "other_settings" in self.fields:
-            self.fields["other_settings"].initial = {
-                key: value for key, value in current.items() if key not in KNOWN_SETTINGS
-            }
-
-    def clean_rate_limit(self) -> str:
-        return _clean_rate_limit(str(self.cleaned_data.get("rate_limit") or ""))
-
-
-class DomainForm(forms.ModelForm[Domain]):
-    class Meta:
-        model = Domain
-        fields = ["domain", "is_primary"]
-
-    def clean_domain(self) -> str:
-        return str(self.cleaned_data["domain"]).strip().lower().rstrip(".")
-
-
-class DomainFormSet(BaseInlineFormSet[Domain, Tenant, ModelForm[Domain]]):
-    """The tenant's domains as one list, checked and saved as one by `tenant_domains_set`."""
-
-    def specs(self) -> list[services.DomainSpec]:
-        return [
-            services.DomainSpec(
-                form.cleaned_data["domain"], bool(form.cleaned_data.get("is_primary"))
-            )
-            for form in self.forms
-            if getattr(form, "cleaned_data", None)
-            and form.cleaned_data.get("domain")
-            and not (self.can_delete and form.cleaned_data.get("DELETE"))
-        ]
-
-    def clean(self) -> None:
-        super().clean()
-        if any(form.errors for form in self.forms):
-            return
-        _wanted, problems = services.domain_list_check(tenant=self.instance, domains=self.specs())
-        if problems:
-            raise forms.ValidationError(problems)
-
-
-class DomainInline(admin.TabularInline[Domain, Tenant]):
-    model = Domain
-    form = DomainForm
-    formset = DomainFormSet
-    extra = 1
-    fields = ["domain", "is_primary", "created_at"]
-    readonly_fields = ["created_at"]
-    verbose_name_plural = "Domains (exactly one primary: where links mailed to its users point)"
-
-
-# ------------------------------------------------------------------ list filter
-
-
 class DeletionFilter(admin.SimpleListFilter):
     title = "deletion"
     parameter_name = "deletion"
@@ -238,10 +74,6 @@ class DeletionFilter(admin.SimpleListFilter):
         return queryset
 
 
-# ------------------------------------------------------------------ tenants
-
-
-@admin.register(Tenant)
 class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
     list_filter = ["is_active", DeletionFilter]
     search_fields = ["name", "slug", "schema_name", "domains__domain"]
@@ -324,7 +156,7 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
                 tenant=stored,
                 name=data["name"],
                 is_active=data["is_active"],
-                tenant_settings=_settings_from(data),
+                tenant_settings=settings_from(data),
                 may_loosen_limits=True,
             )
             return
@@ -333,7 +165,7 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
             slug=data["slug"],
             admin_email=data["admin_email"],
             admin_password=data.get("admin_password") or None,
-            tenant_settings=_settings_from(data),
+            tenant_settings=settings_from(data),
         )
         # Let the admin's own bookkeeping (log entry, redirect) see the created row.
         obj.pk = result.tenant.pk
@@ -358,7 +190,7 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
             return
         tenant = Tenant.objects.get(pk=form.instance.pk)
         before = set(tenant.domains.values_list("domain", "is_primary"))
-        services.tenant_domains_set(tenant=tenant, domains=formset.specs())
+        tenant_domains_set(tenant=tenant, domains=formset.specs())
         after = set(tenant.domains.values_list("domain", "is_primary"))
         # What Django's change message and log entry read (formset.save() sets them).
         formset.new_objects = []
@@ -389,12 +221,12 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
     def delete_model(self, request: HttpRequest, obj: Tenant) -> None:
         now = request.POST.get("now") == "on"
         if now:
-            services.require_deletion_confirmed(tenant=obj, confirm=request.POST.get("confirm"))
-        services.tenant_delete(tenant=obj, now=now)
+            require_deletion_confirmed(tenant=obj, confirm=request.POST.get("confirm"))
+        tenant_delete(tenant=obj, now=now)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
-            services.tenant_delete(tenant=tenant)
+            tenant_delete(tenant=tenant)
 
     def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
         pending = Tenant.objects.filter(pk=obj_id).first()
@@ -433,23 +265,4 @@ class TenantAdmin(ServiceAdminMixin, admin.ModelAdmin[Tenant]):
 
     @admin.action(description="Restore selected tenants pending deletion")
     def restore(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
-        self._each(request, queryset, lambda t: services.tenant_restore(tenant=t))
-
-
-@admin.register(Domain)
-class DomainAdmin(admin.ModelAdmin[Domain]):
-    """Every domain, to find one; they are edited on their tenant's page (one list, checked
-    as one: exactly one primary, the tenant's own host kept)."""
-
-    list_display = ["domain", "tenant", "is_primary", "created_at"]
-    list_select_related = ["tenant"]
-    search_fields = ["domain", "tenant__name", "tenant__slug"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Domain | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Domain | None = None) -> bool:
-        return False
+        self._each(request, queryset, lambda t: tenant_restore(tenant=t))
