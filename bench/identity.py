@@ -27,7 +27,7 @@ staff user whose password is hashed by the production hasher
 (`apps.accounts.hashers.PlatformArgon2PasswordHasher`, the first of
 PASSWORD_HASHERS), and 10,000 more users (bulk-inserted with one
 precomputed hash: the list never hashes), then VACUUM ANALYZE. The access
-token comes from a real sign-in in that step (`services.sessions.login`, what
+token comes from a real sign-in in that step (`services.sessions.session_login`, what
 the login API calls), so the workers sign nobody in before the sign-in part
 measures their memory; the load generator sends it as
 `Authorization: Bearer ...`.

@@ -115,7 +115,7 @@ def cmd_setup(args: argparse.Namespace) -> dict[str, Any]:
 
     from apps.accounts.models import User
     from apps.accounts.selectors import search_query
-    from apps.accounts.services.sessions import ClientInfo, login
+    from apps.accounts.services.sessions import ClientInfo, session_login
     from apps.tenants.services import tenant_create
     from bench.django_tasks import ADMIN_PASSWORD
 
@@ -171,10 +171,10 @@ def cmd_setup(args: argparse.Namespace) -> dict[str, Any]:
             seconds.append(time.perf_counter() - begun)
         if not ok:
             raise SystemExit("check_password refused the staff user's own password")
-        # The load generator's access token: a real sign-in (sessions.login, what the
+        # The load generator's access token: a real sign-in (sessions.session_login, what the
         # login API calls), so the server's workers have signed nobody in before the
         # sign-in measurements (their memory "before any sign-in" is that).
-        pair = login(
+        pair = session_login(
             email=LOGIN_EMAIL,
             password=args.password,
             client=ClientInfo(ip_address="127.0.0.1", user_agent="bench-identity"),
@@ -262,15 +262,15 @@ def cmd_count(args: argparse.Namespace) -> dict[str, Any]:
     # A login: what it costs besides the hash (every statement and round trip).
     body = json.dumps({"email": args.email, "password": args.password}).encode()
 
-    def login() -> int:
+    def session_login() -> int:
         return _request(application, "/api/v1/auth/login", args.host, _post_environ(body))
 
-    if login() != 200:
+    if session_login() != 200:
         raise SystemExit("POST /api/v1/auth/login failed")
     logins = 5
     with recorder.window() as (sql, redis):
         for _ in range(logins):
-            login()
+            session_login()
     counts["login"] = {
         "requests": logins,
         "sql_per_request": len(sql) / logins,

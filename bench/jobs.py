@@ -13,7 +13,7 @@ one interpreter lock, which made that baseline 20 to 50% slower in our runs.)
 
 1. Event-to-inbox latency: a user is created (the service, committed), its
    `user.created` event goes out on commit, the welcome consumer runs in the
-   worker, `notify()` writes the notification, sends the e-mail and writes the
+   worker, `notification_send()` writes the notification, sends the e-mail and writes the
    deliveries, and the SMTP server accepts the message; timed from the commit
    to the acceptance, one user at a time, 200 users. The legs are printed from
    the rows' own timestamps. Printed

@@ -191,7 +191,7 @@ def measure(runs: int, requests: int) -> dict[str, Any]:
     from django.test import Client
     from django_tenants.utils import tenant_context
 
-    from apps.accounts.services.sessions import ClientInfo, session_start_for
+    from apps.accounts.services.sessions import ClientInfo, session_start
     from apps.organizations import selectors, services
     from apps.organizations.models import Organization
     from apps.tenants.services import tenant_create
@@ -261,7 +261,7 @@ def measure(runs: int, requests: int) -> dict[str, Any]:
             cursor.execute(f"EXPLAIN {sql}", params)
             result["descendants_plan"] = [line for (line,) in cursor.fetchall()]
 
-        pair = session_start_for(
+        pair = session_start(
             user=provisioned.admin, client=ClientInfo(ip_address="127.0.0.1", user_agent="bench")
         )
         result["api"] = _api(

@@ -24,7 +24,7 @@ from django.urls import path  # noqa: E402
 from django_tenants.utils import tenant_context  # noqa: E402
 
 from apps.accounts.apis.users import UserMeApi  # noqa: E402
-from apps.accounts.services.sessions import ClientInfo, session_start_for  # noqa: E402
+from apps.accounts.services.sessions import ClientInfo, session_start  # noqa: E402
 from apps.core.gateway import identity as gateway  # noqa: E402
 from apps.rbac.models import Role, RoleAssignment  # noqa: E402
 from apps.tenants.services import tenant_create  # noqa: E402
@@ -64,7 +64,7 @@ def setup() -> tuple[str, str]:
         user = provisioned.admin
         role = Role.objects.create(name="Viewers", permissions=["users.view"])
         RoleAssignment.objects.create(user=user, role=role)
-        pair = session_start_for(
+        pair = session_start(
             user=user, client=ClientInfo(ip_address="127.0.0.1", user_agent="bench")
         )
     return provisioned.domain.domain, pair.access_token

@@ -6,14 +6,14 @@ audience and fans out:
     batch_fan_out_task(batch)      resolve the audience (audience.py: live, active users,
                                    deduplicated, inside the sender's scope), plan chunks of
                                    NOTIFICATION_BATCH_CHUNK users by id range
-    batch_chunk_task(batch, i)     notify() each user of chunk i, and send their e-mail
+    batch_chunk_task(batch, i)     notification_send() each user of chunk i, and send their e-mail
 
 (the tasks are in tasks.py; they call `batch_fan_out` and `batch_chunk_send` here).
 
 Every step may run twice (acks late: a worker killed mid-task gets its message
 again) with the effect of once: the plan is written once, under a row lock; a
 chunk's notifications carry the batch id as their source event, and
-`notify()` writes one notification per (recipient, type, source event); each
+`notification_send()` writes one notification per (recipient, type, source event); each
 delivery is claimed before its provider call and recorded before the next one
 (delivery.deliveries_send_now), so a chunk run again sends what the killed run
 had not, and at most the one message that was in flight goes out twice. When a
@@ -34,7 +34,7 @@ from apps.notifications.audience import audience_queryset
 from apps.notifications.batch_progress import batch_chunk_written, progress_of
 from apps.notifications.inline_delivery import batch_deliveries_resume
 from apps.notifications.models import NotificationBatch
-from apps.notifications.notify import notify, notify_many
+from apps.notifications.notify import notification_send, notifications_send
 
 logger = structlog.get_logger("apps.notifications.batches")
 
@@ -86,9 +86,9 @@ def batch_fan_out(*, batch_id: uuid.UUID) -> list[int]:
 def batch_chunk_send(*, batch_id: uuid.UUID, index: int) -> int:
     """Notify every user of chunk `index`; returns how many notifications it wrote.
 
-    One `notify_many` call (a fixed number of queries for the chunk, users notified
+    One `notifications_send` call (a fixed number of queries for the chunk, users notified
     before for this batch skipped). Should it fail for a reason a retry cannot fix,
-    the chunk goes again one `notify` at a time, so one recipient's problem does
+    the chunk goes again one `notification_send` at a time, so one recipient's problem does
     not hold back the others. If an earlier run had notified some users (it died
     before the chunk was done), what it left unsent is sent now.
     """
@@ -114,7 +114,7 @@ def batch_chunk_send(*, batch_id: uuid.UUID, index: int) -> int:
     }
     failed = 0
     try:
-        result = notify_many(
+        result = notifications_send(
             user_ids=[u.pk for u in recipients], chunk_size=max(1, len(recipients)), **message
         )
         written, repeated = result.created, result.duplicates
@@ -125,7 +125,7 @@ def batch_chunk_send(*, batch_id: uuid.UUID, index: int) -> int:
         written = repeated = 0
         for user in recipients:
             try:
-                if notify(user=user, **message) is None:
+                if notification_send(user=user, **message) is None:
                     repeated += 1
                 else:
                     written += 1

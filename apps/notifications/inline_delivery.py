@@ -56,7 +56,7 @@ def deliveries_send_after_commit(deliveries: list[Delivery], *, claimed: bool = 
     here, after the commit, over one connection (`deliveries_send_now`) instead of
     a `deliver` task each: a welcome, a batch's chunk. The rest, and every delivery
     written in a web process, go to `deliver`. `claimed`: the inline ones were
-    written claimed by this process (`notify()`).
+    written claimed by this process (`notification_send()`).
     """
     now = inline_now(deliveries)
     inline = {id(d) for d in now}

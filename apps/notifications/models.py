@@ -1,6 +1,6 @@
 """Notifications: one per recipient (the in-app inbox row), one delivery per channel.
 
-`notify()` (notify.py) decides the channels from the user's preferences,
+`notification_send()` (notify.py) decides the channels from the user's preferences,
 writes the notification and its deliveries in one transaction, and the worker
 sends each delivery (the `deliver` task, delivery_queue.py), recording attempts,
 errors and the provider's message id. A delivery whose provider is down waits

@@ -1,13 +1,13 @@
 """Notifying a user: write the notification and one delivery per channel.
 
-`notify()` renders the title and body (unless given), decides the channels
+`notification_send()` renders the title and body (unless given), decides the channels
 (asked for, minus those the user turned off; security notices ignore the
 preferences), and writes the notification with one delivery per channel in one
 transaction. In-app is delivered by that write; a channel with nothing to send
 to (no phone number, no push device) is skipped; the rest are sent once the
 transaction commits, never inside it: by the `deliver` task (`delivery_queue.py`),
 or, for e-mail written in a worker, by that worker right after the commit
-(`inline_delivery.py`). `notify_many()` does the same for many users, a chunk per
+(`inline_delivery.py`). `notifications_send()` does the same for many users, a chunk per
 transaction.
 
 A notification is written once per (recipient, type, source event): a repeat
@@ -118,7 +118,7 @@ def _is_duplicate(exc: IntegrityError) -> bool:
     return getattr(diag, "constraint_name", None) == ONCE_PER_EVENT
 
 
-def notify(
+def notification_send(
     *,
     user: User,
     type: str,
@@ -184,7 +184,7 @@ class NotifyManyResult:
     notification_ids: list[int] = field(default_factory=list)
 
 
-def notify_many(
+def notifications_send(
     *,
     user_ids: Sequence[int],
     type: str,
@@ -248,7 +248,7 @@ def notify_many(
             # Another run took some of these users meanwhile: one by one, each race-safe.
             created = []
             for user in todo:
-                one = notify(
+                one = notification_send(
                     user=user,
                     type=type,
                     title=title,

@@ -28,7 +28,7 @@ from apps.notifications.batch_progress import batch_mark_failed
 from apps.notifications.batches import TRANSIENT, batch_chunk_send, batch_fan_out
 from apps.notifications.delivery_queue import deliveries_requeue_stale
 from apps.notifications.models import Channel
-from apps.notifications.notify import notify
+from apps.notifications.notify import notification_send
 from apps.notifications.sql import live_active_user
 from apps.rbac.grants import grants_key
 
@@ -87,7 +87,7 @@ def welcome_send_task(event_id: str, user_id: int) -> bool:
         user = live_active_user(user_id)
         if user is None:
             return False  # gone or deactivated before the welcome went out
-        notify(
+        notification_send(
             user=user,
             type="welcome",
             source_event_id=event_id,
@@ -126,7 +126,7 @@ def password_changed_notice_task(event_id: str, user_id: int, how: str = "change
         user = live_active_user(user_id)
         if user is None:
             return False
-        notify(
+        notification_send(
             user=user,
             type="security.password_changed",
             is_security=True,

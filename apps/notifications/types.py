@@ -1,7 +1,7 @@
 """Every notification type the platform sends: declared here, in code, and nowhere else.
 
 The preferences matrix (`GET /api/v1/notifications/preferences`) is these types
-times the channels; `notify()` and the templates (`templates/notifications/<type>/`)
+times the channels; `notification_send()` and the templates (`templates/notifications/<type>/`)
 key on the same names. A security type reaches the user whatever their
 preferences, so it cannot be turned off; only non-security types can be sent
 by people (`POST /api/v1/notifications/send`).

@@ -57,7 +57,7 @@ def providers(request: HttpRequest) -> HttpResponse:
 @require_GET
 def start(request: HttpRequest, provider: str) -> HttpResponse:
     try:
-        url = signin.login_begin(
+        url = signin.sso_login_begin(
             provider_slug=provider,
             redirect_uri=_next(request),
             callback_uri=_callback_uri(request, provider),
@@ -73,7 +73,7 @@ def start(request: HttpRequest, provider: str) -> HttpResponse:
 @require_GET
 def callback(request: HttpRequest, provider: str) -> HttpResponse:
     try:
-        outcome = signin.login_complete(
+        outcome = signin.sso_login_complete(
             provider_slug=provider,
             state=request.GET.get("state", ""),
             code=request.GET.get("code", ""),

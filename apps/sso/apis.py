@@ -125,7 +125,7 @@ class OidcAuthorizeApi(APIView):
     def get(self, request: Request, provider: str) -> HttpResponseRedirect:
         data = validated(AuthorizeInput, request.query_params.dict())
         limits.count_and_check(request._request, "sso_ip", limits.ip_of(request._request))
-        url = signin.login_begin(
+        url = signin.sso_login_begin(
             provider_slug=provider,
             redirect_uri=data["redirect_uri"],
             callback_uri=callback_uri(request, provider),
@@ -156,7 +156,7 @@ class OidcCallbackApi(APIView):
     def get(self, request: Request, provider: str) -> HttpResponseRedirect:
         data = validated(CallbackInput, request.query_params.dict())
         limits.count_and_check(request._request, "sso_ip", limits.ip_of(request._request))
-        outcome = signin.login_complete(
+        outcome = signin.sso_login_complete(
             provider_slug=provider,
             state=data["state"],
             code=data["code"],

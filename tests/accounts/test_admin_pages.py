@@ -14,7 +14,7 @@ from apps.accounts.models import Session
 from apps.audit.models import AuditEvent
 from apps.jobs.models import JobFailure
 from apps.notifications.models import Delivery
-from apps.notifications.notify import notify
+from apps.notifications.notify import notification_send
 from apps.organizations.models import Membership
 from apps.organizations.services import organization_create
 from apps.rbac.models import Role, RoleAssignment
@@ -43,7 +43,7 @@ def tenant_pages(tenant_a, api) -> dict[str, tuple[str, list[str]]]:
         ExternalIdentity.objects.create(
             provider=provider, issuer=provider.issuer, subject="s-1", user=member
         )
-        notification = notify(user=member, type="announcement", title="All hands")
+        notification = notification_send(user=member, type="announcement", title="All hands")
         assert notification is not None
         delivery = Delivery.objects.filter(notification=notification).first()
         assert delivery is not None

@@ -11,7 +11,7 @@ from django_tenants.utils import tenant_context
 from apps.accounts.models import Session, User
 from apps.accounts.selectors import SignInCandidate, sign_in_candidate_get
 from apps.accounts.services import sessions
-from apps.accounts.services.sessions import ClientInfo, login
+from apps.accounts.services.sessions import ClientInfo, session_login
 from apps.accounts.tokens import user_roles
 from apps.keys.services import signer_get
 from apps.sso.models import IdentityProvider
@@ -117,7 +117,7 @@ def test_the_user_is_read_in_one_query_and_written_only_after_the_password(
 
         monkeypatch.setattr(sessions, "check_password", watching)
         with CaptureQueriesContext(connection) as queries:
-            pair = login(email="order@alpha.test", password=PASSWORD, client=CLIENT)
+            pair = session_login(email="order@alpha.test", password=PASSWORD, client=CLIENT)
         before = [s for s in seen_at_the_hash if not s.startswith("SET search_path")]
         assert len(before) == 1 and before[0].startswith("SELECT"), before
         assert "FOR UPDATE" not in before[0]
@@ -146,7 +146,7 @@ def test_a_refused_sign_in_writes_nothing(tenant_a, case) -> None:
             _provider("required", sso_required=True)
         expected = ForbiddenError if case == "sso required" else UnauthorizedError
         with CaptureQueriesContext(connection) as queries, pytest.raises(expected):
-            login(email=email, password=password, client=CLIENT)
+            session_login(email=email, password=password, client=CLIENT)
         statements = [q["sql"] for q in queries.captured_queries]
         assert not [s for s in statements if not s.startswith(("SELECT", "SET search_path"))]
         assert not Session.objects.filter(user=user).exists()
@@ -163,7 +163,7 @@ def test_a_sign_in_that_cannot_write_stores_nothing_and_issues_nothing(
     with tenant_context(tenant_a.tenant):
         user = make_user(email="nowrite@alpha.test", username="nowrite")
         with pytest.raises(RuntimeError, match="database gone"):
-            login(email="nowrite@alpha.test", password=PASSWORD, client=CLIENT)
+            session_login(email="nowrite@alpha.test", password=PASSWORD, client=CLIENT)
         assert not Session.objects.filter(user=user).exists()
         assert User.objects.get(pk=user.pk).last_login is None  # rolled back with it
 

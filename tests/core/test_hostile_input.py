@@ -15,7 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.test import Client
 from django_tenants.utils import tenant_context
 
-from apps.accounts.services.sessions import ClientInfo, session_start_for
+from apps.accounts.services.sessions import ClientInfo, session_start
 from apps.core.error_handling import classify
 from apps.notifications.models import NotificationBatch
 from apps.tenants.models import Tenant
@@ -35,7 +35,7 @@ def anonymous(client_ip: str, tenant_a: Any) -> Client:
 def owner(client_ip: str, tenant_a: Any) -> Client:
     """The tenant's owner, signed in with a bearer token."""
     with tenant_context(tenant_a.tenant):
-        pair = session_start_for(
+        pair = session_start(
             user=tenant_a.admin(), client=ClientInfo(ip_address=None, user_agent="test")
         )
     return Client(

@@ -281,7 +281,7 @@ def test_answers_once_missing_from_the_schema_validate_against_it(
 ) -> None:
     from django_tenants.utils import tenant_context
 
-    from apps.accounts.services.sessions import ClientInfo, session_start_for
+    from apps.accounts.services.sessions import ClientInfo, session_start
     from apps.sso.models import IdentityProvider
     from tests.accounts.factories import PASSWORD, make_user
 
@@ -289,7 +289,7 @@ def test_answers_once_missing_from_the_schema_validate_against_it(
     host = {"HTTP_HOST": tenant_a.host}
     with tenant_context(tenant_a.tenant):
         admin = tenant_a.admin()
-        token = session_start_for(user=admin, client=ClientInfo(None, "test")).access_token
+        token = session_start(user=admin, client=ClientInfo(None, "test")).access_token
         make_user(email="member@alpha.test", username="member")
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {token}", **host}
 

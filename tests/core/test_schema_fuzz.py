@@ -29,7 +29,7 @@ from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 
 from apps.accounts.models import User
-from apps.accounts.services.sessions import ClientInfo, session_start_for
+from apps.accounts.services.sessions import ClientInfo, session_start
 from apps.core.tenancy import tenant_connection
 from tests.conftest import _forget_cached_state
 
@@ -106,7 +106,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _token(user: User) -> str:
-    pair = session_start_for(user=user, client=ClientInfo(ip_address=None, user_agent="fuzz"))
+    pair = session_start(user=user, client=ClientInfo(ip_address=None, user_agent="fuzz"))
     return pair.access_token
 
 

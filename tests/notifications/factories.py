@@ -6,14 +6,14 @@ from typing import Any
 
 from apps.accounts.models import User
 from apps.notifications.models import Delivery, DeviceSubscription
-from apps.notifications.notify import notify
+from apps.notifications.notify import notification_send
 
 
 def make_delivery(user: User, channel: str = "email", **fields: Any) -> Delivery:
     """The pending delivery on `channel` of a new announcement to `user`, made by the service
     (`fields` go to it: title, body, ...)."""
     fields.setdefault("title", "Hello")
-    notification = notify(user=user, type="announcement", channels=[channel], **fields)
+    notification = notification_send(user=user, type="announcement", channels=[channel], **fields)
     assert notification is not None
     return notification.deliveries.get(channel=channel)
 

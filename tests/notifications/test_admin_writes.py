@@ -6,7 +6,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from apps.notifications.models import Delivery, DeviceSubscription, Notification, Preference
-from apps.notifications.notify import notify
+from apps.notifications.notify import notification_send
 from tests.accounts.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +42,9 @@ def test_a_security_notice_cannot_be_turned_off_from_the_admin(tenant_a) -> None
 def test_deliveries_and_devices_are_not_written_by_hand(tenant_a) -> None:
     with tenant_context(tenant_a.tenant):
         user = make_user()
-        notification = notify(user=user, type="announcement", title="Hi", channels=["in_app"])
+        notification = notification_send(
+            user=user, type="announcement", title="Hi", channels=["in_app"]
+        )
         assert notification is not None
         delivery = Delivery.objects.get(notification=notification)
     client = tenant_a.admin_client()

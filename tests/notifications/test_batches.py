@@ -233,7 +233,7 @@ def test_one_recipient_failing_does_not_hold_back_the_chunk(
     tenant_a, small_batch, monkeypatch
 ) -> None:
     first, _last = small_batch.audience["progress"]["bounds"][0]
-    real_notify = batches.notify
+    real_send = batches.notification_send
 
     def notify_many_broken(**kwargs):
         raise ValueError("a template that cannot render for someone")
@@ -241,10 +241,10 @@ def test_one_recipient_failing_does_not_hold_back_the_chunk(
     def notify_failing_for_first(*, user, **kwargs):
         if user.pk == first:
             raise ValueError("cannot render for this one")
-        return real_notify(user=user, **kwargs)
+        return real_send(user=user, **kwargs)
 
-    monkeypatch.setattr(batches, "notify_many", notify_many_broken)
-    monkeypatch.setattr(batches, "notify", notify_failing_for_first)
+    monkeypatch.setattr(batches, "notifications_send", notify_many_broken)
+    monkeypatch.setattr(batches, "notification_send", notify_failing_for_first)
     with tenant_context(tenant_a.tenant):
         written = batches.batch_chunk_send(batch_id=small_batch.pk, index=0)
         small_batch.refresh_from_db()

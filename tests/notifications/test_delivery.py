@@ -1,4 +1,4 @@
-"""notify(): channels from preferences, skipped channels, idempotency; delivery_send's bookkeeping."""
+"""notification_send(): channels from preferences, skipped channels, idempotency; delivery_send's bookkeeping."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from apps.notifications.notify import (
     SKIP_NO_DEVICE,
     SKIP_NO_PHONE,
     SKIP_PREFERENCE,
-    notify,
-    notify_many,
+    notification_send,
+    notifications_send,
 )
 from tests.accounts.factories import make_user
 
@@ -50,7 +50,7 @@ def test_notify_writes_the_inbox_row_and_one_delivery_per_channel(
     user = _reachable_user(full_name="Ada Lovelace")
 
     with django_capture_on_commit_callbacks() as callbacks:
-        notification = notify(user=user, type="welcome")
+        notification = notification_send(user=user, type="welcome")
 
     assert notification is not None
     assert notification.title == f"Welcome to {in_tenant_a.tenant.name}"
@@ -70,7 +70,7 @@ def test_notify_writes_the_inbox_row_and_one_delivery_per_channel(
 def test_text_templates_are_not_html_escaped(in_tenant_a) -> None:
     user = make_user(full_name="Tom & Jerry <tj>")
 
-    notification = notify(user=user, type="welcome", channels=["in_app"])
+    notification = notification_send(user=user, type="welcome", channels=["in_app"])
 
     assert notification is not None
     assert "Hello Tom & Jerry <tj>" in notification.body
@@ -81,8 +81,12 @@ def test_given_title_and_body_are_kept_and_the_default_templates_serve_unknown_t
 ) -> None:
     user = make_user()
 
-    given = notify(user=user, type="announcement", title="Office closed", body="On Friday.")
-    rendered = notify(user=user, type="announcement", data={"message": "From the default body"})
+    given = notification_send(
+        user=user, type="announcement", title="Office closed", body="On Friday."
+    )
+    rendered = notification_send(
+        user=user, type="announcement", data={"message": "From the default body"}
+    )
 
     assert given is not None and (given.title, given.body) == ("Office closed", "On Friday.")
     assert rendered is not None
@@ -96,7 +100,7 @@ def test_a_channel_turned_off_in_the_preferences_is_skipped(in_tenant_a) -> None
     Preference.objects.create(user=user, type="announcement", channel="sms", enabled=True)
     Preference.objects.create(user=user, type="welcome", channel="push", enabled=False)
 
-    notification = notify(user=user, type="announcement", title="t", body="b")
+    notification = notification_send(user=user, type="announcement", title="t", body="b")
 
     assert notification is not None
     assert _statuses(notification) == {
@@ -111,7 +115,9 @@ def test_a_channel_turned_off_in_the_preferences_is_skipped(in_tenant_a) -> None
 def test_only_the_requested_channels_get_a_delivery(in_tenant_a) -> None:
     user = _reachable_user()
 
-    notification = notify(user=user, type="announcement", title="t", channels=["email", "in_app"])
+    notification = notification_send(
+        user=user, type="announcement", title="t", channels=["email", "in_app"]
+    )
 
     assert notification is not None
     assert _statuses(notification) == {"in_app": "sent", "email": "pending"}
@@ -124,7 +130,7 @@ def test_security_notices_ignore_the_preferences(in_tenant_a) -> None:
             user=user, type="security.password_changed", channel=channel, enabled=False
         )
 
-    notification = notify(
+    notification = notification_send(
         user=user, type="security.password_changed", data={"how": "change"}, is_security=False
     )
 
@@ -137,7 +143,7 @@ def test_security_notices_ignore_the_preferences(in_tenant_a) -> None:
 def test_channels_without_an_address_are_skipped_with_the_reason(in_tenant_a) -> None:
     user = make_user(phone_number="")
 
-    notification = notify(user=user, type="announcement", title="t")
+    notification = notification_send(user=user, type="announcement", title="t")
 
     assert notification is not None
     skipped = dict(
@@ -151,28 +157,31 @@ def test_the_same_source_event_notifies_once(
 ) -> None:
     user = _reachable_user()
     event_id = uuid.uuid4()
-    first = notify(user=user, type="welcome", source_event_id=event_id)
+    first = notification_send(user=user, type="welcome", source_event_id=event_id)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        again = notify(user=user, type="welcome", source_event_id=str(event_id))
+        again = notification_send(user=user, type="welcome", source_event_id=str(event_id))
 
     assert first is not None and again is None
     assert Notification.objects.filter(recipient=user).count() == 1
     assert Delivery.objects.filter(notification__recipient=user).count() == 4
     assert callbacks == []
     # Another type for the same event is another notification.
-    assert notify(user=user, type="announcement", title="t", source_event_id=event_id) is not None
+    assert (
+        notification_send(user=user, type="announcement", title="t", source_event_id=event_id)
+        is not None
+    )
 
 
 def test_a_concurrent_duplicate_is_stopped_by_the_unique_constraint(in_tenant_a) -> None:
-    # notify() asks nothing first: another worker's row (or an earlier run's) is found by
+    # notification_send() asks nothing first: another worker's row (or an earlier run's) is found by
     # the insert itself (ON CONFLICT DO NOTHING on the index), and the caller's
     # transaction goes on.
     user = make_user()
     event_id = uuid.uuid4()
-    assert notify(user=user, type="welcome", source_event_id=event_id) is not None
+    assert notification_send(user=user, type="welcome", source_event_id=event_id) is not None
 
-    again = notify(user=user, type="welcome", source_event_id=event_id)
+    again = notification_send(user=user, type="welcome", source_event_id=event_id)
 
     assert again is None
     assert Notification.objects.filter(recipient=user).count() == 1
@@ -184,7 +193,7 @@ def test_the_written_notification_is_what_the_orm_reads_back(in_tenant_a) -> Non
     batch = NotificationBatch.objects.create(type="announcement", title="Hi", body="All")
     data = {"n": 1, "text": 'é "quoted"', "nested": {"list": [1, None, True]}}
 
-    written = notify(
+    written = notification_send(
         user=user, type="announcement", title="T", body="B", data=data, batch=batch,
         is_security=True,
     )  # fmt: skip
@@ -207,13 +216,13 @@ def test_a_batch_is_its_own_source_event(in_tenant_a) -> None:
     user = make_user()
     batch = NotificationBatch.objects.create(type="announcement", title="Hi", body="All")
 
-    first = notify(user=user, type="announcement", title="Hi", batch=batch)
-    again = notify(user=user, type="announcement", title="Hi", batch=batch)
+    first = notification_send(user=user, type="announcement", title="Hi", batch=batch)
+    again = notification_send(user=user, type="announcement", title="Hi", batch=batch)
 
     assert first is not None and first.source_event_id == batch.pk and again is None
 
 
-def test_notify_many_in_chunks_skips_gone_users_and_is_idempotent(
+def test_notifications_send_in_chunks_skips_gone_users_and_is_idempotent(
     in_tenant_a, django_capture_on_commit_callbacks
 ) -> None:
     users = [make_user() for _ in range(5)]
@@ -224,10 +233,12 @@ def test_notify_many_in_chunks_skips_gone_users_and_is_idempotent(
     ids = [u.pk for u in users]
 
     with django_capture_on_commit_callbacks() as callbacks:
-        result = notify_many(
+        result = notifications_send(
             user_ids=ids, type="announcement", title="Hi", body="All", batch=batch, chunk_size=2
         )
-    again = notify_many(user_ids=ids, type="announcement", title="Hi", batch=batch, chunk_size=2)
+    again = notifications_send(
+        user_ids=ids, type="announcement", title="Hi", batch=batch, chunk_size=2
+    )
 
     assert (result.created, result.duplicates, result.missing) == (4, 0, 1)
     assert (again.created, again.duplicates, again.missing) == (0, 4, 1)
@@ -240,7 +251,7 @@ def test_notify_many_in_chunks_skips_gone_users_and_is_idempotent(
     assert Delivery.objects.filter(notification__batch=batch, status="pending").count() == 3
 
 
-def test_notify_many_costs_the_same_queries_for_a_bigger_chunk(
+def test_notifications_send_costs_the_same_queries_for_a_bigger_chunk(
     in_tenant_a, django_assert_max_num_queries
 ) -> None:
     users = [make_user() for _ in range(30)]
@@ -252,16 +263,18 @@ def test_notify_many_costs_the_same_queries_for_a_bigger_chunk(
     }
 
     with django_assert_max_num_queries(12) as small_run:
-        notify_many(user_ids=small, **kwargs)
+        notifications_send(user_ids=small, **kwargs)
     with django_assert_max_num_queries(len(small_run.captured_queries)):
-        notify_many(user_ids=big, **kwargs)
+        notifications_send(user_ids=big, **kwargs)
 
 
 # ------------------------------------------------------------------ delivery_send
 
 
 def _pending(user, channel: str = "email") -> Delivery:
-    notification = notify(user=user, type="announcement", title="Hello", channels=[channel])
+    notification = notification_send(
+        user=user, type="announcement", title="Hello", channels=[channel]
+    )
     assert notification is not None
     return notification.deliveries.get(channel=channel)
 
@@ -405,7 +418,7 @@ def test_a_channel_renders_only_the_bodies_it_sends(in_tenant_a, monkeypatch) ->
 
     monkeypatch.setattr(rendering, "render_text", counted(text))
     monkeypatch.setattr(rendering, "render_html", counted(html))
-    notification = notify(
+    notification = notification_send(
         user=make_user(), type="announcement", title="T", body="B", channels=["in_app"]
     )
     assert notification is not None

@@ -6,7 +6,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from apps.notifications.models import Delivery, NotificationBatch
-from apps.notifications.notify import notify
+from apps.notifications.notify import notification_send
 from tests.accounts.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ def sent_batch(tenant_a):
     with tenant_context(tenant_a.tenant):
         batch = NotificationBatch.objects.create(type="announcement", title="All hands")
         for _ in range(2):
-            notify(user=make_user(), type="announcement", title="All hands", batch=batch)
+            notification_send(user=make_user(), type="announcement", title="All hands", batch=batch)
         return batch
 
 
@@ -48,7 +48,7 @@ def test_a_batch_shows_its_counts_per_status(tenant_a, sent_batch) -> None:
 
 def test_a_notification_shows_the_templates_in_use(tenant_a) -> None:
     with tenant_context(tenant_a.tenant):
-        notification = notify(user=make_user(), type="welcome", channels=["in_app"])
+        notification = notification_send(user=make_user(), type="welcome", channels=["in_app"])
     assert notification is not None
     response = tenant_a.admin_client().get(
         f"/admin/notifications/notification/{notification.pk}/change/", HTTP_HOST=tenant_a.host

@@ -31,14 +31,14 @@ PHONE = "+14155550199"
 def sms_setup(marker: str, count: int) -> list[int]:
     """A user with a phone number and `count` SMS notifications (the worker delivers them)."""
     from apps.accounts.models import User
-    from apps.notifications.notify import notify
+    from apps.notifications.notify import notification_send
 
     user = User.objects.create_user(
         f"{marker}@worker.test", "a-long-enough-password-42", username=marker, phone_number=PHONE
     )
     ids = []
     for i in range(count):
-        notification = notify(
+        notification = notification_send(
             user=user, type="announcement", title=f"{marker}-{i}", body="hi", channels=["sms"]
         )
         assert notification is not None
@@ -70,7 +70,7 @@ def sms_worker(session_tenants, celery_worker, session_http_stub) -> Iterator[st
         "NOTIFICATION_RETRY_BASE_SECONDS": "1",
         "NOTIFICATION_RETRY_MAX_SECONDS": "2",
     }
-    # Its own queue, and the default one: notify() enqueues deliveries there.
+    # Its own queue, and the default one: notification_send() enqueues deliveries there.
     with celery_worker(
         prefix="test-notif", env=env, also_queues=["celery"], imports=[__name__]
     ) as worker:

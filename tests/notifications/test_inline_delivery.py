@@ -1,5 +1,5 @@
 """A worker sends the e-mail of a notification it writes itself, without a `deliver` task,
-right after the commit, over one connection: `notify()` writes its delivery claimed, a
+right after the commit, over one connection: `notification_send()` writes its delivery claimed, a
 batch's chunk claims each delivery before its provider call, and every outcome is
 recorded before the next call, outside any transaction. Whatever a worker cannot
 settle (a retry, an open breaker, a claim held elsewhere) goes to `deliver`.
@@ -26,7 +26,7 @@ from apps.notifications import inline_delivery
 from apps.notifications.breaker import provider_breaker
 from apps.notifications.delivery import claim_lease, deliveries_send_now
 from apps.notifications.models import Delivery, NotificationBatch
-from apps.notifications.notify import notify, notify_many
+from apps.notifications.notify import notification_send, notifications_send
 from apps.notifications.sql import ATTEMPT_FIELDS, delivery_step
 from tests.accounts.factories import make_user
 
@@ -111,7 +111,9 @@ def test_in_a_worker_notify_writes_the_email_claimed_and_sends_it_after_the_comm
     user = make_user(phone_number="+14155550100")
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        notification = notify(user=user, type="welcome", channels=["in_app", "email", "sms"])
+        notification = notification_send(
+            user=user, type="welcome", channels=["in_app", "email", "sms"]
+        )
     assert notification is not None
     # Nothing goes out inside the transaction: the row is written claimed, pending.
     delivery = _email(notification)
@@ -142,7 +144,7 @@ def test_the_inline_send_happens_once_a_second_run_finds_it_sent(
 ) -> None:
     user = make_user()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        notification = notify(user=user, type="welcome", channels=["email"])
+        notification = notification_send(user=user, type="welcome", channels=["email"])
     assert notification is not None
 
     for _ in range(2):  # as if the callback, or a `deliver` copy, ran again
@@ -160,7 +162,9 @@ def test_outside_a_worker_every_delivery_is_a_task(
     assert inline_delivery._in_worker() is False  # a test, like a web request, is no worker
 
     with django_capture_on_commit_callbacks(execute=True):
-        notification = notify(user=make_user(), type="welcome", channels=["in_app", "email"])
+        notification = notification_send(
+            user=make_user(), type="welcome", channels=["in_app", "email"]
+        )
 
     assert notification is not None
     assert mail.outbox == []
@@ -173,7 +177,7 @@ def test_an_inline_failure_is_left_to_the_retry_path(
     settings.EMAIL_BACKEND = f"{__name__}.FlakyBackend"
 
     with django_capture_on_commit_callbacks(execute=True):
-        notification = notify(user=make_user(), type="welcome", channels=["email"])
+        notification = notification_send(user=make_user(), type="welcome", channels=["email"])
 
     delivery = _email(notification)
     assert (delivery.status, delivery.attempts) == ("pending", 1)
@@ -189,7 +193,7 @@ def test_an_open_breaker_leaves_the_delivery_waiting_for_its_task(
     provider_breaker("email").open()
 
     with django_capture_on_commit_callbacks(execute=True):
-        notification = notify(user=make_user(), type="welcome", channels=["email"])
+        notification = notification_send(user=make_user(), type="welcome", channels=["email"])
 
     delivery = _email(notification)
     assert (delivery.status, delivery.attempts) == ("pending", 0)  # not an attempt
@@ -209,7 +213,7 @@ def test_an_error_while_sending_inline_hands_the_deliveries_to_their_tasks(
     monkeypatch.setattr(DjangoMailProvider, "session", broken)
 
     with django_capture_on_commit_callbacks(execute=True):
-        notification = notify(user=make_user(), type="welcome", channels=["email"])
+        notification = notification_send(user=make_user(), type="welcome", channels=["email"])
 
     delivery = _email(notification)
     assert (delivery.status, delivery.attempts, delivery.last_error) == ("pending", 0, "")
@@ -225,7 +229,7 @@ def test_a_chunk_is_mailed_over_one_connection_each_delivery_recorded(
     smtp_sessions.refuse = {users[2].email}
     batch = NotificationBatch.objects.create(type="announcement", title="Hi", body="All")
     with django_capture_on_commit_callbacks(execute=True):
-        result = notify_many(
+        result = notifications_send(
             user_ids=[u.pk for u in users],
             type="announcement",
             title="Hi",
@@ -277,7 +281,7 @@ def test_each_send_is_claimed_before_its_provider_call_and_recorded_before_the_n
 
     WatchingBackend.watch = watch
     with django_capture_on_commit_callbacks(execute=True):
-        notify_many(
+        notifications_send(
             user_ids=[u.pk for u in users],
             type="announcement",
             title="Hi",
@@ -301,8 +305,8 @@ def test_a_delivery_claimed_elsewhere_waits_for_the_claim_and_an_expired_claim_i
     from django.utils import timezone
 
     with django_capture_on_commit_callbacks(execute=False):
-        held = notify(user=make_user(), type="welcome", channels=["email"])
-        dead = notify(user=make_user(), type="welcome", channels=["email"])
+        held = notification_send(user=make_user(), type="welcome", channels=["email"])
+        dead = notification_send(user=make_user(), type="welcome", channels=["email"])
     assert held is not None and dead is not None
     now = timezone.now()
     # Another worker is in its provider call; a third one died in its call long ago.
@@ -323,8 +327,8 @@ def test_deliveries_taken_or_settled_elsewhere_are_not_sent_again(
     in_tenant_a, enqueued, django_capture_on_commit_callbacks
 ) -> None:
     with django_capture_on_commit_callbacks(execute=False):
-        first = notify(user=make_user(), type="welcome", channels=["email"])
-        second = notify(user=make_user(), type="welcome", channels=["email"])
+        first = notification_send(user=make_user(), type="welcome", channels=["email"])
+        second = notification_send(user=make_user(), type="welcome", channels=["email"])
     assert first is not None and second is not None
     done, pending = _email(first), _email(second)
     Delivery.objects.filter(pk=done.pk).update(status="sent")
@@ -342,7 +346,7 @@ def test_the_next_inline_send_reuses_the_connection_and_replaces_one_the_server_
 
     def welcome() -> Delivery:
         with django_capture_on_commit_callbacks(execute=True):
-            notification = notify(user=make_user(), type="welcome", channels=["email"])
+            notification = notification_send(user=make_user(), type="welcome", channels=["email"])
         return _email(notification)
 
     first, second = welcome(), welcome()
@@ -362,10 +366,12 @@ def test_a_step_records_one_outcome_and_claims_the_next_in_one_statement(in_tena
 
     from django.utils import timezone
 
-    first = notify(
+    first = notification_send(
         user=make_user(phone_number="+14155550100"), type="welcome", channels=["email", "sms"]
     )
-    second = notify(user=make_user(phone_number="+14155550101"), type="welcome", channels=["sms"])
+    second = notification_send(
+        user=make_user(phone_number="+14155550101"), type="welcome", channels=["sms"]
+    )
     assert first is not None and second is not None
     sent, failed = first.deliveries.get(channel="email"), first.deliveries.get(channel="sms")
     waiting = second.deliveries.get(channel="sms")

@@ -64,7 +64,7 @@ class LoginApi(APIView):
         # Every attempt counts against the address, and against the account as a failure
         # until it succeeds: a guessing run locks the account for a while.
         limits.login_check(request._request, account)
-        pair = sessions.login(
+        pair = sessions.session_login(
             email=account, password=data["password"], client=ClientInfo.of(request._request)
         )
         limits.login_succeeded(request._request, account)
@@ -93,7 +93,7 @@ class RefreshApi(APIView):
             account = None
         if account is not None:
             limits.count_and_check(request._request, "refresh_account", account)
-        pair = sessions.token_refresh(
+        pair = sessions.session_refresh(
             refresh_token=data["refresh_token"], client=ClientInfo.of(request._request)
         )
         return Response(pair.as_response())
@@ -114,7 +114,9 @@ class LogoutApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(RefreshInput, request.data)
-        return Response({"revoked_sessions": sessions.logout(refresh_token=data["refresh_token"])})
+        return Response(
+            {"revoked_sessions": sessions.session_logout(refresh_token=data["refresh_token"])}
+        )
 
 
 class LogoutAllApi(APIView):
@@ -125,7 +127,7 @@ class LogoutAllApi(APIView):
     )
     def post(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
-        return Response({"revoked_sessions": sessions.logout_all(user=user)})
+        return Response({"revoked_sessions": sessions.sessions_logout_all(user=user)})
 
 
 class PasswordChangeApi(APIView):

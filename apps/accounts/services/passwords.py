@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.models import PasswordResetToken, Session, User, normalize_email
 from apps.accounts.services.links import tenant_link
-from apps.accounts.services.sessions import ClientInfo, session_start_for, user_tokens_revoke
+from apps.accounts.services.sessions import ClientInfo, session_start, user_tokens_revoke
 from apps.accounts.tokens import TokenPair
 from apps.audit.services import audit_record
 from apps.core.errors import ValidationError
@@ -64,7 +64,7 @@ def password_change(
     )
     # The fact only: neither password nor hash belongs in the log.
     audit_record(action="user.password_changed", target=user)
-    return session_start_for(user=user, client=client)
+    return session_start(user=user, client=client)
 
 
 @transaction.atomic

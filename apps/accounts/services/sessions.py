@@ -84,7 +84,7 @@ def _password_check(user: User, password: str) -> tuple[bool, bool]:
     return correct, bool(outdated)
 
 
-def login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
+def session_login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
     """Start a session: read the user, check the password, then write.
 
     Unknown address, wrong password, inactive or deleted user: the same 401 after the same
@@ -158,7 +158,7 @@ def user_tokens_revoke(*, user: User, reason: str) -> int:
     return sessions_revoke(Session.objects.filter(user=user), reason=reason)
 
 
-def token_refresh(*, refresh_token: str, client: ClientInfo) -> TokenPair:
+def session_refresh(*, refresh_token: str, client: ClientInfo) -> TokenPair:
     """Rotate the session's refresh token. Replaying an already rotated token ends the session
     (after a short grace period for two tabs refreshing at once, which is simply refused)."""
     try:
@@ -226,7 +226,7 @@ def token_refresh(*, refresh_token: str, client: ClientInfo) -> TokenPair:
 
 
 @transaction.atomic
-def logout(*, refresh_token: str) -> int:
+def session_logout(*, refresh_token: str) -> int:
     """End the session the refresh token belongs to (any token of its family will do)."""
     try:
         claims = refresh_token_decode(refresh_token)
@@ -247,7 +247,7 @@ def logout(*, refresh_token: str) -> int:
 
 
 @transaction.atomic
-def logout_all(*, user: User) -> int:
+def sessions_logout_all(*, user: User) -> int:
     revoked = user_tokens_revoke(user=user, reason=Session.RevokeReason.LOGOUT_ALL)
     audit_record(action="user.sessions_revoked", target=user, changes={"count": revoked})
     return revoked
@@ -266,7 +266,7 @@ def session_revoke(*, user: User, session_id: str) -> None:
     )
 
 
-def session_start_for(*, user: User, client: ClientInfo) -> TokenPair:
+def session_start(*, user: User, client: ClientInfo) -> TokenPair:
     """A new session for a user who just proved who they are (after a password change)."""
     return _session_start(user=user, client=client, now=timezone.now())
 

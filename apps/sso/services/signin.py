@@ -1,7 +1,7 @@
 """Signing in through an identity provider.
 
-A sign-in is three requests: `login_begin` (state, nonce and PKCE verifier kept,
-single use), `login_complete` (the provider's code exchanged, the ID token checked,
+A sign-in is three requests: `sso_login_begin` (state, nonce and PKCE verifier kept,
+single use), `sso_login_complete` (the provider's code exchanged, the ID token checked,
 the user found, linked or provisioned, a one-time code handed back) and
 `exchange_code_redeem` (that code traded for our token pair). Every failure is
 recorded as an `auth.sso_failed` security event and leaves users and identities as
@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.accounts.services.sessions import ClientInfo, session_start_for
+from apps.accounts.services.sessions import ClientInfo, session_start
 from apps.accounts.tokens import TokenPair
 from apps.core.errors import BadRequestError, NotFoundError, UnauthorizedError, ValidationError
 from apps.jobs.events import event_record
@@ -62,7 +62,7 @@ def _provider_for_login(slug: str) -> IdentityProvider:
     return provider
 
 
-def login_begin(
+def sso_login_begin(
     *,
     provider_slug: str,
     redirect_uri: str,
@@ -127,7 +127,7 @@ def _state_consume(*, provider_slug: str, state: str, for_admin: bool) -> LoginS
         return login
 
 
-def login_complete(
+def sso_login_complete(
     *,
     provider_slug: str,
     state: str,
@@ -250,7 +250,7 @@ def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair:
         sso_failed_record(provider=row.provider.slug, reason="user_inactive", client=client)
         raise UnauthorizedError(CODE_INVALID)
     with transaction.atomic():
-        pair = session_start_for(user=user, client=client)
+        pair = session_start(user=user, client=client)
         user.last_login = now
         user.save(update_fields=["last_login"])
         event_record(
