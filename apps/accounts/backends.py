@@ -9,6 +9,7 @@ from django_tenants.utils import get_public_schema_name
 from apps.accounts import limits
 from apps.accounts.models import User, normalize_email
 from apps.core.tenancy import current_schema
+from apps.sso.selectors import password_refused_for
 
 
 class EmailBackend(ModelBackend):
@@ -46,8 +47,6 @@ class EmailBackend(ModelBackend):
         return user
 
     def user_can_authenticate(self, user: Any) -> bool:
-        from apps.sso.selectors import password_refused_for
-
         return bool(
             super().user_can_authenticate(user)
             and not getattr(user, "is_deleted", False)

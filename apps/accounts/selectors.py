@@ -11,9 +11,13 @@ from django.db.models.lookups import Exact
 from django_tenants.utils import get_public_schema_name
 
 from apps.accounts.models import Session, User, UserCount
+from apps.accounts.tokens import role_names, user_roles
 from apps.core.errors import ForbiddenError, NotFoundError, ValidationError
 from apps.core.sql import column, table
 from apps.core.tenancy import current_schema
+from apps.rbac.grants import user_grants
+from apps.rbac.selectors import users_within
+from apps.sso.selectors import password_refused
 
 ORDERINGS = frozenset(
     f"{sign}{field}"
@@ -118,9 +122,6 @@ def user_get(
 
     A user the actor cannot even see (no users.view or users.manage reaching them) is a
     404, so ids cannot be probed; one they can see but not act on is a 403."""
-    from apps.rbac.grants import user_grants
-    from apps.rbac.selectors import users_within
-
     grants = user_grants(actor)
     qs = User.objects.all() if include_deleted else User.objects.live()
     user = qs.filter(pk=user_id).first()
@@ -155,9 +156,6 @@ def sign_in_candidate_get(*, email: str) -> SignInCandidate | None:
     """The live user with address `email`, with what sign-in decides on after the password:
     whether single sign-on is required of them and their roles. One query (the rules are
     the SSO selector's and the token's, as subquery expressions)."""
-    from apps.accounts.tokens import role_names, user_roles
-    from apps.sso.selectors import password_refused
-
     users = User.objects.with_email(email)
     if current_schema() == get_public_schema_name():
         # Platform operators: no tenant, so no providers and no roles to read.

@@ -11,7 +11,14 @@ from django.conf import settings
 from django.db import transaction
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from apps.accounts.services.email_change import email_change_mails_send, email_changed_notice_send
+from apps.accounts.services.passwords import password_reset_send
+from apps.accounts.services.sessions import auth_records_cleanup
+from apps.accounts.services.user_sync import user_data_sync
+from apps.accounts.services.users import users_purge
 from apps.jobs.bases import tenant_task
+from apps.jobs.events import events_prune
+from apps.sso.services.signin import sso_records_cleanup
 
 
 @tenant_task(
@@ -22,8 +29,6 @@ from apps.jobs.bases import tenant_task
     max_retries=5,
 )
 def password_reset_send_task(event_id: str, email: str) -> None:
-    from apps.accounts.services.passwords import password_reset_send
-
     password_reset_send(request_event_id=event_id, email=email)
 
 
@@ -37,8 +42,6 @@ def password_reset_send_task(event_id: str, email: str) -> None:
 def email_change_mails_send_task(user_id: int, new_email: str) -> bool:
     """The confirmation link to the new address and the notice to the old one. A retry after
     a partial failure may send one of them twice; a newer request voids this one."""
-    from apps.accounts.services.email_change import email_change_mails_send
-
     return email_change_mails_send(user_id=user_id, new_email=new_email)
 
 
@@ -50,8 +53,6 @@ def email_change_mails_send_task(user_id: int, new_email: str) -> bool:
     max_retries=5,
 )
 def email_changed_notice_send_task(user_id: int, old_email: str, new_email: str) -> None:
-    from apps.accounts.services.email_change import email_changed_notice_send
-
     email_changed_notice_send(user_id=user_id, old_email=old_email, new_email=new_email)
 
 
@@ -59,8 +60,6 @@ def email_changed_notice_send_task(user_id: int, old_email: str, new_email: str)
 def cleanup_expired_sessions_task() -> dict[str, int]:
     """Ended sessions, spent or expired reset tokens, users past the retention, old event rows,
     used or expired single sign-on states and one-time codes."""
-    from apps.sso.services.signin import sso_records_cleanup
-
     counts = _records_cleanup()
     counts.update({f"sso_{name}": n for name, n in sso_records_cleanup().items()})
     return counts
@@ -76,10 +75,6 @@ def cleanup_public_task() -> dict[str, int]:
 
 
 def _records_cleanup() -> dict[str, int]:
-    from apps.accounts.services.sessions import auth_records_cleanup
-    from apps.accounts.services.users import users_purge
-    from apps.jobs.events import events_prune
-
     counts = auth_records_cleanup()
     with transaction.atomic():
         counts["users_purged"] = users_purge(older_than_days=settings.USER_RETENTION_DAYS)
@@ -90,6 +85,4 @@ def _records_cleanup() -> dict[str, int]:
 @tenant_task(name="accounts.sync_user_data")
 def sync_user_data_task() -> dict[str, int]:
     """Recompute what derives from users (cached auth state and grants); report what changed."""
-    from apps.accounts.services.user_sync import user_data_sync
-
     return user_data_sync().as_dict()

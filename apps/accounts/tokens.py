@@ -43,6 +43,7 @@ from apps.accounts.models import Session, User
 from apps.core.tenancy import current_schema
 from apps.keys import keyring
 from apps.keys import services as keys_services
+from apps.rbac.models import RoleAssignment
 
 
 class InvalidToken(Exception):
@@ -87,8 +88,6 @@ def user_roles(user: User, *, held: list[str] | None = None) -> list[str]:
         # Platform operators: roles live in tenant schemas only.
         return ["operator"] if user.is_staff else []
     if held is None:
-        from apps.rbac.models import RoleAssignment
-
         held = list(RoleAssignment.objects.filter(user=user).values_list("role__name", flat=True))
     return sorted(set(held))
 
@@ -96,8 +95,6 @@ def user_roles(user: User, *, held: list[str] | None = None) -> list[str]:
 def role_names() -> ArraySubquery:
     """The names of the roles a user holds, as an expression on users (tenant schemas):
     `User.objects.annotate(held=role_names())`, then `user_roles(user, held=user.held)`."""
-    from apps.rbac.models import RoleAssignment
-
     return ArraySubquery(RoleAssignment.objects.filter(user=OuterRef("pk")).values("role__name"))
 
 

@@ -16,6 +16,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.core.admin_site import model_lives_in_current_schema
 
@@ -101,7 +102,6 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     def actor_link(self, event: AuditEvent) -> str:
         if event.actor_id is None:
             return event.actor_email or "the system"
-        from apps.accounts.models import User
 
         url = _change_url(User, event.actor_id)
         label = event.actor_email or f"user {event.actor_id}"

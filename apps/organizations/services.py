@@ -12,21 +12,20 @@ where it goes); None for the admin and commands, which check nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, Max, Value, When
 from django.db.models.functions import Concat, Now, Substr
 
+from apps.accounts.models import User
 from apps.audit.services import audit_record, changes_between, snapshot
 from apps.core.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from apps.organizations.models import TYPE_VALIDATOR, Membership, Organization
 from apps.organizations.selectors import MANAGE, TREE_ORDER, parent_get
-from apps.rbac.grants import grants_changed, require
-
-if TYPE_CHECKING:
-    from apps.accounts.models import User
+from apps.rbac.grants import grants_changed, require, require_outranks, user_grants
+from apps.rbac.selectors import users_within
 
 # 32 levels (depth 0 to 31): a path then holds at most 32 ids, well inside its 1,000 characters.
 MAX_LEVELS = 32
@@ -266,8 +265,6 @@ def member_add(
     A member falls under whoever manages users in the subtree, so `actor` must already
     manage that user: users.manage reaching them, and every permission they hold (403).
     None: the system (single sign-on's provisioning), which checks nothing."""
-    from apps.accounts.models import User
-
     user = User.objects.live().filter(pk=user_id).first()
     if user is None:
         raise ValidationError.for_field("user_id", UNKNOWN_USER)
@@ -295,10 +292,6 @@ NOT_YOUR_USER = "You can only add users you manage (users.manage for them)."
 
 
 def _require_manages(actor: User, user: User) -> None:
-    from apps.accounts.models import User
-    from apps.rbac.grants import require_outranks, user_grants
-    from apps.rbac.selectors import users_within
-
     scope = user_grants(actor).scope("users.manage")
     if not users_within(User.objects.filter(pk=user.pk), scope).exists():
         raise ForbiddenError(NOT_YOUR_USER)

@@ -14,6 +14,7 @@ from apps.accounts.models import User
 from apps.core.errors import NotFoundError, ValidationError
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
+from apps.organizations.models import Organization
 from apps.rbac import selectors, services
 from apps.rbac.catalogue import CATALOGUE
 from apps.rbac.drf import AUTHENTICATED, HasPermission
@@ -134,8 +135,6 @@ class UserRolesApi(APIView):
         tags=_roles,
     )
     def post(self, request: Request, user_id: int) -> Response:
-        from apps.organizations.models import Organization
-
         data = validated(AssignmentInput, request.data)
         user = _target_user(user_id)
         role = Role.objects.filter(pk=data["role_id"]).first()

@@ -18,6 +18,7 @@ from django.contrib.auth.backends import BaseBackend
 from django_tenants.utils import get_public_schema_name
 
 from apps.core.tenancy import current_schema
+from apps.rbac.grants import user_grants
 
 # model label -> (permission to view it, permission to add, change or delete it)
 ADMIN_PERMISSIONS: dict[str, tuple[str, str]] = {
@@ -69,7 +70,6 @@ class RolePermissionBackend(BaseBackend):
         needed = admin_permission_needed(perm)
         if needed is None:
             return False
-        from apps.rbac.grants import user_grants
 
         return user_grants(user_obj).everywhere(needed)
 

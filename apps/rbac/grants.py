@@ -31,11 +31,13 @@ from django.http import HttpRequest
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
+from apps.core.context import current_request
 from apps.core.errors import ForbiddenError
 from apps.core.gateway import redis_values
 from apps.core.invalidation import CacheWrite, invalidate
 from apps.core.tenancy import current_schema, in_public_schema
 from apps.rbac.catalogue import ALL_CODENAMES, BY_CODENAME, OWNER
+from apps.rbac.models import RoleAssignment
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -117,8 +119,6 @@ EVERY_GRANT = Grants(dict.fromkeys(ALL_CODENAMES))
 
 def grants_compute(user_id: int) -> Grants:
     """From the database: one query over the user's assignments."""
-    from apps.rbac.models import RoleAssignment
-
     rows = RoleAssignment.objects.filter(user_id=user_id).values_list(
         "role__system_key", "role__permissions", "organization__path"
     )
@@ -239,8 +239,6 @@ def request_grants(request: Any) -> Grants:
 
 def user_grants(user: User) -> Grants:
     """For code that has a user but no request (services, tasks, the admin)."""
-    from apps.core.context import current_request
-
     request = current_request()
     if request is not None and getattr(request, "user", None) is not None:
         if getattr(request.user, "pk", None) == user.pk:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from apps.core.errors import NotFoundError
+from apps.organizations.models import Membership, Organization
 from apps.rbac.grants import Grants
 from apps.rbac.models import Role, RoleAssignment
 
@@ -40,8 +41,6 @@ def assignment_get(*, user: User, assignment_id: int) -> RoleAssignment:
 
 def effective_permissions(grants: Grants) -> list[dict[str, Any]]:
     """The grants as the API shows them: each codename, everywhere or in which subtrees."""
-    from apps.organizations.models import Organization
-
     paths = {p for scope in grants.by_permission.values() if scope for p in scope}
     ids = [int(p.strip("/").rsplit("/", 1)[-1]) for p in paths]
     by_path = {
@@ -67,7 +66,6 @@ def users_within(queryset: QuerySet[User], scope: tuple[str, ...] | None) -> Que
         return queryset
     if not scope:
         return queryset.none()
-    from apps.organizations.models import Membership
 
     inside = Q()
     for path in scope:

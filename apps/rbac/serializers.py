@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.core.serializers import InputSerializer
+from apps.rbac.catalogue import ALL_CODENAMES, OWNER
 from apps.rbac.models import Role, RoleAssignment
 
 
@@ -27,8 +28,6 @@ class RoleOutput(serializers.Serializer[Any]):
     updated_at = serializers.DateTimeField()
 
     def get_permissions(self, role: Role) -> list[str]:
-        from apps.rbac.catalogue import ALL_CODENAMES, OWNER
-
         return sorted(ALL_CODENAMES) if role.system_key == OWNER else sorted(role.permissions)
 
 

@@ -22,6 +22,7 @@ from apps.accounts.tokens import TokenPair
 from apps.audit.services import audit_record
 from apps.core.errors import ValidationError
 from apps.jobs.events import event_record
+from apps.sso.selectors import password_refused_for
 
 logger = structlog.get_logger("apps.accounts.passwords")
 
@@ -119,7 +120,6 @@ def password_reset_send(*, request_event_id: str, email: str) -> bool:
     user = User.objects.with_email(email).filter(is_active=True).first()
     if user is None:
         return False
-    from apps.sso.selectors import password_refused_for
 
     if password_refused_for(user):
         return False  # SSO is required of this user: no password to reset (same answer)
@@ -170,7 +170,6 @@ def password_reset_confirm(*, token: str, new_password: str, client: ClientInfo)
     )
     if reset is None or reset.user.is_deleted or not reset.user.is_active:
         raise ValidationError(details={"token": [RESET_LINK_INVALID]})
-    from apps.sso.selectors import password_refused_for
 
     if password_refused_for(reset.user):
         # A link sent before SSO became required.

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.accounts.authentication import session_state_mark_ended
-from apps.accounts.models import Session, User
+from apps.accounts.models import PasswordResetToken, Session, User
 from apps.accounts.selectors import sign_in_candidate_get
 from apps.accounts.tokens import (
     InvalidToken,
@@ -274,8 +274,6 @@ def session_start(*, user: User, client: ClientInfo) -> TokenPair:
 def auth_records_cleanup(*, now: datetime | None = None, keep_days: int = 7) -> dict[str, int]:
     """Delete sessions that ended (expired or revoked) more than `keep_days` ago and
     password reset tokens that were used or expired. Run daily by the jobs issue's schedule."""
-    from apps.accounts.models import PasswordResetToken
-
     now = now or timezone.now()
     horizon = now - timedelta(days=keep_days)
     sessions, _ = Session.objects.filter(expires_at__lt=horizon).delete()

@@ -11,9 +11,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Session, User, normalize_email
+from apps.accounts.services.email_change import email_change_request
+from apps.accounts.services.sessions import user_tokens_revoke
 from apps.audit.services import audit_record, changes_between, snapshot
 from apps.core.errors import ConflictError, ForbiddenError, ValidationError
+from apps.core.tenancy import in_public_schema
 from apps.jobs.events import event_record
+from apps.rbac.grants import require_outranks, user_grants
+from apps.rbac.services import ensure_not_last_owner, member_grant, owner_grant
 
 EMAIL_TAKEN = "Email already registered"
 USERNAME_TAKEN = "Username already taken"
@@ -91,11 +96,8 @@ def user_create(
             candidate.save()
             # Every user of a tenant starts with the member role (the tenant may edit or take
             # it away); the public schema (platform operators) has no roles.
-            from apps.core.tenancy import in_public_schema
 
             if not in_public_schema():
-                from apps.rbac.services import member_grant
-
                 member_grant(user=candidate)
             event_record(
                 type="user.created",
@@ -121,8 +123,6 @@ def superuser_create(
     """A superuser of the current schema, as `manage.py createsuperuser` makes one: staff and
     superuser, with user_create's checks, event and audit row; in a tenant also the owner
     role, as the tenant's first admin gets (roles are what the API checks)."""
-    from apps.core.tenancy import in_public_schema
-
     with transaction.atomic():
         user = user_create(
             email=email,
@@ -133,8 +133,6 @@ def superuser_create(
             is_superuser=True,
         )
         if not in_public_schema():
-            from apps.rbac.services import owner_grant
-
             owner_grant(user=user)
     return user
 
@@ -191,10 +189,6 @@ def user_update(*, user: User, changes: dict[str, Any], by: User | None, managed
         _require_may_change(by=by, user=user, fields=changed)
     _ensure_free(user=user, email=changed.get("email"), username=changed.get("username"))
 
-    from apps.accounts.services.email_change import email_change_request
-    from apps.accounts.services.sessions import user_tokens_revoke
-    from apps.rbac.services import ensure_not_last_owner
-
     new_email = changed.pop("email", None)
     before = snapshot(user, changed)
     try:
@@ -229,8 +223,6 @@ STAFF_NEEDS_UNSCOPED = "Only holders of users.manage everywhere may change the s
 
 def _require_may_change(*, by: User, user: User, fields: dict[str, Any]) -> None:
     """403 unless `by` may make these changes to `user` (see user_update)."""
-    from apps.rbac.grants import require_outranks, user_grants
-
     require_outranks(by, user)
     if "is_staff" in fields and not (by.is_superuser or user_grants(by).everywhere("users.manage")):
         raise ForbiddenError(STAFF_NEEDS_UNSCOPED)
@@ -240,8 +232,6 @@ def _require_may_change(*, by: User, user: User, fields: dict[str, Any]) -> None
 def user_superuser_set(*, user: User, is_superuser: bool, by: User) -> User:
     """The schema's superuser flag: its admin lets a superuser do anything, so only a
     superuser who outranks the user may set or clear it (403)."""
-    from apps.rbac.grants import require_outranks
-
     if not by.is_superuser:
         raise ForbiddenError("Only superusers may change the superuser flag.")
     require_outranks(by, user)
@@ -272,12 +262,9 @@ def user_delete(*, user: User, by: User | None) -> None:
         raise ValidationError("You cannot delete your own account here.")
     if user.is_deleted:
         return
-    from apps.accounts.services.sessions import user_tokens_revoke
-    from apps.rbac.grants import require_outranks
 
     if by is not None:
         require_outranks(by, user)
-    from apps.rbac.services import ensure_not_last_owner
 
     ensure_not_last_owner(user)
 
@@ -295,8 +282,6 @@ def user_restore(*, user: User, by: User | None) -> User:
     if not user.is_deleted:
         return user
     if by is not None:
-        from apps.rbac.grants import require_outranks
-
         require_outranks(by, user)
     _ensure_free(user=user, email=user.email, username=user.username)
     try:
