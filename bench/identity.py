@@ -707,6 +707,13 @@ def summarize(report: dict[str, Any]) -> list[Check]:
             ", ".join(f"{label} {value:.0f}" for label, value in in_process.items()),
         ),
         Check(
+            "in-process CPU per request, same calls (us; without the waits on PostgreSQL/Redis)",
+            ", ".join(
+                f"{label} {value:.0f}"
+                for label, value in counts.get("in_process_cpu_us_per_request", {}).items()
+            ),
+        ),
+        Check(
             "load generator",
             f"{ceiling['processes']} process x {ceiling['connections']} connections, "
             f"{generator_cpu:.0f} us of its CPU per request under load; ceiling "
