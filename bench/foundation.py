@@ -800,6 +800,15 @@ def summarize(report: dict[str, Any]) -> list[Check]:
             f"platform {in_process['platform']:.0f} us",
         ),
         Check(
+            "in-process CPU per request, same calls (without the waits on PostgreSQL/Redis)",
+            ", ".join(
+                f"{label} {value:.0f} us"
+                for label, value in report["per_request_counts"]
+                .get("in_process_cpu_us_per_request", {})
+                .items()
+            ),
+        ),
+        Check(
             "load generator",
             f"{ceiling['processes']} process x {ceiling['connections']} connections, "
             f"{generator_cpu:.0f} us of its CPU per request under load; ceiling "
