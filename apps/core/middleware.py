@@ -9,15 +9,12 @@ import uuid
 from collections.abc import Callable
 
 import structlog
-from corsheaders.middleware import CorsMiddleware as LibraryCorsMiddleware
 from django.contrib.auth.middleware import (
     AuthenticationMiddleware as LibraryAuthenticationMiddleware,
 )
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as LibrarySessionMiddleware
 from django.http import HttpRequest, HttpResponse
-from django.http.response import HttpResponseBase
-from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import (  # type: ignore[import-untyped]
     WhiteNoiseMiddleware as LibraryWhiteNoiseMiddleware,
@@ -117,29 +114,6 @@ class RequestSizeMiddleware:
                     error.status_code, error.code, error.message, error.details, request=request
                 )
         return self.get_response(request)
-
-
-class NoOriginShortcutCorsMiddleware(LibraryCorsMiddleware):
-    """django-cors-headers, minus building `request.headers` for a request with no Origin.
-
-    The library looks the Origin up in `request.headers`, a mapping Django builds on first
-    use from every header of the request (a sixth of the time the middleware stack takes
-    for a small API request). A request without an Origin header (a server-side or mobile
-    client, a same-origin GET) only gets the `Vary: origin` the library adds to every
-    response on a CORS path; requests with an Origin go through the library unchanged.
-    """
-
-    def add_response_headers(
-        self, request: HttpRequest, response: HttpResponseBase
-    ) -> HttpResponseBase:
-        if request.META.get("HTTP_ORIGIN"):
-            return super().add_response_headers(request, response)
-        enabled = getattr(request, "_cors_enabled", None)
-        if enabled is None:
-            enabled = self.is_enabled(request)
-        if enabled:
-            patch_vary_headers(response, ("origin",))
-        return response
 
 
 def bearer_api_request(request: HttpRequest) -> bool:

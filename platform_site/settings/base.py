@@ -85,7 +85,7 @@ INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestContextMiddleware",
-    "apps.core.middleware.NoOriginShortcutCorsMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "apps.tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.BearerSkippingSessionMiddleware",
