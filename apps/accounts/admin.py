@@ -11,6 +11,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from apps.accounts.models import Session, User
+from apps.accounts.requests import request_user
 from apps.accounts.services.passwords import password_set
 from apps.accounts.services.sessions import sessions_revoke_audited
 from apps.accounts.services.users import (
@@ -199,7 +200,7 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 
     @admin.action(description="Soft-delete the selected users (ends their sessions)")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        actor: User = request.user  # type: ignore[assignment]
+        actor = request_user(request)
         for user in queryset.filter(is_deleted=False).exclude(pk=actor.pk):
             try:
                 user_delete(user=user, by=actor)
@@ -207,7 +208,7 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
                 messages.error(request, f"{user.email}: {exc.message}")
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
-        actor: User = request.user  # type: ignore[assignment]
+        actor = request_user(request)
         if not change:
             created = user_create(
                 email=obj.email,
@@ -230,7 +231,7 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
 
     @admin.action(description="Restore the selected soft-deleted users")
     def restore(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        actor: User = request.user  # type: ignore[assignment]
+        actor = request_user(request)
         restored = 0
         for user in queryset.filter(is_deleted=True):
             try:
@@ -270,7 +271,7 @@ def _table(head: tuple[str, ...], rows: list[tuple[Any, ...]], empty: str) -> st
 
 def _outranked_by(request: HttpRequest, user: User) -> bool:
     try:
-        require_outranks(request.user, user)  # type: ignore[arg-type]
+        require_outranks(request_user(request), user)
     except ForbiddenError:
         return False
     return True

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.models import User
+from apps.accounts.requests import request_user
 from apps.audit import selectors
 from apps.audit.serializers import AuditEventFilterInput, AuditEventOutput
 from apps.core.pagination import PagePagination, paginated
@@ -24,14 +24,10 @@ from apps.rbac.drf import HasPermission, IsPlatformOperator
 _tag = ["audit"]
 
 
-def _actor(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
-
-
 def _list(view: APIView, request: Request) -> Response:
     filters = validated(AuditEventFilterInput, request.query_params.dict())
     queryset = selectors.audit_event_list(
-        actor=_actor(request),
+        actor=request_user(request),
         actor_id=filters.get("actor"),
         target_type=filters.get("target_type"),
         target_id=filters.get("target_id"),
@@ -46,7 +42,7 @@ def _list(view: APIView, request: Request) -> Response:
 
 
 def _detail(request: Request, event_id: int) -> Response:
-    event = selectors.audit_event_get(actor=_actor(request), event_id=event_id)
+    event = selectors.audit_event_get(actor=request_user(request), event_id=event_id)
     return Response(AuditEventOutput(event).data)
 
 

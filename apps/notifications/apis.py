@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.models import User
+from apps.accounts.requests import request_user
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
 from apps.notifications import inbox, selectors
@@ -36,10 +36,6 @@ from apps.rbac.grants import request_grants
 _tag = ["notifications"]
 
 
-def _actor(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
-
-
 # ------------------------------------------------------------------ inbox
 
 
@@ -57,7 +53,7 @@ class NotificationsApi(APIView):
     def get(self, request: Request) -> Response:
         filters = validated(NotificationFilterInput, request.query_params.dict())
         queryset = selectors.notification_list(
-            user=_actor(request), unread=filters.get("unread"), type=filters.get("type")
+            user=request_user(request), unread=filters.get("unread"), type=filters.get("type")
         )
         paginator = PagePagination()
         page = paginator.paginate_queryset(queryset, request, view=self)
@@ -72,7 +68,7 @@ class UnreadCountApi(APIView):
         operation_id="notifications_unread_count", responses={200: CountOutput}, tags=_tag
     )
     def get(self, request: Request) -> Response:
-        return Response({"count": selectors.unread_count(user=_actor(request))})
+        return Response({"count": selectors.unread_count(user=request_user(request))})
 
 
 class ReadAllApi(APIView):
@@ -87,7 +83,7 @@ class ReadAllApi(APIView):
         tags=_tag,
     )
     def post(self, request: Request) -> Response:
-        updated = inbox.notifications_mark_all_read(user=_actor(request))
+        updated = inbox.notifications_mark_all_read(user=request_user(request))
         return Response({"updated": updated})
 
 
@@ -104,7 +100,7 @@ class NotificationReadApi(APIView):
     )
     def post(self, request: Request, notification_id: int) -> Response:
         notification = selectors.notification_get(
-            user=_actor(request), notification_id=notification_id
+            user=request_user(request), notification_id=notification_id
         )
         inbox.notification_mark_read(notification=notification)
         return Response(NotificationOutput(notification).data)
@@ -117,7 +113,7 @@ class NotificationDetailApi(APIView):
     @extend_schema(operation_id="notifications_delete", responses={204: None}, tags=_tag)
     def delete(self, request: Request, notification_id: int) -> Response:
         notification = selectors.notification_get(
-            user=_actor(request), notification_id=notification_id
+            user=request_user(request), notification_id=notification_id
         )
         inbox.notification_delete(notification=notification)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -137,7 +133,9 @@ class PreferencesApi(APIView):
         tags=_tag,
     )
     def get(self, request: Request) -> Response:
-        return Response(PreferencesOutput(selectors.preferences_view(user=_actor(request))).data)
+        return Response(
+            PreferencesOutput(selectors.preferences_view(user=request_user(request))).data
+        )
 
     @extend_schema(
         operation_id="notifications_preferences_update",
@@ -152,7 +150,7 @@ class PreferencesApi(APIView):
     )
     def put(self, request: Request) -> Response:
         data = validated(PreferencesUpdateInput, request.data)
-        user = _actor(request)
+        user = request_user(request)
         inbox.preferences_update(user=user, preferences=data["preferences"])
         return Response(PreferencesOutput(selectors.preferences_view(user=user)).data)
 
@@ -170,7 +168,7 @@ class DevicesApi(APIView):
         tags=_tag,
     )
     def get(self, request: Request) -> Response:
-        devices = selectors.device_list(user=_actor(request))
+        devices = selectors.device_list(user=request_user(request))
         return Response(DeviceOutput(devices, many=True).data)  # type: ignore[arg-type]
 
     @extend_schema(
@@ -190,7 +188,7 @@ class DevicesApi(APIView):
     def post(self, request: Request) -> Response:
         data = validated(DeviceRegisterInput, request.data)
         device, created = inbox.device_register(
-            user=_actor(request),
+            user=request_user(request),
             kind=data["kind"],
             endpoint=data["endpoint"],
             keys=data.get("keys"),
@@ -208,7 +206,7 @@ class DeviceDetailApi(APIView):
 
     @extend_schema(operation_id="notifications_devices_delete", responses={204: None}, tags=_tag)
     def delete(self, request: Request, device_id: int) -> Response:
-        device = selectors.device_get(user=_actor(request), device_id=device_id)
+        device = selectors.device_get(user=request_user(request), device_id=device_id)
         inbox.device_delete(device=device)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -236,7 +234,7 @@ class SendApi(APIView):
     def post(self, request: Request) -> Response:
         data = validated(SendInput, request.data)
         batch = batch_create(
-            sender=_actor(request),
+            sender=request_user(request),
             grants=request_grants(request),
             type=data["type"],
             title=data["title"],
@@ -270,6 +268,6 @@ class BatchDetailApi(APIView):
     def get(self, request: Request, batch_id: uuid.UUID) -> Response:
         everywhere = request_grants(request).everywhere(SEND)
         batch = selectors.batch_get(
-            batch_id=batch_id, created_by=None if everywhere else _actor(request)
+            batch_id=batch_id, created_by=None if everywhere else request_user(request)
         )
         return Response(BatchOutput(selectors.batch_progress(batch=batch)).data)

@@ -15,6 +15,7 @@ from django.db.models import Count, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from apps.accounts.requests import request_user
 from apps.core.admin_site import ServiceAdminMixin
 from apps.organizations import services
 from apps.organizations.models import Membership, Organization
@@ -144,7 +145,7 @@ class OrganizationAdmin(ServiceAdminMixin, admin.ModelAdmin[Organization]):
                 # joins (each checked and audited as its own step).
                 services.member_remove(membership=stored)
             services.member_add(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=request_user(request),
                 organization=organization,
                 user_id=membership.user_id,
                 title=membership.title,

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.models import User
+from apps.accounts.requests import request_user
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
 from apps.organizations import selectors, services
@@ -34,10 +34,6 @@ from apps.rbac.drf import HasPermission
 
 _tag = ["organizations"]
 _unseen = OpenApiResponse(description="No such organization, or one outside your scope")
-
-
-def _actor(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
 
 
 def _page(view: APIView, request: Request, queryset: object, serializer: type) -> Response:
@@ -61,7 +57,7 @@ class OrganizationsApi(APIView):
         filters = validated(OrganizationFilterInput, request.query_params.dict())
         parent: str | None = filters.get("parent")
         queryset = selectors.organization_list(
-            actor=_actor(request),
+            actor=request_user(request),
             parent_id=int(parent) if parent is not None and parent != "null" else None,
             roots=parent == "null",
             search=filters.get("search"),
@@ -79,7 +75,10 @@ class OrganizationsApi(APIView):
     def post(self, request: Request) -> Response:
         data = validated(OrganizationCreateInput, request.data)
         organization = services.organization_create(
-            actor=_actor(request), name=data["name"], type=data["type"], parent_id=data["parent_id"]
+            actor=request_user(request),
+            name=data["name"],
+            type=data["type"],
+            parent_id=data["parent_id"],
         )
         return Response(OrganizationOutput(organization).data, status=status.HTTP_201_CREATED)
 
@@ -95,7 +94,7 @@ class OrganizationDetailApi(APIView):
     )
     def get(self, request: Request, organization_id: int) -> Response:
         organization = selectors.organization_get(
-            actor=_actor(request), organization_id=organization_id
+            actor=request_user(request), organization_id=organization_id
         )
         return Response(OrganizationOutput(organization).data)
 
@@ -113,7 +112,7 @@ class OrganizationDetailApi(APIView):
     def patch(self, request: Request, organization_id: int) -> Response:
         data = validated(OrganizationUpdateInput, request.data)
         organization = selectors.organization_get(
-            actor=_actor(request), organization_id=organization_id, permission=MANAGE
+            actor=request_user(request), organization_id=organization_id, permission=MANAGE
         )
         organization = services.organization_update(organization=organization, **data)
         return Response(OrganizationOutput(organization).data)
@@ -131,7 +130,7 @@ class OrganizationDetailApi(APIView):
     def delete(self, request: Request, organization_id: int) -> Response:
         options = validated(DeleteInput, request.query_params.dict())
         organization = selectors.organization_get(
-            actor=_actor(request), organization_id=organization_id, permission=MANAGE
+            actor=request_user(request), organization_id=organization_id, permission=MANAGE
         )
         services.organization_delete(organization=organization, cascade=options["cascade"])
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -156,7 +155,7 @@ class OrganizationMoveApi(APIView):
         tags=_tag,
     )
     def post(self, request: Request, organization_id: int) -> Response:
-        actor = _actor(request)
+        actor = request_user(request)
         data = validated(OrganizationMoveInput, request.data)
         organization = selectors.organization_get(
             actor=actor, organization_id=organization_id, permission=MANAGE
@@ -181,7 +180,7 @@ class OrganizationDescendantsApi(APIView):
     def get(self, request: Request, organization_id: int) -> Response:
         filters = validated(DescendantsFilterInput, request.query_params.dict())
         organization = selectors.organization_get(
-            actor=_actor(request), organization_id=organization_id
+            actor=request_user(request), organization_id=organization_id
         )
         queryset = selectors.organization_descendants(
             organization=organization, max_depth=filters.get("max_depth")
@@ -200,7 +199,7 @@ class OrganizationAncestorsApi(APIView):
         tags=_tag,
     )
     def get(self, request: Request, organization_id: int) -> Response:
-        actor = _actor(request)
+        actor = request_user(request)
         organization = selectors.organization_get(actor=actor, organization_id=organization_id)
         ancestors = selectors.organization_ancestors(actor=actor, organization=organization)
         return Response(OrganizationOutput(ancestors, many=True).data)  # type: ignore[arg-type]
@@ -218,7 +217,7 @@ class MembersApi(APIView):
     )
     def get(self, request: Request, organization_id: int) -> Response:
         organization = selectors.organization_get(
-            actor=_actor(request), organization_id=organization_id
+            actor=request_user(request), organization_id=organization_id
         )
         return _page(
             self, request, selectors.member_list(organization=organization), MembershipOutput
@@ -240,10 +239,10 @@ class MembersApi(APIView):
     def post(self, request: Request, organization_id: int) -> Response:
         data = validated(MemberAddInput, request.data)
         organization = selectors.organization_get(
-            actor=_actor(request), organization_id=organization_id, permission=MANAGE
+            actor=request_user(request), organization_id=organization_id, permission=MANAGE
         )
         membership = services.member_add(
-            actor=_actor(request),
+            actor=request_user(request),
             organization=organization,
             user_id=data["user_id"],
             title=data["title"],
@@ -264,7 +263,7 @@ class MemberDetailApi(APIView):
     def patch(self, request: Request, organization_id: int, user_id: int) -> Response:
         data = validated(MemberUpdateInput, request.data)
         organization = selectors.organization_get(
-            actor=_actor(request), organization_id=organization_id, permission=MANAGE
+            actor=request_user(request), organization_id=organization_id, permission=MANAGE
         )
         membership = selectors.membership_get(organization=organization, user_id=user_id)
         membership = services.member_update(membership=membership, title=data["title"])
@@ -277,7 +276,7 @@ class MemberDetailApi(APIView):
     )
     def delete(self, request: Request, organization_id: int, user_id: int) -> Response:
         organization = selectors.organization_get(
-            actor=_actor(request), organization_id=organization_id, permission=MANAGE
+            actor=request_user(request), organization_id=organization_id, permission=MANAGE
         )
         membership = selectors.membership_get(organization=organization, user_id=user_id)
         services.member_remove(membership=membership)

@@ -15,13 +15,14 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from apps.accounts.requests import request_user
 from apps.core.admin_site import ServiceAdminMixin
 from apps.rbac.catalogue import ALL_CODENAMES, CATALOGUE, OWNER
 from apps.rbac.models import Role, RoleAssignment
 from apps.rbac.services import role_assign, role_create, role_delete, role_unassign, role_update
 
 if TYPE_CHECKING:
-    from apps.accounts.models import User
+    pass
 
 
 class RoleForm(forms.ModelForm[Role]):
@@ -94,7 +95,7 @@ class RoleAdmin(ServiceAdminMixin, admin.ModelAdmin[Role]):
         return actions
 
     def save_model(self, request: HttpRequest, obj: Role, form: Any, change: bool) -> None:
-        actor: User = request.user  # type: ignore[assignment]
+        actor = request_user(request)
         name, description, permissions = obj.name, obj.description, list(obj.permissions)
         if change:
             role_update(
@@ -108,7 +109,7 @@ class RoleAdmin(ServiceAdminMixin, admin.ModelAdmin[Role]):
         obj._state.adding = False
 
     def delete_model(self, request: HttpRequest, obj: Role) -> None:
-        role_delete(actor=request.user, role=obj)  # type: ignore[arg-type]
+        role_delete(actor=request_user(request), role=obj)
 
 
 class RoleAssignmentForm(forms.ModelForm[RoleAssignment]):
@@ -158,7 +159,7 @@ class RoleAssignmentAdmin(ServiceAdminMixin, admin.ModelAdmin[RoleAssignment]):
         self, request: HttpRequest, obj: RoleAssignment, form: Any, change: bool
     ) -> None:
         created = role_assign(
-            actor=request.user,  # type: ignore[arg-type]
+            actor=request_user(request),
             user=obj.user,
             role=obj.role,
             organization=obj.organization,
@@ -167,4 +168,4 @@ class RoleAssignmentAdmin(ServiceAdminMixin, admin.ModelAdmin[RoleAssignment]):
         obj._state.adding = False
 
     def delete_model(self, request: HttpRequest, obj: RoleAssignment) -> None:
-        role_unassign(actor=request.user, assignment=obj)  # type: ignore[arg-type]
+        role_unassign(actor=request_user(request), assignment=obj)

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import User
+from apps.accounts.requests import request_user
 from apps.core.errors import NotFoundError, ValidationError
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
@@ -31,10 +32,6 @@ from apps.rbac.serializers import (
 )
 
 _roles = ["roles"]
-
-
-def _actor(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
 
 
 def _target_user(user_id: int) -> User:
@@ -77,7 +74,7 @@ class RolesApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(RoleCreateInput, request.data)
-        role = services.role_create(actor=_actor(request), **data)
+        role = services.role_create(actor=request_user(request), **data)
         return Response(RoleOutput(role).data, status=status.HTTP_201_CREATED)
 
 
@@ -100,7 +97,7 @@ class RoleDetailApi(APIView):
         data = validated(RoleUpdateInput, request.data)
         role = selectors.role_get(role_id=role_id)
         return Response(
-            RoleOutput(services.role_update(actor=_actor(request), role=role, **data)).data
+            RoleOutput(services.role_update(actor=request_user(request), role=role, **data)).data
         )
 
     @extend_schema(
@@ -109,7 +106,7 @@ class RoleDetailApi(APIView):
         tags=_roles,
     )
     def delete(self, request: Request, role_id: int) -> Response:
-        services.role_delete(actor=_actor(request), role=selectors.role_get(role_id=role_id))
+        services.role_delete(actor=request_user(request), role=selectors.role_get(role_id=role_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -146,7 +143,7 @@ class UserRolesApi(APIView):
             if organization is None:
                 raise ValidationError.for_field("organization_id", "No such organization.")
         assignment = services.role_assign(
-            actor=_actor(request), user=user, role=role, organization=organization
+            actor=request_user(request), user=user, role=role, organization=organization
         )
         return Response(AssignmentOutput(assignment).data, status=status.HTTP_201_CREATED)
 
@@ -164,7 +161,7 @@ class UserRoleDetailApi(APIView):
         assignment = selectors.assignment_get(
             user=_target_user(user_id), assignment_id=assignment_id
         )
-        services.role_unassign(actor=_actor(request), assignment=assignment)
+        services.role_unassign(actor=request_user(request), assignment=assignment)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -185,7 +182,7 @@ class MyPermissionsApi(APIView):
         data: dict[str, Any] = {
             "permissions": selectors.effective_permissions(request_grants(request)),
             "roles": AssignmentOutput(
-                selectors.assignment_list(user=_actor(request)), many=True
+                selectors.assignment_list(user=request_user(request)), many=True
             ).data,
         }
         return Response(data)

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.requests import request_user
 from apps.core.openapi import documented_error
 from apps.rbac.drf import IsPlatformOperator
 from apps.tenants import exports, selectors, tasks
@@ -74,7 +75,7 @@ class TenantExportCreateApi(APIView):
     )
     def post(self, request: Request, tenant_id: int) -> Response:
         tenant = selectors.tenant_get(tenant_id=tenant_id)
-        export = tasks.tenant_export_request(tenant=tenant, requested_by=request.user)  # type: ignore[arg-type]
+        export = tasks.tenant_export_request(tenant=tenant, requested_by=request_user(request))
         return Response(TenantExportOutput(export).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import limits
-from apps.accounts.models import User, normalize_email
+from apps.accounts.models import normalize_email
+from apps.accounts.requests import request_user
 from apps.accounts.selectors import session_list
 from apps.accounts.serializers import (
     EmailConfirmInput,
@@ -126,7 +127,7 @@ class LogoutAllApi(APIView):
         operation_id="auth_logout_all", request=None, responses={200: RevokedOutput}, tags=_tag
     )
     def post(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = request_user(request)
         return Response({"revoked_sessions": sessions.sessions_logout_all(user=user)})
 
 
@@ -142,7 +143,7 @@ class PasswordChangeApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(PasswordChangeInput, request.data)
-        user: User = request.user  # type: ignore[assignment]
+        user = request_user(request)
         pair = passwords.password_change(
             user=user,
             old_password=data["old_password"],
@@ -222,7 +223,7 @@ class SessionsApi(APIView):
         operation_id="auth_sessions_list", responses={200: SessionOutput(many=True)}, tags=_tag
     )
     def get(self, request: Request) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = request_user(request)
         context = {"current_session_id": _current_session_id(request)}
         return Response(SessionOutput(session_list(user=user), many=True, context=context).data)
 
@@ -232,6 +233,6 @@ class SessionDetailApi(APIView):
 
     @extend_schema(operation_id="auth_sessions_revoke", responses={204: None}, tags=_tag)
     def delete(self, request: Request, session_id: str) -> Response:
-        user: User = request.user  # type: ignore[assignment]
+        user = request_user(request)
         sessions.session_revoke(user=user, session_id=session_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from apps.accounts import selectors
 from apps.accounts.models import User
+from apps.accounts.requests import request_user
 from apps.accounts.serializers import (
     ProfileUpdateInput,
     UserCreateInput,
@@ -29,10 +30,6 @@ from apps.rbac.selectors import users_within
 _tag = ["users"]
 
 
-def _actor(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
-
-
 class UsersApi(APIView):
     permission_classes = [HasPermission]
     required_permissions = {"GET": "users.view", "POST": "users.manage"}
@@ -46,9 +43,9 @@ class UsersApi(APIView):
     def get(self, request: Request) -> Response:
         filters = validated(UserFilterInput, request.query_params.dict())
         if filters["deleted"]:
-            require(_actor(request), "users.manage")  # deleted users belong to no subtree
+            require(request_user(request), "users.manage")  # deleted users belong to no subtree
         queryset = selectors.user_list(
-            actor=_actor(request),
+            actor=request_user(request),
             search=filters.get("search"),
             is_active=filters.get("is_active"),
             ordering=filters.get("ordering"),
@@ -80,7 +77,7 @@ class UsersApi(APIView):
         tags=_tag,
     )
     def post(self, request: Request) -> Response:
-        require(_actor(request), "users.manage")  # a new user is in no subtree yet
+        require(request_user(request), "users.manage")  # a new user is in no subtree yet
         data = validated(UserCreateInput, request.data)
         user = user_services.user_create(
             email=data["email"],
@@ -99,7 +96,7 @@ class UserMeApi(APIView):
     @extend_schema(operation_id="users_me", responses={200: UserOutput}, tags=_tag)
     def get(self, request: Request) -> Response:
         # The authenticated user is current: its cached state is dropped on every save.
-        return Response(UserOutput(_actor(request)).data)
+        return Response(UserOutput(request_user(request)).data)
 
     @extend_schema(
         operation_id="users_me_update",
@@ -109,7 +106,7 @@ class UserMeApi(APIView):
     )
     def patch(self, request: Request) -> Response:
         data = validated(ProfileUpdateInput, request.data)
-        user = User.objects.live().get(pk=_actor(request).pk)
+        user = User.objects.live().get(pk=request_user(request).pk)
         user_services.user_update(user=user, changes=data, by=user, managed=False)
         return Response(UserOutput(user).data)
 
@@ -120,7 +117,9 @@ class UserDetailApi(APIView):
 
     @extend_schema(operation_id="users_retrieve", responses={200: UserOutput}, tags=_tag)
     def get(self, request: Request, user_id: int) -> Response:
-        return Response(UserOutput(selectors.user_get(actor=_actor(request), user_id=user_id)).data)
+        return Response(
+            UserOutput(selectors.user_get(actor=request_user(request), user_id=user_id)).data
+        )
 
     @extend_schema(
         operation_id="users_update",
@@ -134,7 +133,7 @@ class UserDetailApi(APIView):
         tags=_tag,
     )
     def patch(self, request: Request, user_id: int) -> Response:
-        actor = _actor(request)
+        actor = request_user(request)
         data = validated(UserUpdateInput, request.data)
         user = selectors.user_get(actor=actor, user_id=user_id, permission="users.manage")
         user_services.user_update(user=user, changes=data, by=actor, managed=True)
@@ -150,7 +149,7 @@ class UserDetailApi(APIView):
         tags=_tag,
     )
     def delete(self, request: Request, user_id: int) -> Response:
-        actor = _actor(request)
+        actor = request_user(request)
         user = selectors.user_get(actor=actor, user_id=user_id, permission="users.manage")
         user_services.user_delete(user=user, by=actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -170,7 +169,7 @@ class UserRestoreApi(APIView):
         tags=_tag,
     )
     def post(self, request: Request, user_id: int) -> Response:
-        actor = _actor(request)
+        actor = request_user(request)
         require(actor, "users.manage")  # deleted users belong to no subtree
         user = selectors.user_get(
             actor=actor, user_id=user_id, permission="users.manage", include_deleted=True
