@@ -39,8 +39,7 @@ class CheckedMeApi(UserMeApi):
 
 # Mounted in the API's group just before the users' patterns, so that resolving it walks
 # past nearly the same patterns as /api/v1/users/me: routed first of all, it resolved
-# faster than /users/me, which hid the check's cost, and since the gateway's round trip
-# overlaps the URL resolution it would only expose the round trip instead.
+# faster than /users/me, which hid the check's cost.
 _api, *_rest = tenant_urls.urlpatterns
 if str(_api.pattern) != "api/v1/":
     raise SystemExit("platform_site/urls.py no longer starts with api_v1(): mount the view there")
