@@ -11,13 +11,13 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import Model
-from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
+from apps.core.admin_bases import ReadOnlyModelAdmin
 from apps.core.admin_site import model_lives_in_current_schema
 
 _FIELDS = (
@@ -76,7 +76,8 @@ def changes_as_table(changes: Any) -> str:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+class AuditEventAdmin(ReadOnlyModelAdmin):
+    # Reading needs audit.view, as the API does (apps.rbac.backends), or a superuser.
     list_display = [
         "occurred_at", "action", "target_type", "target", "actor_email", "ip_address",
         "request_id",
@@ -110,14 +111,3 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     @admin.display(description="changes")
     def changes_table(self, event: AuditEvent) -> str:
         return changes_as_table(event.changes)
-
-    # Reading needs audit.view, as the API does (apps.rbac.backends), or a superuser.
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -6,28 +6,20 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.core.admin_bases import ReadOnlyModelAdmin
 from apps.core.tenancy import in_public_schema
 from apps.jobs.models import JobFailure, OutboxEvent
 from apps.jobs.retries import job_failure_retry
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin[OutboxEvent]):
+class OutboxEventAdmin(ReadOnlyModelAdmin):
     """Read-only: events are facts; the relay, not a person, dispatches them."""
 
     list_display = ["event_type", "event_id", "source", "occurred_at", "dispatched_at", "attempts"]
     list_filter = ["event_type", ("dispatched_at", admin.EmptyFieldListFilter)]
     search_fields = ["event_id", "event_type"]
     readonly_fields = [f.name for f in OutboxEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(JobFailure)

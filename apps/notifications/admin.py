@@ -16,6 +16,7 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
 from django.utils.html import format_html_join
 
+from apps.core.admin_bases import ReadOnlyModelAdmin
 from apps.core.admin_site import ServiceAdminMixin
 from apps.notifications.delivery_queue import deliveries_retry
 from apps.notifications.inbox import (
@@ -34,19 +35,6 @@ from apps.notifications.models import (
 from apps.notifications.types import NOTIFICATION_TYPES
 
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html", "sms.txt", "push.txt")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    """Rows written by the notification service: looked at here, not edited or deleted."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class DeliveryInline(admin.TabularInline[Delivery, Notification]):
@@ -74,7 +62,7 @@ class ReadFilter(admin.SimpleListFilter):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin):
+class NotificationAdmin(ReadOnlyModelAdmin):
     list_display = ["id", "type", "recipient", "title", "is_security", "read_at", "created_at"]
     list_filter = ["type", "is_security", ReadFilter]
     search_fields = ["recipient__email", "title", "type"]
@@ -119,7 +107,7 @@ class NotificationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(ReadOnlyModelAdmin):
     list_display = [
         "id", "notification", "channel", "status", "attempts", "provider", "last_error",
         "next_attempt_at", "sent_at",
@@ -204,7 +192,7 @@ class DeviceSubscriptionAdmin(admin.ModelAdmin[DeviceSubscription]):
 
 
 @admin.register(NotificationBatch)
-class NotificationBatchAdmin(ReadOnlyAdmin):
+class NotificationBatchAdmin(ReadOnlyModelAdmin):
     list_display = [
         "id", "type", "title", "status", "total_recipients", "sent", "pending", "failed",
         "skipped", "created_by", "created_at", "finished_at",
