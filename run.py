@@ -6,9 +6,11 @@
     python3 run.py check           # ruff, mypy, the apps' layers and the migrations check
     python3 run.py manage ARGS     # any manage.py command, with the services running
     python3 run.py bench NAME      # a benchmark in bench/ (e.g. foundation), ratios printed
+    python3 run.py lock [ARGS]     # compile requirements/*.txt from pyproject.toml
 
-The first run creates `.venv/` and installs the pinned dependencies (again
-whenever pyproject.toml changes). Unless DATABASE_URL / REDIS_URL are set, an
+The first run creates `.venv/` and installs the locked dependencies,
+requirements/dev.txt, every version pinned and hash-checked (again whenever the
+lock changes). Unless DATABASE_URL / REDIS_URL are set, an
 embedded PostgreSQL and Redis are started with their data under `.local/`
 (PLATFORM_LOCAL_DIR), shared by everything this command starts, and stopped
 when it ends. While they run, their addresses are in `.local/services.json`:
@@ -55,8 +57,17 @@ def say(message: str) -> None:
     print(f"[run] {message}", flush=True)
 
 
+# The lock files compiled from pyproject.toml (`python3 run.py lock`): which extras each
+# holds. base.txt is the production image's; run.py installs dev.txt (local and dev too).
+LOCKS: dict[str, tuple[str, ...]] = {"base": (), "local": ("local",), "dev": ("local", "dev")}
+LOCK_DIR = ROOT / "requirements"
+
+
 def _requirements_digest() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", LOCK_DIR / "dev.txt"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def ensure_venv() -> None:
@@ -68,12 +79,16 @@ def ensure_venv() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = _requirements_digest()
     if not STAMP.exists() or STAMP.read_text().strip() != digest:
-        say("installing dependencies (first run, or pyproject.toml changed; about a minute)")
-        command = [
-            str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check",
-            "--progress-bar", "off", "--editable", f"{ROOT}[local,dev]",
+        say("installing dependencies (first run, or the lock changed; about a minute)")
+        pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
+        # Every package at its locked version, checked against its locked hashes; then the
+        # project itself, with nothing more (its build backend, setuptools, is in the lock).
+        locked = [
+            *pip, "--progress-bar", "off", "--require-hashes", "--no-deps",
+            "-r", str(LOCK_DIR / "dev.txt"),
         ]  # fmt: skip
-        if not pip_install_with_progress(command):
+        project = [*pip, "--no-deps", "--no-build-isolation", "--editable", str(ROOT)]
+        if not (pip_install_with_progress(locked) and pip_install_with_progress(project)):
             sys.exit("[run] installing the dependencies failed (pip's output above)")
         STAMP.write_text(digest)
     if Path(sys.prefix).resolve() != VENV.resolve():
@@ -338,6 +353,22 @@ def cmd_test(args: argparse.Namespace) -> int:
         services.stop()
 
 
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Compile requirements/*.txt from pyproject.toml: every version pinned, with hashes."""
+    failed = 0
+    for name, extras in LOCKS.items():
+        say(f"requirements/{name}.txt")
+        command = [
+            str(BIN / "pip-compile"), "--quiet", "--generate-hashes", "--allow-unsafe",
+            "--strip-extras", "--no-emit-index-url", "--no-emit-find-links",
+            *(f"--extra={extra}" for extra in extras),
+            f"--output-file=requirements/{name}.txt", "pyproject.toml",
+            *args.pip_compile_args,
+        ]  # fmt: skip
+        failed += subprocess.run(command, cwd=ROOT).returncode != 0
+    return 1 if failed else 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     # Static checks import the settings but need no server: point at nothing.
     env = base_env(
@@ -425,14 +456,17 @@ def main() -> int:
     manage_parser = sub.add_parser("manage", help="run a manage.py command")
     manage_parser.add_argument("manage_args", nargs=argparse.REMAINDER)
     sub.add_parser("bench", help="run a benchmark from bench/ (default: foundation)")
+    sub.add_parser("lock", help="compile requirements/*.txt from pyproject.toml (pip-compile)")
 
     argv = sys.argv[1:] or ["up"]
     if argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["up", *argv]
-    if argv[0] in ("test", "manage", "bench"):
-        # Everything after the command belongs to pytest / manage.py / the benchmark.
+    if argv[0] in ("test", "manage", "bench", "lock"):
+        # Everything after the command belongs to pytest / manage.py / the benchmark /
+        # pip-compile (e.g. `lock --upgrade-package django`).
         args = parser.parse_args(argv[:1])
-        setattr(args, f"{ {'test': 'pytest'}.get(argv[0], argv[0]) }_args", argv[1:])
+        name = {"test": "pytest", "lock": "pip_compile"}.get(argv[0], argv[0])
+        setattr(args, f"{name}_args", argv[1:])
     else:
         args = parser.parse_args(argv)
     try:
@@ -445,6 +479,7 @@ def main() -> int:
         "check": cmd_check,
         "manage": cmd_manage,
         "bench": cmd_bench,
+        "lock": cmd_lock,
     }
     try:
         return commands[args.command](args)
