@@ -3,7 +3,7 @@
 
     python3 run.py                 # web + worker + beat on http://localhost:8000
     python3 run.py test [ARGS]     # the whole test suite (ARGS go to pytest)
-    python3 run.py check           # ruff, mypy, the apps' layers and the migrations check
+    python3 run.py check           # ruff, mypy, layers, migrations, known vulnerabilities
     python3 run.py manage ARGS     # any manage.py command, with the services running
     python3 run.py bench NAME      # a benchmark in bench/ (e.g. foundation), ratios printed
     python3 run.py lock [ARGS]     # compile requirements/*.txt from pyproject.toml
@@ -401,7 +401,44 @@ def cmd_check(args: argparse.Namespace) -> int:
         say(" ".join(step))
         result = subprocess.run([str(BIN / step[0]), *step[1:]], env=env, cwd=ROOT)
         failed += result.returncode != 0
+    failed += not audit_locked()
     return 1 if failed else 0
+
+
+def audit_locked() -> bool:
+    """Known vulnerabilities in the locked packages (pip-audit against PyPI's advisories).
+    False when one is found; when the advisory service cannot be reached, or could audit
+    nothing, a warning says so and the check goes on (it cannot pass or fail offline)."""
+    lock = LOCK_DIR / "dev.txt"
+    say(f"pip-audit -r {lock.relative_to(ROOT)}")
+    command = [
+        str(BIN / "pip-audit"), "-r", str(lock), "--require-hashes", "--disable-pip",
+        "--no-deps", "--progress-spinner", "off", "--format", "json",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    try:
+        report = json.loads(result.stdout)
+    except ValueError:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        say(f"WARNING: vulnerabilities not checked, the advisory service failed: {reason}")
+        return True
+    dependencies = report.get("dependencies", [])
+    audited = [d for d in dependencies if "skip_reason" not in d]
+    vulnerable = [d for d in audited if d.get("vulns")]
+    for dependency in vulnerable:
+        ids = ", ".join(v["id"] for v in dependency["vulns"])
+        fixes = ", ".join(sorted({f for v in dependency["vulns"] for f in v["fix_versions"]}))
+        say(f"VULNERABLE: {dependency['name']} {dependency['version']}: {ids} (fixed in {fixes})")
+    if not audited:
+        say(
+            f"WARNING: vulnerabilities not checked: the advisory service answered for none of "
+            f"the {len(dependencies)} locked packages (offline, or a mirror without PyPI's JSON API)"
+        )
+    elif len(audited) < len(dependencies):
+        say(f"WARNING: {len(dependencies) - len(audited)} locked packages could not be audited")
+    if audited and not vulnerable:
+        say(f"no known vulnerabilities in {len(audited)} audited packages")
+    return not vulnerable
 
 
 def cmd_manage(args: argparse.Namespace) -> int:
@@ -452,7 +489,7 @@ def main() -> int:
     up.add_argument("--no-prefix", action="store_true", help="log lines without honcho's prefixes")
     test = sub.add_parser("test", help="run the test suite")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    sub.add_parser("check", help="ruff, mypy, the apps' layers and the migrations check")
+    sub.add_parser("check", help="ruff, mypy, layers, migrations, known vulnerabilities")
     manage_parser = sub.add_parser("manage", help="run a manage.py command")
     manage_parser.add_argument("manage_args", nargs=argparse.REMAINDER)
     sub.add_parser("bench", help="run a benchmark from bench/ (default: foundation)")

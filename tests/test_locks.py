@@ -2,11 +2,14 @@
 
 A pin changed or a dependency added in pyproject.toml without `python3 run.py lock`
 fails here; so does a locked package without a hash (installs use --require-hashes).
+Also how `python3 run.py check` reads pip-audit's report of the locked set.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -80,3 +83,45 @@ def test_the_lock_check_sees_a_changed_pin_and_a_new_dependency() -> None:
         "django": ("0.0", _locked("base")["django"][0]),
         "a-new-package": ("1.0", "missing"),
     }
+
+
+def _pip_audit_answers(monkeypatch: pytest.MonkeyPatch, stdout: str, stderr: str = "") -> None:
+    def fake_run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        assert "--require-hashes" in command
+        return subprocess.CompletedProcess(command, 0, stdout=stdout, stderr=stderr)
+
+    monkeypatch.setattr(run.subprocess, "run", fake_run)
+
+
+def test_the_audit_fails_on_a_known_vulnerability(monkeypatch, capsys) -> None:
+    report = {
+        "dependencies": [
+            {"name": "django", "version": "5.2.19", "vulns": []},
+            {
+                "name": "requests",
+                "version": "2.0.0",
+                "vulns": [{"id": "GHSA-x", "fix_versions": ["2.32.0"], "aliases": []}],
+            },
+        ]
+    }
+    _pip_audit_answers(monkeypatch, json.dumps(report))
+    assert run.audit_locked() is False
+    assert "VULNERABLE: requests 2.0.0: GHSA-x (fixed in 2.32.0)" in capsys.readouterr().out
+
+
+def test_the_audit_passes_with_a_warning_when_nothing_could_be_audited(monkeypatch, capsys) -> None:
+    skipped = {"dependencies": [{"name": "django", "skip_reason": "not found on PyPI"}]}
+    _pip_audit_answers(monkeypatch, json.dumps(skipped))
+    assert run.audit_locked() is True
+    assert "WARNING: vulnerabilities not checked" in capsys.readouterr().out
+
+    _pip_audit_answers(monkeypatch, "", stderr="ConnectionError: api.osv.dev unreachable")
+    assert run.audit_locked() is True
+    assert "the advisory service failed: ConnectionError" in capsys.readouterr().out
+
+
+def test_the_audit_passes_a_clean_report(monkeypatch, capsys) -> None:
+    clean = {"dependencies": [{"name": "django", "version": "5.2.19", "vulns": []}]}
+    _pip_audit_answers(monkeypatch, json.dumps(clean))
+    assert run.audit_locked() is True
+    assert "no known vulnerabilities in 1 audited packages" in capsys.readouterr().out
