@@ -7,7 +7,7 @@
     python3 run.py manage ARGS     # any manage.py command, with the services running
     python3 run.py bench NAME      # a benchmark in bench/ (e.g. foundation), ratios printed
     python3 run.py lock [ARGS]     # compile requirements/*.txt from pyproject.toml
-    python3 run.py docs [ARGS]     # serve the documentation site (docs/) on http://127.0.0.1:8000
+    python3 run.py docs [ARGS]     # serve the documentation site (docs/) on http://127.0.0.1:8001
 
 The first run creates `.venv/` and installs the locked dependencies,
 requirements/dev.txt, every version pinned and hash-checked (again whenever the
@@ -444,8 +444,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_docs(args: argparse.Namespace) -> int:
     """Serve the documentation site (mkdocs.yml, docs/) with live reload."""
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    # Port 8001 by default, so the site and the platform (8000) can run side by side.
+    given = any(
+        arg in ("-a", "--dev-addr") or arg.startswith("--dev-addr=") for arg in args.docs_args
+    )
+    address = [] if given else ["--dev-addr", "127.0.0.1:8001"]
     return subprocess.run(
-        [str(BIN / "mkdocs"), "serve", *args.docs_args], env=env, cwd=ROOT
+        [str(BIN / "mkdocs"), "serve", *address, *args.docs_args], env=env, cwd=ROOT
     ).returncode
 
 
