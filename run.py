@@ -7,6 +7,7 @@
     python3 run.py manage ARGS     # any manage.py command, with the services running
     python3 run.py bench NAME      # a benchmark in bench/ (e.g. foundation), ratios printed
     python3 run.py lock [ARGS]     # compile requirements/*.txt from pyproject.toml
+    python3 run.py docs [ARGS]     # serve the documentation site (docs/) on http://127.0.0.1:8001
 
 The first run creates `.venv/` and installs the locked dependencies,
 requirements/dev.txt, every version pinned and hash-checked (again whenever the
@@ -477,6 +478,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ).returncode
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Serve the documentation site (mkdocs.yml, docs/) with live reload."""
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    # Port 8001 by default, so the site and the platform (8000) can run side by side.
+    given = any(
+        arg in ("-a", "--dev-addr") or arg.startswith("--dev-addr=") for arg in args.docs_args
+    )
+    address = [] if given else ["--dev-addr", "127.0.0.1:8001"]
+    return subprocess.run(
+        [str(BIN / "mkdocs"), "serve", *address, *args.docs_args], env=env, cwd=ROOT
+    ).returncode
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -494,13 +508,14 @@ def main() -> int:
     manage_parser.add_argument("manage_args", nargs=argparse.REMAINDER)
     sub.add_parser("bench", help="run a benchmark from bench/ (default: foundation)")
     sub.add_parser("lock", help="compile requirements/*.txt from pyproject.toml (pip-compile)")
+    sub.add_parser("docs", help="serve the documentation site from docs/ (mkdocs serve)")
 
     argv = sys.argv[1:] or ["up"]
     if argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["up", *argv]
-    if argv[0] in ("test", "manage", "bench", "lock"):
+    if argv[0] in ("test", "manage", "bench", "lock", "docs"):
         # Everything after the command belongs to pytest / manage.py / the benchmark /
-        # pip-compile (e.g. `lock --upgrade-package django`).
+        # pip-compile (e.g. `lock --upgrade-package django`) / mkdocs serve.
         args = parser.parse_args(argv[:1])
         name = {"test": "pytest", "lock": "pip_compile"}.get(argv[0], argv[0])
         setattr(args, f"{name}_args", argv[1:])
@@ -517,6 +532,7 @@ def main() -> int:
         "manage": cmd_manage,
         "bench": cmd_bench,
         "lock": cmd_lock,
+        "docs": cmd_docs,
     }
     try:
         return commands[args.command](args)

@@ -1,10 +1,9 @@
 """Helpers for the few hot statements written out instead of built by the ORM.
 
 Where building and compiling an ORM query costs more than the statement's
-round trip (the benchmark notes in README.md give the figures), an app's
-`sql.py` writes the statement out. It takes table and column names from the
-models' `_meta` through these helpers, so the texts follow the models, and
-builds each text once per process.
+round trip, an app's `sql.py` writes the statement out. It takes table and
+column names from the models' `_meta` through these helpers, so the texts
+follow the models, and builds each text once per process.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What each API endpoint needs, read off the views themselves.
 
-Used by the permission matrix test, the README's endpoint table (`manage.py
+Used by the permission matrix test, the endpoint table in docs/api.md (`manage.py
 permissions_table` prints it) and anyone auditing access: the declarations in
 code are the only source.
 """

@@ -1,7 +1,7 @@
 """Settings shared by every environment: Django's core here, each other topic in a module of
 its own (imported at the end). Everything that differs comes from the environment.
 
-See the configuration table in README.md for each variable.
+See the configuration table in docs/configuration.md for each variable.
 """
 
 from __future__ import annotations

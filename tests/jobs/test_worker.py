@@ -100,7 +100,7 @@ def test_sigkill_in_the_middle_of_200_tasks_loses_none_and_duplicates_no_effect(
     assert at_kill < 200, "the worker finished the batch before it was killed"
 
     jobs_worker.start()
-    # On RabbitMQ none may be lost. On Redis, kombu's transport has one window (README,
+    # On RabbitMQ none may be lost. On Redis, kombu's transport has one window (docs/jobs.md,
     # celery/celery#7950): the one message a worker has popped (BRPOP) but not yet recorded
     # as unacknowledged is lost if it is killed in that instant: at most one per kill.
     may_lose = 0 if settings.CELERY_BROKER_URL.startswith("amqp") else 1
