@@ -52,7 +52,7 @@ NOTIFICATION_RETRY_MAX_SECONDS = env_int("NOTIFICATION_RETRY_MAX_SECONDS", 480)
 # every worker through Redis) and lets a trial call through after the reset timeout.
 NOTIFICATION_BREAKER_FAIL_MAX = env_int("NOTIFICATION_BREAKER_FAIL_MAX", 5)
 NOTIFICATION_BREAKER_RESET_SECONDS = env_int("NOTIFICATION_BREAKER_RESET_SECONDS", 60)
-# notify_many() writes this many at a time.
+# notifications_send() writes this many at a time.
 NOTIFICATION_CHUNK_SIZE = env_int("NOTIFICATION_CHUNK_SIZE", 500)
 # Channels whose deliveries a worker sends itself right after committing them, in the
 # task that wrote them (a welcome, a batch chunk), over one connection, instead of a
