@@ -11,10 +11,10 @@ WORKDIR /app
 RUN useradd --create-home --uid 10001 app
 
 # Dependencies first, so code changes do not reinstall them: the production lock
-# (requirements/base.txt, compiled from pyproject.toml), every version pinned and
-# every file checked against its hash.
-COPY requirements/base.txt ./requirements/base.txt
-RUN pip install --require-hashes --no-deps -r requirements/base.txt
+# (requirements/production.txt, compiled from pyproject.toml: the application and
+# gunicorn), every version pinned and every file checked against its hash.
+COPY requirements/production.txt ./requirements/production.txt
+RUN pip install --require-hashes --no-deps -r requirements/production.txt
 
 COPY manage.py gunicorn.conf.py ./
 COPY platform_site ./platform_site

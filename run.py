@@ -58,9 +58,15 @@ def say(message: str) -> None:
     print(f"[run] {message}", flush=True)
 
 
-# The lock files compiled from pyproject.toml (`python3 run.py lock`): which extras each
-# holds. base.txt is the production image's; run.py installs dev.txt (local and dev too).
-LOCKS: dict[str, tuple[str, ...]] = {"base": (), "local": ("local",), "dev": ("local", "dev")}
+# The lock files compiled from pyproject.toml (`python3 run.py lock`) and the extras each
+# holds: base.txt the application alone, production.txt the image's (with gunicorn),
+# local.txt with the embedded servers, dev.txt everything (run.py installs it).
+LOCKS: dict[str, tuple[str, ...]] = {
+    "base": (),
+    "production": ("production",),
+    "local": ("local",),
+    "dev": ("local", "dev", "production"),
+}
 LOCK_DIR = ROOT / "requirements"
 
 
