@@ -197,10 +197,11 @@ def notifications_send(
     batch: NotificationBatch | None = None,
     chunk_size: int | None = None,
 ) -> NotifyManyResult:
-    """`notify` for many users, a chunk per transaction, a fixed number of queries per chunk.
+    """`notification_send` for many users, a chunk per transaction, a fixed number of
+    queries per chunk.
 
-    Idempotent like `notify`: with a `source_event_id` (or a `batch`, whose id is
-    then the source), users notified before are counted as duplicates, so a
+    Idempotent like `notification_send`: with a `source_event_id` (or a `batch`, whose
+    id is then the source), users notified before are counted as duplicates, so a
     chunk retried after a worker crash writes nothing twice. Only live, active
     users are notified. Safe to call from a task with a chunk of a big audience.
     """
