@@ -41,6 +41,9 @@ class PgBouncer:
     workdir: Path
     process: subprocess.Popen[bytes]
 
+    def admin_url(self, user: str) -> str:
+        return f"postgresql://{user}@{self.host}:{self.port}/pgbouncer"
+
     def log(self) -> str:
         with contextlib.suppress(OSError):
             return (self.workdir / "pgbouncer.log").read_text()
@@ -114,6 +117,8 @@ def pgbouncer_start(
                 "unix_socket_dir =",
                 "auth_type = trust",
                 f"auth_file = {workdir / 'userlist.txt'}",
+                # The admin console (database `pgbouncer`): SHOW POOLS, SHOW STATS.
+                f"admin_users = {user}",
                 f"pool_mode = {pool_mode}",
                 f"default_pool_size = {pool_size}",
                 "min_pool_size = 0",

@@ -37,9 +37,19 @@ def upstream_of(settings_dict: dict[str, Any]) -> tuple[str, int | None]:
 
 
 @pytest.fixture(scope="session")
-def pgbouncer_session(request: pytest.FixtureRequest) -> PgBouncer | None:
+def pgbouncer_session(django_db_setup: None, request: pytest.FixtureRequest) -> PgBouncer | None:
     """The PgBouncer the tests connect through, or None without `--pgbouncer`."""
     return getattr(request.config, "_platform_pgbouncer", None)
+
+
+@pytest.fixture
+def postgres_upstream(request: pytest.FixtureRequest) -> tuple[str, int | None]:
+    """PostgreSQL itself (host or socket folder, port), even while the tests go through
+    PgBouncer: a test's own pooler must not sit behind the session's."""
+    from django.db import connection
+
+    direct = getattr(request.config, "_platform_postgres", None)
+    return direct or upstream_of(connection.settings_dict)
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +82,7 @@ def django_db_setup(
     }.values():
         settings_dict.update(HOST=bouncer.host, PORT=str(bouncer.port))
     request.config._platform_pgbouncer = bouncer  # type: ignore[attr-defined]
+    request.config._platform_postgres = (host, port)  # type: ignore[attr-defined]
     try:
         yield
     finally:
@@ -82,4 +93,5 @@ def django_db_setup(
         }.values():
             settings_dict.update(direct)
         request.config._platform_pgbouncer = None  # type: ignore[attr-defined]
+        request.config._platform_postgres = None  # type: ignore[attr-defined]
         bouncer.stop()

@@ -16,7 +16,6 @@ from django.db import connection, connections
 from apps.core.dbbackend.base import DatabaseWrapper
 from devtools.pgbouncer import PgBouncer, pgbouncer_binary, pgbouncer_start
 from tests.conftest import TenantFixture
-from tests.pgbouncer.plugin import upstream_of
 
 pytestmark = pytest.mark.skipif(
     pgbouncer_binary() is None, reason="pgbouncer not installed (apt-get install pgbouncer)"
@@ -24,8 +23,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def one_server_connection(tenant_a: TenantFixture, tenant_b: TenantFixture) -> Iterator[PgBouncer]:
-    host, port = upstream_of(connection.settings_dict)
+def one_server_connection(
+    tenant_a: TenantFixture, tenant_b: TenantFixture, postgres_upstream: tuple[str, int | None]
+) -> Iterator[PgBouncer]:
+    host, port = postgres_upstream
     bouncer = pgbouncer_start(
         upstream_host=host, upstream_port=port, user=connection.settings_dict["USER"] or "postgres",
         pool_mode="transaction", pool_size=1,

@@ -30,6 +30,7 @@ the tenant's schema reaches PostgreSQL:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -41,9 +42,26 @@ from psycopg.pq import TransactionStatus
 
 POOLER_MODES = ("none", "session", "transaction")
 
-# Statements that must not follow anything in their transaction, or that run where the
-# transaction failed (a prefix would be refused too) and need no schema.
-_UNPREFIXED = ("SET TRANSACTION", "ROLLBACK", "COMMIT", "BEGIN", "START TRANSACTION")
+# Statements that need no schema and must not follow anything in their transaction, run
+# where the transaction failed (a prefix would be refused too), or cannot run in a
+# transaction block at all (the implicit one of a two-statement query included).
+_UNPREFIXED = (
+    "SET TRANSACTION",
+    "ROLLBACK",
+    "COMMIT",
+    "BEGIN",
+    "START TRANSACTION",
+    "CREATE DATABASE",
+    "DROP DATABASE",
+    "VACUUM",
+    "ALTER SYSTEM",
+    "CREATE TABLESPACE",
+    "DROP TABLESPACE",
+)
+# Needs the tenant's schema and no transaction block: cannot carry a SET LOCAL.
+_CONCURRENTLY = re.compile(
+    r"^\s*(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX)\b.*\bCONCURRENTLY\b", re.I | re.S
+)
 
 
 class DatabaseWrapper(TenantDatabaseWrapper):
@@ -145,6 +163,11 @@ class TransactionPooledCursor(DjangoClientCursor):
         if status == TransactionStatus.INERROR:
             return super().execute(query, params, **kwargs)
         statement = self.mogrify(query, params)
+        if _CONCURRENTLY.match(statement):
+            raise NotSupportedError(
+                "CONCURRENTLY cannot run behind transaction pooling: run migrations against "
+                "PostgreSQL directly (DATABASE_POOLER=none)."
+            )
         if statement.lstrip()[:17].upper().startswith(_UNPREFIXED):
             # ROLLBACK (TO SAVEPOINT) may undo a SET LOCAL: the next statement sends it again.
             owner._transaction_search_path = None
