@@ -68,6 +68,7 @@ class DatabaseWrapper(TenantDatabaseWrapper):
     _applied_search_path: list[str] | None = None
     # Transaction mode: the path this connection's open transaction already has (SET LOCAL).
     _transaction_search_path: str | None = None
+    _search_path_sql: tuple[tuple[str | None, bool], str] | None = None
 
     def __init__(self, settings_dict: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         pooler = settings_dict.get("POOLER") or "none"
@@ -145,9 +146,13 @@ class DatabaseWrapper(TenantDatabaseWrapper):
 
     def search_path_sql(self) -> str:
         """`SET LOCAL search_path` for the connection's tenant (names validated by
-        django-tenants: no quotes, backslashes or semicolons)."""
-        schemas = ", ".join(quote_schema_name(name) for name in self._get_cursor_search_paths())
-        return f"SET LOCAL search_path = {schemas}"
+        django-tenants: no quotes, backslashes or semicolons). Built once per tenant
+        switch, not per statement."""
+        key = (self.schema_name, self.include_public_schema)
+        if self._search_path_sql is None or self._search_path_sql[0] != key:
+            schemas = ", ".join(quote_schema_name(name) for name in self._get_cursor_search_paths())
+            self._search_path_sql = (key, f"SET LOCAL search_path = {schemas}")
+        return self._search_path_sql[1]
 
 
 class TransactionPooledCursor(DjangoClientCursor):
