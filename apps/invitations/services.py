@@ -234,7 +234,7 @@ def invitation_send(*, invitation_id: int, send_id: str) -> bool:
     token, hashed = token_new()
     with transaction.atomic():
         invitation = (
-            Invitation.objects.select_for_update()
+            Invitation.objects.select_for_update(of=("self",))
             .select_related("invited_by")
             .filter(pk=invitation_id, send_id=send_id, token_hash__isnull=True)
             .first()

@@ -142,7 +142,7 @@ def verification_send(*, verification_id: int) -> bool:
     token, hashed = token_new()
     with transaction.atomic():
         verification = (
-            EmailVerification.objects.select_for_update()
+            EmailVerification.objects.select_for_update(of=("self",))
             .select_related("user")
             .filter(pk=verification_id, token_hash__isnull=True, used_at__isnull=True)
             .first()
@@ -174,7 +174,7 @@ def email_verify(*, token: str) -> User:
     """Mark the address of the link's user verified: they can sign in from now on. 422 on
     `token` when it is unknown, expired, used or voided."""
     verification = (
-        EmailVerification.objects.select_for_update()
+        EmailVerification.objects.select_for_update(of=("self",))
         .select_related("user")
         .filter(token_hash=token_hash(token), used_at__isnull=True, expires_at__gt=timezone.now())
         .first()
