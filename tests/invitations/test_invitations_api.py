@@ -118,7 +118,7 @@ def test_resending_voids_the_old_link_and_the_new_one_works(
     with django_capture_on_commit_callbacks(execute=True):
         resent = api_a.call("post", f"{INVITATIONS}/{invitation_id}/resend", token=owner_token)
     assert resent.status_code == 200, resent.content
-    first, second = mails_to("twice@alpha.test")
+    _first, second = mails_to("twice@alpha.test")
     new = link_token(second)
     assert new != old
     _refused_token(_accept(api_a, old))
