@@ -76,3 +76,8 @@ def invite(api_a: Api, owner_token: str, django_capture_on_commit_callbacks, eag
             )
 
     return send
+
+
+# Real processes (a worker mailing through a real SMTP server, the web app), as the jobs
+# tests run them: a committed tenant of this package's own, dropped at the end.
+from tests.jobs.conftest import jobs_tenant, jobs_web, jobs_worker, smtp  # noqa: E402, F401
