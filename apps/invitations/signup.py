@@ -21,6 +21,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import User, normalize_email
@@ -167,6 +168,14 @@ def verification_send(*, verification_id: int) -> bool:
         )
         raise
     return True
+
+
+def verification_records_cleanup() -> dict[str, int]:
+    """Delete verification links that were used or have expired (the daily cleanup)."""
+    spent, _ = EmailVerification.objects.filter(
+        Q(used_at__isnull=False) | Q(expires_at__lt=timezone.now())
+    ).delete()
+    return {"email_verifications": spent}
 
 
 @transaction.atomic

@@ -171,3 +171,20 @@ def test_good_signup_settings_are_saved_and_shown(api_a, tenant_a, owner_token) 
     assert response.status_code == 200, response.content
     shown = api_a.call("get", "/api/v1/tenant", token=owner_token).json()["data"]
     assert shown["settings"]["signup"] == signup
+
+
+def test_managers_see_who_is_unverified_and_the_cleanup_drops_spent_links(
+    api_a, tenant_a, owner_token, signup_on, sign_up
+) -> None:
+    from apps.invitations.models import EmailVerification
+    from apps.invitations.signup import verification_records_cleanup
+
+    sign_up("pending@alpha.test")
+    listed = api_a.call("get", "/api/v1/users?search=pending@alpha.test", token=owner_token)
+    [user] = listed.json()["data"]["items"]
+    assert user["email_verified"] is False
+    token = link_token(mails_to("pending@alpha.test")[0])
+    assert api_a.call("post", VERIFY, {"token": token}).status_code == 200
+    with tenant_context(tenant_a.tenant):
+        assert verification_records_cleanup() == {"email_verifications": 1}
+        assert not EmailVerification.objects.exists()

@@ -17,7 +17,8 @@ PASSWORD = "a-good-long-passphrase"
 
 
 def _body(message: Message) -> str:
-    part = message if not message.is_multipart() else message.get_payload(0)
+    part = message.get_payload(0) if message.is_multipart() else message
+    assert isinstance(part, Message)
     return bytes(part.get_payload(decode=True)).decode()
 
 
