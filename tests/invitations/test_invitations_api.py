@@ -215,9 +215,7 @@ def test_an_inviter_who_lost_the_reach_makes_the_invitation_stale(
 # ------------------------------------------------------------------ the list
 
 
-def test_the_list_filters_by_status_and_pages(
-    api_a, tenant_a, invite, owner_token, django_assert_max_num_queries
-) -> None:
+def test_the_list_filters_by_status_and_pages(api_a, tenant_a, invite, owner_token) -> None:
     for n in range(3):
         invite(f"listed{n}@alpha.test", roles=["admin"])
     last = invite("revoked@alpha.test").json()["data"]["id"]
@@ -234,6 +232,24 @@ def test_the_list_filters_by_status_and_pages(
     bad = api_a.call("get", f"{INVITATIONS}?status=lost", token=owner_token)
     assert bad.status_code == 422
     assert "token_hash" not in str(pending.json())
+
+
+def test_the_list_costs_the_same_queries_at_any_size(api_a, invite, owner_token) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def listed() -> int:
+        api_a.call("get", INVITATIONS, token=owner_token)  # warm the caches
+        with CaptureQueriesContext(connection) as queries:
+            response = api_a.call("get", INVITATIONS, token=owner_token)
+        assert response.status_code == 200
+        return len(queries)
+
+    invite("few0@alpha.test", roles=["admin"])
+    few = listed()
+    for n in range(1, 6):
+        invite(f"few{n}@alpha.test", roles=["admin"])
+    assert listed() == few
 
 
 def test_the_list_needs_users_manage(api_a, holder) -> None:
