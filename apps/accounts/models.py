@@ -105,6 +105,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # it (services/email_change.py); `email` changes only then. Empty: none.
     pending_email = models.EmailField(max_length=254, blank=True, default="", db_default="")
     pending_email_requested_at = models.DateTimeField(null=True, blank=True)
+    # False only for a self-signed-up account whose owner has not yet followed the link mailed
+    # to the address (apps/invitations/signup.py): it cannot sign in until then.
+    email_verified = models.BooleanField(default=True, db_default=True)
     # Kept by PostgreSQL itself from the row, so it can never be stale: username
     # (weight A), full name (B), the e-mail's local part split at dots (B), its
     # domain split at dots (C) and the whole address (C), tokenised without

@@ -30,6 +30,11 @@ class UserOutput(OutputSerializer[User]):
         help_text="A new address asked for, not in effect until confirmed by a link sent to it; "
         "empty when none.",
     )
+    email_verified = serializers.BooleanField(
+        read_only=True,
+        help_text="False for a self-signed-up account until its address is verified by the "
+        "mailed link: it cannot sign in until then.",
+    )
 
 
 class UserCreateInput(InputSerializer):

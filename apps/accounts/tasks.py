@@ -16,6 +16,7 @@ from apps.accounts.services.passwords import password_reset_send
 from apps.accounts.services.sessions import auth_records_cleanup
 from apps.accounts.services.user_sync import user_data_sync
 from apps.accounts.services.users import users_purge
+from apps.invitations.signup import verification_records_cleanup
 from apps.jobs.bases import tenant_task
 from apps.jobs.events import events_prune
 from apps.sso.services.signin import sso_records_cleanup
@@ -62,6 +63,7 @@ def cleanup_expired_sessions_task() -> dict[str, int]:
     used or expired single sign-on states and one-time codes."""
     counts = _records_cleanup()
     counts.update({f"sso_{name}": n for name, n in sso_records_cleanup().items()})
+    counts.update(verification_records_cleanup())
     return counts
 
 

@@ -19,6 +19,7 @@ from apps.accounts.services.users import user_create
 from apps.audit.services import audit_record
 from apps.core.errors import ConflictError, NotFoundError, ValidationError
 from apps.core.tenancy import current_schema
+from apps.invitations.signup import signup_role_errors
 from apps.jobs.events import event_record
 from apps.rbac.services import owner_grant
 from apps.tenants.domains import tenant_hostname
@@ -186,6 +187,14 @@ def tenant_rows_and_schema(
 _UNSET: Any = object()
 
 
+def _signup_role_errors(tenant: Tenant, tenant_settings: Mapping[str, Any]) -> list[str]:
+    """The sign-up's default role must be one of the tenant's roles (read in its schema)."""
+    if not isinstance(tenant_settings.get("signup"), dict):
+        return []
+    with tenant_context(tenant):
+        return signup_role_errors(tenant_settings["signup"])
+
+
 @transaction.atomic
 def tenant_update(
     *,
@@ -235,6 +244,8 @@ def tenant_update(
         elif not may_loosen_limits and (
             problems := loosening_errors(tenant_settings, current=tenant.settings)
         ):
+            errors["settings"] = problems
+        elif problems := _signup_role_errors(tenant, tenant_settings):
             errors["settings"] = problems
         elif dict(tenant_settings) != tenant.settings:
             changes["settings"] = dict(tenant_settings)

@@ -77,6 +77,7 @@ TENANT_APPS = [
     "apps.audit",
     "apps.notifications",
     "apps.sso",
+    "apps.invitations",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -165,6 +166,7 @@ from platform_site.settings.celery import *
 from platform_site.settings.database import *
 from platform_site.settings.gateway import *
 from platform_site.settings.health import *
+from platform_site.settings.invitations import *
 from platform_site.settings.jobs import *
 from platform_site.settings.keys import *
 from platform_site.settings.logging import *

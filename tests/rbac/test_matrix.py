@@ -45,6 +45,9 @@ def test_every_endpoint_declares_what_it_needs() -> None:
         "/api/v1/auth/oidc/exchange",
         "/api/v1/auth/oidc/{provider}/authorize",
         "/api/v1/auth/oidc/{provider}/callback",
+        "/api/v1/auth/signup",
+        "/api/v1/auth/email/verify",
+        "/api/v1/invitations/accept",
     }
 
 
@@ -104,6 +107,8 @@ def fill(path: str, world: dict) -> str:
         if name == "batch_id":
             return str(world["batch"])
         if name == "provider_id":
+            return "999999"  # a 404 with or without the permission, never a 403
+        if name == "invitation_id":
             return "999999"  # a 404 with or without the permission, never a 403
         if name in ("notification_id", "device_id"):
             return "999999"  # the caller's own: none yet, so a 404 (but never a 403)

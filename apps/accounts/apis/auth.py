@@ -53,8 +53,9 @@ class LoginApi(APIView):
             200: TokenPairOutput,
             401: OpenApiResponse(description="Invalid email or password"),
             403: documented_error(
-                "The tenant requires single sign-on: sign in through its identity provider",
-                codes=["SSO_REQUIRED"],
+                "The tenant requires single sign-on: sign in through its identity provider; "
+                "or a signed-up address is not verified yet",
+                codes=["SSO_REQUIRED", "EMAIL_NOT_VERIFIED"],
             ),
         },
         tags=_tag,

@@ -34,6 +34,7 @@ INVALID_CREDENTIALS = "Invalid email or password"
 SSO_REQUIRED = (
     "This organization signs in through its identity provider; passwords are not accepted."
 )
+EMAIL_NOT_VERIFIED = "Confirm your address first: follow the link mailed to it when you signed up."
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ def session_login(*, email: str, password: str, client: ClientInfo) -> TokenPair
         raise UnauthorizedError(INVALID_CREDENTIALS)
     if candidate.password_refused:
         raise ForbiddenError(SSO_REQUIRED, code="SSO_REQUIRED")
+    if not user.email_verified:  # self sign-up (apps/invitations/signup.py); told as above
+        raise ForbiddenError(EMAIL_NOT_VERIFIED, code="EMAIL_NOT_VERIFIED")
     now = timezone.now()
     with transaction.atomic():
         user.last_login = now
