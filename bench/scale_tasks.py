@@ -87,8 +87,9 @@ def cmd_fill(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _backend_memory(pid: int) -> dict[str, float]:
-    """A PostgreSQL backend's memory, MiB: RSS, its private part (USS: what it alone holds,
-    i.e. its caches, not the shared buffers it touched) and Linux's RssAnon."""
+    """A PostgreSQL backend's memory, MiB: RSS, USS (pages no other process maps: its heap,
+    and also the shared buffers only it has touched) and Linux's RssAnon (its heap alone:
+    the relation, catalog and plan caches that grow with every schema it reads)."""
     import psutil
 
     info = psutil.Process(pid).memory_full_info()
