@@ -163,6 +163,50 @@ def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------ in-process cost per spread
+
+
+def cmd_spread(args: argparse.Namespace) -> dict[str, Any]:
+    """`GET /api/v1/users/me` through the platform's WSGI application in this process, each
+    request's tenant and token taken in turn from the first 1, 100, 1000... tenants: CPU
+    time and SQL statements per request after a warm-up pass (no network, no other process:
+    what the request path itself costs as the tenants multiply)."""
+    from django.core.wsgi import get_wsgi_application
+    from django.db import connection
+
+    from bench.django_tasks import _request
+
+    tenants = [json.loads(line) for line in Path(args.tokens).read_text().splitlines() if line]
+    app = get_wsgi_application()
+    statements: list[int] = [0]
+
+    def counted(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+        statements[0] += 1
+        return execute(sql, params, many, context)
+
+    results = {}
+    for step in sorted({min(int(step), len(tenants)) for step in args.steps.split(",")}):
+        chosen = tenants[:step]
+        environs = [(t["host"], {"HTTP_AUTHORIZATION": f"Bearer {t['token']}"}) for t in chosen]
+        for host, extra in environs * 2:  # warm: every tenant and token seen twice
+            _request(app, "/api/v1/users/me", host, extra)
+        count = max(args.requests, step)
+        statements[0] = 0
+        failures = 0
+        with connection.execute_wrapper(counted):
+            started = time.process_time()
+            for index in range(count):
+                host, extra = environs[index % step]
+                failures += _request(app, "/api/v1/users/me", host, extra) != 200
+            cpu = time.process_time() - started
+        results[str(step)] = {
+            "cpu_us_per_request": cpu / count * 1e6,
+            "sql_per_request": statements[0] / count,
+            "failures": failures,
+        }
+    return {"steps": results}
+
+
 # ------------------------------------------------------------------ the periodic fan-out
 
 
@@ -282,13 +326,22 @@ def main() -> int:
     memory = sub.add_parser("memory")
     memory.add_argument("--tokens", required=True)
     memory.add_argument("--steps", default="1,100,1000")
+    spread = sub.add_parser("spread")
+    spread.add_argument("--tokens", required=True)
+    spread.add_argument("--steps", default="1,100,1000")
+    spread.add_argument("--requests", type=int, default=2000)
     fan_out = sub.add_parser("fan-out")
     fan_out.add_argument("--job", default="cleanup_expired_sessions")
     fan_out.add_argument("--logs", required=True)
     fan_out.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
     _setup_django()
-    commands = {"fill": cmd_fill, "memory": cmd_memory, "fan-out": cmd_fan_out}
+    commands = {
+        "fill": cmd_fill,
+        "memory": cmd_memory,
+        "spread": cmd_spread,
+        "fan-out": cmd_fan_out,
+    }
     result = commands[args.command](args)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
