@@ -35,6 +35,10 @@ DATABASES = {
         # A server-side cursor is DECLAREd on one server connection and FETCHed from later:
         # behind transaction pooling the FETCH may reach another one.
         "DISABLE_SERVER_SIDE_CURSORS": TRANSACTION_POOLED,
+        # Read by apps.core.dbbackend: a connection is closed after the request (or task) in
+        # which it applied the search path of this many distinct schemas, because a
+        # PostgreSQL backend's caches grow with every schema it reads (0: never).
+        "MAX_SCHEMAS": env_int("DB_MAX_SCHEMAS_PER_CONNECTION", 200),
     }
 }
 if TRANSACTION_POOLED and env_bool("DB_PREPARED_STATEMENTS", False):
