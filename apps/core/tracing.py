@@ -1,0 +1,317 @@
+"""Distributed tracing (OpenTelemetry), set up only from the standard OTEL_* variables.
+
+Off unless OTEL_TRACES_EXPORTER names an exporter or an OTLP endpoint is set (settings
+TRACING_ENABLED, platform_site/settings/telemetry.py): then nothing here runs, the code's
+calls into OpenTelemetry's API are its no-ops, and no middleware is added.
+
+When on, two steps, because the web server and the worker fork:
+
+- `tracing_instrument()`, at Django setup in every process: the official
+  instrumentations patch psycopg, redis, requests and Celery, and put Django's
+  middleware first. Their tracers are the API's proxies: nothing is recorded yet, no
+  thread runs, no socket is open, so a master process may fork after it.
+- `tracing_start()`, once per process that does the work: the SDK (sampler from
+  OTEL_TRACES_SAMPLER, resource from OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, the
+  exporters and their export thread). gunicorn's workers start it after the fork
+  (platform_site/telemetry.py, post_fork), Celery's pool processes in
+  worker_process_init (platform_site/celery.py); any other process (runserver, beat,
+  manage.py commands) when Django is set up.
+
+One trace follows a request across processes: Celery's instrumentation carries the
+context in the task's headers, and each outbox event keeps the context it was recorded
+in (`trace_context_capture`), which the dispatcher continues (`trace_context_continued`),
+so a task enqueued later by the relay still belongs to the request's trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+tracer = trace.get_tracer("platform")
+# Only traceparent and tracestate are stored with an event: never baggage, which a client
+# could fill with anything.
+_trace_context_format = TraceContextTextMapPropagator()
+
+_state: dict[str, Any] = {"instrumented": False, "started_pid": None, "deferred": False}
+
+
+# ------------------------------------------------------------------ setting up
+
+
+def tracing_instrument() -> None:
+    """Install the instrumentations (idempotent). Records nothing until `tracing_start`."""
+    if _state["instrumented"]:
+        return
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    DjangoInstrumentor().instrument(response_hook=_server_span_finish)
+    PsycopgInstrumentor().instrument()
+    RedisInstrumentor().instrument()
+    RequestsInstrumentor().instrument()
+    CeleryInstrumentor().instrument()
+    _state["instrumented"] = True
+
+
+def tracing_uninstrument() -> None:
+    """Remove the instrumentations again (tests)."""
+    if not _state["instrumented"]:
+        return
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    for instrumentor in (
+        DjangoInstrumentor(),
+        PsycopgInstrumentor(),
+        RedisInstrumentor(),
+        RequestsInstrumentor(),
+        CeleryInstrumentor(),
+    ):
+        instrumentor.uninstrument()
+    _state["instrumented"] = False
+
+
+def tracing_defer_start() -> None:
+    """This process forks the ones that work (gunicorn's master, Celery's prefork
+    worker): Django's setup here must not start the SDK; the forked children do."""
+    _state["deferred"] = True
+
+
+def tracing_start_in_child() -> None:
+    """In a forked child (gunicorn's post_fork, Celery's worker_process_init): start the
+    SDK now if Django is set up (preloaded), else when it is."""
+    from django.apps import apps
+
+    _state["deferred"] = False
+    if apps.ready:
+        tracing_start_configured()
+
+
+def tracing_django_ready() -> None:
+    """apps.core's ready(): instrument when tracing is on; start the SDK unless a child
+    process will (`tracing_defer_start`)."""
+    from django.conf import settings
+
+    if not settings.TRACING_ENABLED:
+        return
+    tracing_instrument()
+    if not _state["deferred"]:
+        tracing_start_configured()
+
+
+def tracing_start_configured() -> TracerProvider | None:
+    """The SDK with the exporters of OTEL_TRACES_EXPORTER, once per process; None when off."""
+    from django.conf import settings
+
+    if not settings.TRACING_ENABLED:
+        return None
+    return tracing_start(exporters=[_exporter(name) for name in settings.TRACING_EXPORTERS])
+
+
+def tracing_start(
+    *, exporters: Sequence[SpanExporter], synchronous: Sequence[SpanExporter] = ()
+) -> TracerProvider | None:
+    """Start the SDK in this process (once: None if it was already started here).
+    `exporters` export in batches from a thread of their own, `synchronous` ones as each
+    span ends (the console's, and tests')."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SimpleSpanProcessor,
+    )
+
+    if _state["started_pid"] == os.getpid():
+        return None
+    resource = Resource.create({"process.pid": os.getpid()})
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: "platform"}))
+    provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER
+    # Duck-typed, so that importing this module does not import the SDK.
+    provider.add_span_processor(cast("SpanProcessor", ContextAttributesProcessor()))
+    for exporter in exporters:
+        # The console shows each span as it ends; the others batch (OTEL_BSP_* variables).
+        if isinstance(exporter, ConsoleSpanExporter):
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        else:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+    for exporter in synchronous:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _state["started_pid"] = os.getpid()
+    return provider
+
+
+def _exporter(name: str) -> SpanExporter:
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        # One line per span: `python3 run.py` prefixes each line with the process's name.
+        return ConsoleSpanExporter(formatter=lambda span: span.to_json(indent=None) + "\n")
+    # "otlp": protobuf over HTTP; endpoint, headers, timeout and compression from the
+    # OTEL_EXPORTER_OTLP_* variables, which the exporter reads itself.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+# ------------------------------------------------------------------ what spans carry
+
+
+class ContextAttributesProcessor:
+    """Gives every span the tenant (schema) it runs in and, in a request, the request id
+    and the user's id (never more of the user). The server span gets them when the
+    response is ready (`_server_span_finish`): it starts before the tenant is known."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if span.kind is SpanKind.SERVER:
+            return
+        from django.db import connection
+
+        from apps.core.context import current_request, current_request_id
+
+        schema = getattr(connection, "schema_name", None)
+        if schema:
+            span.set_attribute("tenant", schema)
+        request_id = current_request_id()
+        if request_id:
+            span.set_attribute("request_id", request_id)
+        request = current_request()
+        if request is not None:
+            _set_user(span, request)
+
+    def on_end(self, span: Any) -> None:
+        pass
+
+    def _on_ending(self, span: Any) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _set_user(span: Any, request: HttpRequest) -> None:
+    from apps.core.middleware import request_user_id
+
+    user_id = request_user_id(request)
+    if user_id is not None:
+        span.set_attribute("enduser.id", str(user_id))
+
+
+def _server_span_finish(span: Any, request: HttpRequest, response: HttpResponse) -> None:
+    """Django instrumentation's response hook: tenant, user and request id on the server
+    span, and its URL without the query string (an OIDC callback's code and state)."""
+    if not span.is_recording():
+        return
+    tenant = getattr(request, "tenant", None)
+    schema = getattr(tenant, "schema_name", None)
+    if schema:
+        span.set_attribute("tenant", schema)
+    request_id = response.get("X-Request-ID")
+    if request_id:
+        span.set_attribute("request_id", request_id)
+    _set_user(span, request)
+    if request.META.get("QUERY_STRING"):
+        span.set_attribute("http.url", request.build_absolute_uri(request.path))
+        span.set_attribute("http.target", request.path)
+
+
+# ------------------------------------------------------------------ across the outbox
+
+
+def trace_context_capture() -> dict[str, str]:
+    """The W3C trace context (traceparent, tracestate) of the span being recorded, to be
+    kept with an outbox event; empty when tracing is off or nothing is being traced."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return {}
+    carrier: dict[str, str] = {}
+    _trace_context_format.inject(carrier)
+    return carrier
+
+
+@contextlib.contextmanager
+def trace_context_continued(
+    carrier: dict[str, str] | None, name: str, attributes: dict[str, str]
+) -> Iterator[None]:
+    """Run the block in a span that continues the trace `carrier` was captured in (an
+    outbox event's), so that tasks enqueued inside it belong to that trace. When the
+    block runs in another trace (the relay's), the span links to it. Nothing at all when
+    the event was recorded untraced."""
+    if not carrier:
+        yield
+        return
+    parent = _trace_context_format.extract(carrier)
+    current = trace.get_current_span().get_span_context()
+    links = [Link(current)] if current.is_valid else []
+    token = otel_context.attach(parent)
+    try:
+        with tracer.start_as_current_span(
+            name, kind=SpanKind.PRODUCER, attributes=attributes, links=links
+        ):
+            yield
+    finally:
+        otel_context.detach(token)
+
+
+# ------------------------------------------------------------------ mail
+
+
+@contextlib.contextmanager
+def mail_send_span(connection: Any | None, *, recipients: int) -> Iterator[None]:
+    """One span around handing a message to the mail backend: `smtp.send` with the server's
+    host and port for SMTP, `mail.send` with the backend's class for the others. Only the
+    number of recipients is recorded, never an address: a refused recipient's error names
+    it, so the error is recorded by its type alone."""
+    if _state["started_pid"] is None:
+        yield
+        return
+    from django.conf import settings
+    from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
+    from django.utils.module_loading import import_string
+
+    # No connection: the message opens one of settings.EMAIL_BACKEND's.
+    backend = type(connection) if connection is not None else import_string(settings.EMAIL_BACKEND)
+    attributes: dict[str, Any] = {"mail.recipients": recipients}
+    if issubclass(backend, SmtpBackend):
+        name = "smtp.send"
+        attributes["server.address"] = getattr(connection, "host", settings.EMAIL_HOST)
+        attributes["server.port"] = getattr(connection, "port", settings.EMAIL_PORT)
+    else:
+        name = "mail.send"
+        attributes["mail.backend"] = f"{backend.__module__}.{backend.__qualname__}"
+    with tracer.start_as_current_span(
+        name,
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.set_attribute("error.type", type(exc).__name__)
+            raise
