@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery.signals import celeryd_init, setup_logging, worker_init, worker_process_init
+from celery.signals import beat_init, setup_logging, worker_init, worker_process_init
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.local")
@@ -39,16 +39,10 @@ def _log_as_django_does(**kwargs: Any) -> None:
     logging.config.dictConfig(settings.LOGGING)
 
 
-# Tracing (apps/core/tracing.py): a prefork worker's main process only forks; each pool
-# process starts the SDK of its own. With another pool (solo, threads) the main process
-# runs the tasks and starts it. Nothing happens with tracing off.
-@celeryd_init.connect
-def _tracing_in_the_pool_processes(**kwargs: Any) -> None:
-    from apps.core.tracing import tracing_defer_start
-
-    tracing_defer_start()
-
-
+# Tracing (apps/core/tracing.py): Celery sets Django up in the worker's main process,
+# which only forks; each pool process starts the SDK of its own. With another pool
+# (solo, threads) the main process runs the tasks and starts it; beat starts its own.
+# Nothing happens with tracing off.
 @worker_process_init.connect
 def _tracing_start_in_pool_process(**kwargs: Any) -> None:
     from apps.core.tracing import tracing_start_in_child
@@ -62,3 +56,10 @@ def _tracing_start_without_prefork(sender: Any = None, **kwargs: Any) -> None:
         from apps.core.tracing import tracing_start_in_child
 
         tracing_start_in_child()
+
+
+@beat_init.connect
+def _tracing_start_in_beat(**kwargs: Any) -> None:
+    from apps.core.tracing import tracing_start_in_child
+
+    tracing_start_in_child()

@@ -14,8 +14,8 @@ When on, two steps, because the web server and the worker fork:
   OTEL_TRACES_SAMPLER, resource from OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES, the
   exporters and their export thread). gunicorn's workers start it after the fork
   (platform_site/telemetry.py, post_fork), Celery's pool processes in
-  worker_process_init (platform_site/celery.py); any other process (runserver, beat,
-  manage.py commands) when Django is set up.
+  worker_process_init and beat in beat_init (platform_site/celery.py); any other
+  process (runserver, manage.py commands) when Django is set up.
 
 One trace follows a request across processes: Celery's instrumentation carries the
 context in the task's headers, and each outbox event keeps the context it was recorded
@@ -91,8 +91,8 @@ def tracing_uninstrument() -> None:
 
 
 def tracing_defer_start() -> None:
-    """This process forks the ones that work (gunicorn's master, Celery's prefork
-    worker): Django's setup here must not start the SDK; the forked children do."""
+    """This process forks the ones that work (gunicorn's master): Django's setup here must
+    not start the SDK; the forked children do."""
     _state["deferred"] = True
 
 
@@ -107,15 +107,24 @@ def tracing_start_in_child() -> None:
 
 
 def tracing_django_ready() -> None:
-    """apps.core's ready(): instrument when tracing is on; start the SDK unless a child
-    process will (`tracing_defer_start`)."""
+    """apps.core's ready(): instrument when tracing is on; start the SDK unless gunicorn's
+    master (`tracing_defer_start`) or Celery's worker or beat is setting Django up: they
+    start it from their own hooks, in the process that runs the tasks."""
     from django.conf import settings
 
     if not settings.TRACING_ENABLED:
         return
     tracing_instrument()
-    if not _state["deferred"]:
+    if not (_state["deferred"] or _celery_worker_initialising()):
         tracing_start_configured()
+
+
+def _celery_worker_initialising() -> bool:
+    # Celery's worker and beat set Django up from their loader's init_worker(), which
+    # marks the loader first; a web process or a command never calls it.
+    from celery import current_app
+
+    return bool(getattr(current_app.loader, "worker_initialized", False))
 
 
 def tracing_start_configured() -> TracerProvider | None:

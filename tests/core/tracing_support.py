@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from django.db import connection
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -144,9 +143,3 @@ def otlp_collector() -> Iterator[OtlpCollector]:
     yield collector
     server.shutdown()
     server.server_close()
-
-
-def reconnect_traced() -> None:
-    """Close this thread's database connection: the next query opens one through the
-    instrumented psycopg (a connection opened before instrumenting is not traced)."""
-    connection.close()
