@@ -9,10 +9,12 @@ import os
 import smtplib
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery.signals import before_task_publish
 from django.core.mail import get_connection
 from django.db import connection
 from django_tenants.utils import tenant_context
@@ -24,8 +26,10 @@ from apps.core.outbound import OutboundPolicy, OutboundSession
 from apps.core.tracing import tracer
 from apps.jobs.events import event_dispatch, event_receiver, event_record
 from apps.notifications.channels.email import build_email, send_classified
+from platform_site.celery import app as celery_app
 from tests.conftest import ADMIN_PASSWORD
 from tests.core.tracing_support import hex_id, spans  # noqa: F401  (a fixture)
+from tests.worker_tasks import record_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -183,10 +187,18 @@ def test_an_outbox_event_keeps_its_trace_context_and_the_relay_dispatches_it_in_
     django_capture_on_commit_callbacks,
 ) -> None:
     seen: list[trace.SpanContext] = []
+    published: list[dict] = []
+    queue = f"tracing-probe-{uuid.uuid4().hex[:8]}"
 
     @event_receiver("test.traced")
     def receiver(sender, event, **kwargs) -> None:
         seen.append(trace.get_current_span().get_span_context())
+        record_schema.apply_async(args=["probe"], queue=queue)  # as consumers enqueue
+
+    def on_publish(sender=None, headers=None, **kwargs) -> None:
+        published.append(dict(headers or {}))
+
+    before_task_publish.connect(on_publish, weak=False)
 
     with tenant_context(tenant_a.tenant):
         with tracer.start_as_current_span("request") as request_span:
@@ -199,8 +211,13 @@ def test_an_outbox_event_keeps_its_trace_context_and_the_relay_dispatches_it_in_
         assert event.trace_context["traceparent"] == traceparent  # stored with the row
 
         # The relay, later, in a trace of its own.
-        with tracer.start_as_current_span("relay") as relay_span:
-            assert event_dispatch(event) is True
+        try:
+            with tracer.start_as_current_span("relay") as relay_span:
+                assert event_dispatch(event) is True
+        finally:
+            before_task_publish.disconnect(on_publish)
+            with celery_app.connection_for_write() as broker:
+                broker.default_channel.queue_delete(queue)  # the probe task, never run
 
     [dispatch] = [s for s in spans.get_finished_spans() if s.name == "outbox.dispatch test.traced"]
     assert dispatch.context.trace_id == request_span.get_span_context().trace_id
@@ -211,8 +228,15 @@ def test_an_outbox_event_keeps_its_trace_context_and_the_relay_dispatches_it_in_
     ]
     assert dispatch.attributes["event.id"] == str(event.event_id)
     assert dispatch.attributes["tenant"] == tenant_a.schema
-    # The receivers (which enqueue the consumers' tasks) ran inside it.
+    # The receivers ran inside it, and the task they enqueued carries the request's trace.
     assert [c.span_id for c in seen] == [dispatch.context.span_id]
+    [headers] = published
+    [publish] = [s for s in spans.get_finished_spans() if s.name.startswith("apply_async/")]
+    assert publish.parent is not None and publish.parent.span_id == dispatch.context.span_id
+    assert headers["traceparent"].split("-")[1:3] == [
+        hex_id(request_span.get_span_context().trace_id, 32),
+        hex_id(publish.context.span_id, 16),
+    ]
 
 
 @pytest.mark.django_db
