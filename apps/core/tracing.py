@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
 
 tracer = trace.get_tracer("platform")
 # Only traceparent and tracestate are stored with an event: never baggage, which a client
@@ -155,7 +156,10 @@ def tracing_start(
     resource = Resource.create({"process.pid": os.getpid()})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: "platform"}))
-    provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER
+    # The sampler of OTEL_TRACES_SAMPLER, as the SDK reads it, behind OrphanClientSpansDropped.
+    configured = TracerProvider(shutdown_on_exit=False).sampler
+    sampler = cast("Sampler", OrphanClientSpansDropped(configured))  # duck-typed, as below
+    provider = TracerProvider(resource=resource, sampler=sampler)
     # Duck-typed, so that importing this module does not import the SDK.
     provider.add_span_processor(cast("SpanProcessor", ContextAttributesProcessor()))
     for exporter in exporters:
@@ -185,6 +189,38 @@ def _exporter(name: str) -> SpanExporter:
 
 
 # ------------------------------------------------------------------ what spans carry
+
+
+class OrphanClientSpansDropped:
+    """A client span (SQL, Redis, SMTP, HTTP) outside any trace is not recorded: beat's
+    schedule polls, a solo worker's broker polls, connection checks between tasks would
+    each make a one-span trace every few seconds. Every other decision is the
+    configured sampler's (OTEL_TRACES_SAMPLER)."""
+
+    def __init__(self, configured: Any) -> None:
+        self.configured = configured
+
+    def should_sample(
+        self,
+        parent_context: Any,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> Any:
+        from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
+
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if kind is SpanKind.CLIENT and not parent.is_valid:
+            return SamplingResult(Decision.DROP)
+        return self.configured.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"OrphanClientSpansDropped{{{self.configured.get_description()}}}"
 
 
 class ContextAttributesProcessor:

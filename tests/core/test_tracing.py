@@ -42,6 +42,7 @@ def traced_connection(db: None) -> Iterator[None]:
     PsycopgInstrumentor.instrument_connection(raw)
     yield
     PsycopgInstrumentor.uninstrument_connection(raw)
+    raw._is_instrumented_by_opentelemetry = False  # which uninstrument_connection leaves set
 
 
 # ------------------------------------------------------------------ off
@@ -317,9 +318,29 @@ def test_a_mail_handed_to_smtp_is_an_smtp_send_span_naming_the_server_never_the_
 def test_another_mail_backend_is_a_mail_send_span_naming_the_backend(
     spans,  # noqa: F811
 ) -> None:
-    send_classified(build_email(to=["ada@example.test"], subject="Hi", text="Hello"))
+    with tracer.start_as_current_span("task"):
+        send_classified(build_email(to=["ada@example.test"], subject="Hi", text="Hello"))
     [span] = [s for s in spans.get_finished_spans() if s.name == "mail.send"]
     assert span.attributes["mail.backend"] == "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.mark.django_db
+def test_a_client_span_outside_any_trace_is_not_recorded_inside_one_it_is(
+    spans,  # noqa: F811
+    traced_connection,
+) -> None:
+    # Beat's schedule polls, a worker's broker polls: no trace of one span each.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert spans.get_finished_spans() == ()
+
+    with tracer.start_as_current_span("task", kind=SpanKind.CONSUMER) as task:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    [sql, consumer] = spans.get_finished_spans()
+    assert sql.kind is SpanKind.CLIENT and sql.attributes["db.system"] == "postgresql"
+    assert sql.parent is not None and sql.parent.span_id == task.get_span_context().span_id
+    assert consumer.kind is SpanKind.CONSUMER
 
 
 def test_an_outgoing_http_call_is_a_client_span_and_carries_traceparent(

@@ -11,6 +11,7 @@ test's (rolled back) one, in a tenant of this module's own, dropped at the end.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import urllib.request
@@ -21,7 +22,6 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection, connections
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from rest_framework.test import APIClient
 
@@ -163,7 +163,7 @@ def test_a_request_creating_a_user_is_one_trace_through_the_outbox_the_worker_an
         processes.wait_for(lambda: smtp.to(email), timeout=30, what="the welcome e-mail")
 
         # This process: the server span, its SQL, the outbox dispatch, the task's publish.
-        finished: tuple[ReadableSpan, ...] = spans.get_finished_spans()
+        finished = spans.get_finished_spans()
         [server] = [s for s in finished if s.kind is SpanKind.SERVER]
         trace_id = server.context.trace_id
         assert {s.context.trace_id for s in finished} == {trace_id}
@@ -254,3 +254,33 @@ def test_gunicorn_starts_the_sdk_in_each_worker_after_the_fork_never_in_the_mast
     pids = {s.resource["process.pid"] for s in server_spans}
     assert master not in pids
     assert pids  # one per worker that served
+
+
+def test_the_console_exporter_prints_each_span_of_runserver_as_one_json_line(log_dir) -> None:
+    """`OTEL_TRACES_EXPORTER=console python3 run.py`: no collector, spans among the logs."""
+    port = processes.free_port()
+    web = processes.web(
+        name=f"web-console-{port}",
+        port=port,
+        env=process_env(OTEL_TRACES_EXPORTER="console", OTEL_SERVICE_NAME="platform-web"),
+        log_dir=log_dir,
+    )
+    try:
+        processes.web_start(web, port)
+        probe = urllib.request.Request(
+            f"http://127.0.0.1:{port}/health/live",
+            headers={"Host": "localhost", "X-Request-ID": "console-probe"},
+        )
+        urllib.request.urlopen(probe, timeout=5).close()  # noqa: S310 (our own server)
+
+        def printed() -> list[dict[str, Any]]:
+            lines = [line for line in web.log().splitlines() if line.startswith('{"name"')]
+            found = [json.loads(line) for line in lines]
+            return [s for s in found if s["attributes"].get("request_id") == "console-probe"]
+
+        [span] = processes.wait_for(printed, timeout=10, what="the printed server span")
+    finally:
+        web.stop()
+    assert span["kind"] == "SpanKind.SERVER"
+    assert span["resource"]["attributes"]["service.name"] == "platform-web"
+    assert len(span["context"]["trace_id"]) == 34  # 0x + 32 hex digits
