@@ -119,9 +119,11 @@ def _replace_shape(match: re.Match[str]) -> str:
 
 
 def _replace_name_value(match: re.Match[str]) -> str:
-    if not is_secret_name(match.group("name")):
-        return match.group()
     value = match.group("value")
+    if not is_secret_name(match.group("name")):
+        # The value may be a pair of its own: in "failed: password=x" it is "password=x".
+        inner = _NAME_VALUE_RE.sub(_replace_name_value, value) if "=" in value else value
+        return f"{match.group('name')}{match.group('sep')}{inner}"
     quote = value[0] if value[:1] in ("'", '"') else ""
     return f"{match.group('name')}{match.group('sep')}{quote}{REDACTED}{quote}"
 

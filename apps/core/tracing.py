@@ -35,8 +35,14 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from apps.core.tracing_spans import (
+    ContextAttributesProcessor,
+    OrphanClientSpansDropped,
+    ScrubbingExporter,
+    server_span_finish,
+)
+
 if TYPE_CHECKING:
-    from django.http import HttpRequest, HttpResponse
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.trace.sampling import Sampler
@@ -62,7 +68,13 @@ def tracing_instrument() -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-    DjangoInstrumentor().instrument(response_hook=_server_span_finish)
+    if "OTEL_PROPAGATORS" not in os.environ:
+        # W3C trace context only: the default's baggage would carry whatever a client
+        # sends in a `baggage` header on to our tasks and to the providers we call.
+        from opentelemetry.propagate import set_global_textmap
+
+        set_global_textmap(TraceContextTextMapPropagator())
+    DjangoInstrumentor().instrument(response_hook=server_span_finish)
     PsycopgInstrumentor().instrument()
     RedisInstrumentor().instrument()
     RequestsInstrumentor().instrument()
@@ -163,13 +175,16 @@ def tracing_start(
     # Duck-typed, so that importing this module does not import the SDK.
     provider.add_span_processor(cast("SpanProcessor", ContextAttributesProcessor()))
     for exporter in exporters:
+        scrubbed = cast("SpanExporter", ScrubbingExporter(exporter))
         # The console shows each span as it ends; the others batch (OTEL_BSP_* variables).
         if isinstance(exporter, ConsoleSpanExporter):
-            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            provider.add_span_processor(SimpleSpanProcessor(scrubbed))
         else:
-            provider.add_span_processor(BatchSpanProcessor(exporter))
+            provider.add_span_processor(BatchSpanProcessor(scrubbed))
     for exporter in synchronous:
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.add_span_processor(
+            SimpleSpanProcessor(cast("SpanExporter", ScrubbingExporter(exporter)))
+        )
     trace.set_tracer_provider(provider)
     _state["started_pid"] = os.getpid()
     return provider
@@ -186,102 +201,6 @@ def _exporter(name: str) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()
-
-
-# ------------------------------------------------------------------ what spans carry
-
-
-class OrphanClientSpansDropped:
-    """A client span (SQL, Redis, SMTP, HTTP) outside any trace is not recorded: beat's
-    schedule polls, a solo worker's broker polls, connection checks between tasks would
-    each make a one-span trace every few seconds. Every other decision is the
-    configured sampler's (OTEL_TRACES_SAMPLER)."""
-
-    def __init__(self, configured: Any) -> None:
-        self.configured = configured
-
-    def should_sample(
-        self,
-        parent_context: Any,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Any = None,
-        links: Any = None,
-        trace_state: Any = None,
-    ) -> Any:
-        from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
-
-        parent = trace.get_current_span(parent_context).get_span_context()
-        if kind is SpanKind.CLIENT and not parent.is_valid:
-            return SamplingResult(Decision.DROP)
-        return self.configured.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        return f"OrphanClientSpansDropped{{{self.configured.get_description()}}}"
-
-
-class ContextAttributesProcessor:
-    """Gives every span the tenant (schema) it runs in and, in a request, the request id
-    and the user's id (never more of the user). The server span gets them when the
-    response is ready (`_server_span_finish`): it starts before the tenant is known."""
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        if span.kind is SpanKind.SERVER:
-            return
-        from django.db import connection
-
-        from apps.core.context import current_request, current_request_id
-
-        schema = getattr(connection, "schema_name", None)
-        if schema:
-            span.set_attribute("tenant", schema)
-        request_id = current_request_id()
-        if request_id:
-            span.set_attribute("request_id", request_id)
-        request = current_request()
-        if request is not None:
-            _set_user(span, request)
-
-    def on_end(self, span: Any) -> None:
-        pass
-
-    def _on_ending(self, span: Any) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-def _set_user(span: Any, request: HttpRequest) -> None:
-    from apps.core.middleware import request_user_id
-
-    user_id = request_user_id(request)
-    if user_id is not None:
-        span.set_attribute("enduser.id", str(user_id))
-
-
-def _server_span_finish(span: Any, request: HttpRequest, response: HttpResponse) -> None:
-    """Django instrumentation's response hook: tenant, user and request id on the server
-    span, and its URL without the query string (an OIDC callback's code and state)."""
-    if not span.is_recording():
-        return
-    tenant = getattr(request, "tenant", None)
-    schema = getattr(tenant, "schema_name", None)
-    if schema:
-        span.set_attribute("tenant", schema)
-    request_id = response.get("X-Request-ID")
-    if request_id:
-        span.set_attribute("request_id", request_id)
-    _set_user(span, request)
-    if request.META.get("QUERY_STRING"):
-        span.set_attribute("http.url", request.build_absolute_uri(request.path))
-        span.set_attribute("http.target", request.path)
 
 
 # ------------------------------------------------------------------ across the outbox

@@ -18,7 +18,8 @@ from celery.signals import before_task_publish
 from django.core.mail import get_connection
 from django.db import connection
 from django_tenants.utils import tenant_context
-from opentelemetry import trace
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -53,7 +54,8 @@ import json, django
 django.setup()
 import psycopg
 from django.conf import settings
-from opentelemetry import trace
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 print(json.dumps({
     "enabled": settings.TRACING_ENABLED,
     "middleware": settings.MIDDLEWARE,
@@ -352,9 +354,16 @@ def test_an_outgoing_http_call_is_a_client_span_and_carries_traceparent(
     server = _serve(stub)
     try:
         stub.always(200, {"ok": True})
-        with tracer.start_as_current_span("task") as task:
-            with OutboundSession(outbound_policy=OutboundPolicy(allow_loopback_http=True)) as s:
-                assert s.post(f"{stub.url}/send", data={"to": "x"}, timeout=5).status_code == 200
+        # Baggage a client sent (the default propagators would pass it on): not forwarded.
+        token = otel_context.attach(baggage.set_baggage("user", "evil"))
+        try:
+            with tracer.start_as_current_span("task") as task:
+                policy = OutboundPolicy(allow_loopback_http=True)
+                with OutboundSession(outbound_policy=policy) as s:
+                    response = s.post(f"{stub.url}/send/device-42?key=k3y", data={"to": "x"})
+                    assert response.status_code == 200
+        finally:
+            otel_context.detach(token)
     finally:
         server.shutdown()
         server.server_close()
@@ -368,3 +377,26 @@ def test_an_outgoing_http_call_is_a_client_span_and_carries_traceparent(
         hex_id(client.context.span_id, 16),
     )
     assert int(flags, 16) & 1  # sampled
+    assert "baggage" not in request.headers
+    # The span names the provider's origin, not the path (a push endpoint's is the
+    # device's address) nor the query (which may hold a key).
+    assert client.attributes["http.url"] == stub.url
+    assert "device-42" not in repr(client.attributes) and "k3y" not in repr(client.attributes)
+
+
+def test_exception_messages_and_stack_traces_leave_the_process_redacted(
+    spans,  # noqa: F811
+) -> None:
+    with tracer.start_as_current_span("task") as task:
+        try:
+            raise ValueError("login failed: password=hunter2 token=abcDEF1234567890abcDEF123")
+        except ValueError as exc:
+            task.record_exception(exc)
+            task.set_status(StatusCode.ERROR, f"failed with password={'hunter2'}")
+
+    [span] = spans.get_finished_spans()
+    [event] = span.events
+    assert event.attributes["exception.type"] == "ValueError"
+    assert "[REDACTED]" in event.attributes["exception.message"]
+    everything = repr((span.attributes, event.attributes, span.status.description))
+    assert "hunter2" not in everything and "abcDEF1234567890abcDEF123" not in everything
