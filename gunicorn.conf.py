@@ -25,6 +25,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # gunicorn's own lines (start, worker boot and exit, timeouts) in the same JSON shape as the app's.
 from apps.core.logging import logging_config  # noqa: E402
+from platform_site.telemetry import post_fork  # noqa: E402, F401  (tracing: the SDK per worker)
 
 logconfig_dict = logging_config(
     json=os.environ.get("LOG_FORMAT", "json") != "console", level=loglevel.upper()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery.signals import setup_logging
+from celery.signals import beat_init, setup_logging, worker_init, worker_process_init
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.local")
@@ -37,3 +37,29 @@ def _log_as_django_does(**kwargs: Any) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+# Tracing (apps/core/tracing.py): Celery sets Django up in the worker's main process,
+# which only forks; each pool process starts the SDK of its own. With another pool
+# (solo, threads) the main process runs the tasks and starts it; beat starts its own.
+# Nothing happens with tracing off.
+@worker_process_init.connect
+def _tracing_start_in_pool_process(**kwargs: Any) -> None:
+    from apps.core.tracing import tracing_start_in_child
+
+    tracing_start_in_child()
+
+
+@worker_init.connect
+def _tracing_start_without_prefork(sender: Any = None, **kwargs: Any) -> None:
+    if "prefork" not in str(getattr(sender, "pool_cls", "prefork")):
+        from apps.core.tracing import tracing_start_in_child
+
+        tracing_start_in_child()
+
+
+@beat_init.connect
+def _tracing_start_in_beat(**kwargs: Any) -> None:
+    from apps.core.tracing import tracing_start_in_child
+
+    tracing_start_in_child()

@@ -173,4 +173,5 @@ from platform_site.settings.logging import *
 from platform_site.settings.mail import *
 from platform_site.settings.notifications import *
 from platform_site.settings.sso import *
+from platform_site.settings.telemetry import *
 from platform_site.settings.tenants import *
