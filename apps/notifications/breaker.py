@@ -181,6 +181,13 @@ def breaker_state(provider: str) -> str:
     return str(provider_breaker(provider).current_state)
 
 
+def breaker_states_by_channel() -> dict[str, str]:
+    """The state of the breaker in front of each channel's provider (metrics, at scrape time)."""
+    from apps.notifications.channels.registry import SETTING_PER_CHANNEL, provider_for
+
+    return {channel: breaker_state(provider_for(channel).name) for channel in SETTING_PER_CHANNEL}
+
+
 def breaker_reset(provider: str) -> None:
     """Forget the provider's state (closed, no failures): for operators and tests."""
     redis = get_redis_connection("default")
