@@ -7,7 +7,11 @@ a file of that directory, and /metrics adds the files of every process up.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, disable_created_metrics
+
+# No `_created` series beside each counter and histogram (a second series per label set,
+# which the multiprocess mode does not write anyway).
+disable_created_metrics()
 
 # Seconds: from 5 ms (a cached read) to 10 s (past the gateway's patience).
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     REGISTRY,
     CollectorRegistry,
     generate_latest,
@@ -15,7 +15,8 @@ from prometheus_client import (
 from apps.core.metrics import definitions  # noqa: F401  (the families exist before any event)
 from apps.core.metrics.collectors import ScrapeCollector
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The text format generate_latest writes (what prometheus_client serves by default too).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 def multiprocess_dir() -> str | None:
