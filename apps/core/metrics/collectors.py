@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from apps.core.metrics import sources
-from apps.core.tenancy import public_schema, tenant_connection, tenant_schema_names
+from apps.core.tenancy import public_schema, tenant_schema_names
 
 logger = structlog.get_logger("apps.core.metrics")
 
@@ -44,7 +44,9 @@ def queue_depths() -> dict[str, int]:
     with current_app.connection_for_read(
         connect_timeout=timeout, transport_options={"socket_timeout": timeout}
     ) as conn:
-        conn.ensure_connection(max_retries=1, timeout=int(timeout) or 1)
+        conn.ensure_connection(
+            max_retries=1, interval_start=0, interval_step=0, timeout=int(timeout) or 1
+        )
         channel: Any = conn.default_channel
         for queue in celery_queues():
             try:
@@ -59,7 +61,6 @@ def outbox_pending() -> tuple[float, int]:
     over the public schema and every active tenant's, in one statement."""
     table = apps.get_model("jobs", "OutboxEvent")._meta.db_table
     quote = connection.ops.quote_name
-    tenant_connection().set_schema_to_public()
     schemas = [public_schema(), *tenant_schema_names(active_only=True)]
     # Schema and table names come from the database and are quoted; nothing from a request.
     per_schema = " UNION ALL ".join(
@@ -68,7 +69,7 @@ def outbox_pending() -> tuple[float, int]:
         for schema in schemas
     )
     statement = (
-        "SELECT coalesce(extract(epoch FROM now() - min(oldest)), 0), coalesce(sum(pending), 0)"  # noqa: S608
+        "SELECT coalesce(extract(epoch FROM clock_timestamp() - min(oldest)), 0), coalesce(sum(pending), 0)"  # noqa: S608
         f" FROM ({per_schema}) AS per_schema"
     )
     timeout_ms = int(float(settings.METRICS_SCRAPE_TIMEOUT) * 1000)
