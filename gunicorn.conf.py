@@ -49,12 +49,13 @@ def pre_fork(server: object, worker: object) -> None:
 
 # Prometheus metrics (apps/core/metrics): the workers keep their values in files of one
 # directory that /metrics adds up. Emptied (or made) here, in the master, before any worker
-# starts; with preload_app the app is loaded already, but prometheus_client is not imported
-# until a worker answers its first request.
+# starts. With preload_app the app is loaded already, but without prometheus_client, which
+# picks its mode when imported: it is imported here, once the directory is set.
 def on_starting(server: object) -> None:
-    from apps.core.metrics.processes import multiprocess_directory_prepare
+    from apps.core.metrics.processes import metrics_preload, multiprocess_directory_prepare
 
     multiprocess_directory_prepare()
+    metrics_preload()
 
 
 def child_exit(server: object, worker: Any) -> None:

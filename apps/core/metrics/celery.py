@@ -34,6 +34,7 @@ from django.conf import settings
 
 from apps.core.metrics.processes import (
     imported_too_early,
+    metrics_preload,
     multiprocess_directory_prepare,
     multiprocess_directory_remove,
 )
@@ -86,6 +87,7 @@ def task_metrics_connect() -> None:
 def _directory_prepare(**kwargs: Any) -> None:
     """celeryd_init is Celery's first signal in a worker, before it imports the apps."""
     multiprocess_directory_prepare()
+    metrics_preload()
     if imported_too_early():
         sys.stderr.write("metrics: prometheus_client was imported before the worker's directory\n")
 

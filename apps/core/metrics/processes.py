@@ -45,6 +45,17 @@ def imported_too_early() -> bool:
     return values.ValueClass is values.MutexValue
 
 
+def metrics_preload() -> None:
+    """After the directory is set, in the parent of the processes that count: import
+    prometheus_client and the metrics once, so the children share those pages instead of
+    each importing its own copy. Only where the settings are loaded already (gunicorn with
+    preload_app, a Celery worker)."""
+    from django.conf import settings
+
+    if settings.configured and settings.METRICS_ENABLED:
+        from apps.core.metrics import definitions  # noqa: F401
+
+
 def multiprocess_directory_remove() -> None:
     """At the server's exit: the temporary directory it made, if it made one."""
     global _created
