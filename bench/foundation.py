@@ -165,6 +165,7 @@ def process_env(
     """Production's defaults: only the variables the benchmark must set, nothing from the
     caller's shell that could change the platform's behaviour (LOG_LEVEL, DB_CONN_MAX_AGE...)."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "XDG_RUNTIME_DIR")
+    keep += ("METRICS_ENABLED",)  # on (the default) or off, to measure what metrics cost
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(
         {

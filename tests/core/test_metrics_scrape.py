@@ -13,7 +13,6 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 from rest_framework.test import APIClient
 
-from apps.core.metrics import collectors
 from apps.jobs.models import OutboxEvent
 from apps.notifications.breaker import breaker_reset, provider_breaker
 from apps.notifications.channels.registry import provider_for
@@ -59,7 +58,7 @@ def test_outbox_lag_is_the_age_of_the_oldest_pending_event(tenant_a, tenant_b) -
 
 def test_queue_depth_counts_the_messages_waiting(monkeypatch) -> None:
     queue = f"metrics-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setattr(collectors, "celery_queues", lambda: [queue])
+    monkeypatch.setattr(app.conf, "task_default_queue", queue)
     watcher = APIClient()
     assert value(scrape(watcher), "celery_queue_depth", queue=queue) == 0  # no such queue yet
     try:

@@ -21,6 +21,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import structlog
 from celery.exceptions import WorkerLostError
 from celery.signals import (
     celeryd_init,
@@ -38,6 +39,8 @@ from apps.core.metrics.processes import (
     multiprocess_directory_prepare,
     multiprocess_directory_remove,
 )
+
+logger = structlog.get_logger("apps.core.metrics")
 
 # task id -> perf_counter at its start, in the process that runs it.
 _started: dict[str, float] = {}
@@ -133,10 +136,16 @@ def _serve(**kwargs: Any) -> None:
     port = int(settings.METRICS_WORKER_PORT)
     if not settings.METRICS_ENABLED or not port:
         return
-    server = make_server(
-        settings.METRICS_WORKER_ADDRESS, port, metrics_app, server_class=_Server,
-        handler_class=_QuietHandler,
-    )  # fmt: skip
+    try:
+        server = make_server(
+            settings.METRICS_WORKER_ADDRESS, port, metrics_app, server_class=_Server,
+            handler_class=_QuietHandler,
+        )  # fmt: skip
+    except OSError as exc:
+        # The worker runs on without its metrics rather than not at all.
+        logger.error("metrics_port_unavailable", port=port, error=str(exc))
+        return
+    logger.info("metrics_serving", address=settings.METRICS_WORKER_ADDRESS, port=port)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
 
 
