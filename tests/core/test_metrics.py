@@ -246,3 +246,14 @@ def test_with_metrics_off_nothing_is_counted_and_there_is_no_endpoint(tenant_a, 
     labels = {"route": "api/v1/info", "method": "GET", "status": "200", "tenant": tenant_a.schema}
     assert delta(before, after, "http_requests_total", **labels) == 0
     assert delta(before, after, "auth_signin_attempts_total") == 0
+
+
+def test_a_method_of_the_clients_invention_makes_no_new_series(tenant_a) -> None:
+    watcher, client = APIClient(), _client()
+    before = scrape(watcher)
+    for method in ("BREW", "X-ANY-1", "X-ANY-2"):
+        assert client.generic(method, "/api/v1/info", HTTP_HOST=tenant_a.host).status_code == 405
+    after = scrape(watcher)
+    labels = {"route": "api/v1/info", "status": "405", "tenant": tenant_a.schema}
+    assert delta(before, after, "http_requests_total", method="other", **labels) == 3
+    assert not any(dict(key).get("method") in {"BREW", "X-ANY-1", "X-ANY-2"} for _, key in after)

@@ -56,24 +56,29 @@ def test_outbox_lag_is_the_age_of_the_oldest_pending_event(tenant_a, tenant_b) -
     assert 3650 * 86400 <= value(after, "outbox_lag_seconds") < 3651 * 86400
 
 
-def test_queue_depth_counts_the_messages_waiting(monkeypatch) -> None:
+def test_queue_depth_counts_the_messages_waiting() -> None:
     queue = f"metrics-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setattr(app.conf, "task_default_queue", queue)
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = queue  # the queue /metrics reports on
     watcher = APIClient()
-    assert value(scrape(watcher), "celery_queue_depth", queue=queue) == 0  # no such queue yet
     try:
+        assert value(scrape(watcher), "celery_queue_depth", queue=queue) == 0  # no such queue yet
         for _ in range(3):
             app.send_task("tests.never_consumed", queue=queue, headers={"_schema_name": "public"})
         assert value(scrape(watcher), "celery_queue_depth", queue=queue) == 3
     finally:
+        app.conf.task_default_queue = previous
         with app.connection_for_write() as connection:
             connection.default_channel.queue_purge(queue)
 
 
-def test_an_unreachable_broker_leaves_the_queue_depth_out(monkeypatch) -> None:
-    # Nothing listens on port 1: the connection is refused.
-    monkeypatch.setattr(app.conf, "broker_read_url", "redis://127.0.0.1:1/0")
-    samples = scrape(APIClient())
+def test_an_unreachable_broker_leaves_the_queue_depth_out() -> None:
+    previous = app.conf.broker_read_url
+    app.conf.broker_read_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused
+    try:
+        samples = scrape(APIClient())
+    finally:
+        app.conf.broker_read_url = previous
     assert not has(samples, "celery_queue_depth")
     assert has(samples, "outbox_lag_seconds")  # the other readings still come
 

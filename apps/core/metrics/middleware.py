@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.db import connection
@@ -16,6 +17,10 @@ from apps.core.metrics.labels import tenant_label
 
 # The route label of a request that reached no view (an unknown host, a path nothing matches).
 UNMATCHED = "<unmatched>"
+# Any other method is "other": a client chooses the method, and must not choose new series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+logger = structlog.get_logger("apps.core.metrics")
 
 
 class _QueryCounter:
@@ -66,16 +71,22 @@ class MetricsMiddleware:
         counter = _QueryCounter()
         with connection.execute_wrapper(counter):
             response = self.get_response(request)
-        elapsed = time.perf_counter() - started
-        route = route_of(request, response)
-        method = request.method or ""
-        tenant = tenant_label(request)
-        status = response.status_code
+        try:
+            self._record(request, response, time.perf_counter() - started, counter.count)
+        except Exception as exc:  # noqa: BLE001  (a request is never failed for its metrics)
+            logger.warning("metrics_record_failed", error=type(exc).__name__)
+        return response
+
+    @staticmethod
+    def _record(request: HttpRequest, response: HttpResponse, elapsed: float, queries: int) -> None:
         # Imported here, not when the middleware is built: with gunicorn's preload that is in
         # the master, before gunicorn.conf.py's on_starting has set the multiprocess directory.
         from apps.core.metrics import definitions as m
 
+        route = route_of(request, response)
+        method = request.method if request.method in METHODS else "other"
+        tenant = tenant_label(request)
+        status = response.status_code
         m.HTTP_REQUESTS.labels(route, method, str(status), tenant).inc()
         m.HTTP_REQUEST_DURATION.labels(route, method, f"{status // 100}xx", tenant).observe(elapsed)
-        m.DB_QUERIES_PER_REQUEST.labels(route).observe(counter.count)
-        return response
+        m.DB_QUERIES_PER_REQUEST.labels(route).observe(queries)
