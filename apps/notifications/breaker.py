@@ -185,7 +185,13 @@ def breaker_states_by_channel() -> dict[str, str]:
     """The state of the breaker in front of each channel's provider (metrics, at scrape time)."""
     from apps.notifications.channels.registry import SETTING_PER_CHANNEL, provider_for
 
-    return {channel: breaker_state(provider_for(channel).name) for channel in SETTING_PER_CHANNEL}
+    states: dict[str, str] = {}
+    for channel in SETTING_PER_CHANNEL:
+        try:
+            states[channel] = breaker_state(provider_for(channel).name)
+        except Exception:  # noqa: BLE001, S112  (a provider that cannot load: no sample, not none at all)
+            continue
+    return states
 
 
 def breaker_reset(provider: str) -> None:
