@@ -173,7 +173,9 @@ def process_env(
 ) -> dict[str, str]:
     """Production's defaults: only the variables the benchmark must set, nothing from the
     caller's shell that could change the platform's behaviour (LOG_LEVEL, DB_CONN_MAX_AGE...)."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "XDG_RUNTIME_DIR")
+    # METRICS_ENABLED: on (the default) or off, to measure what the metrics cost.
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "XDG_RUNTIME_DIR",
+            "METRICS_ENABLED")  # fmt: skip
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(
         {

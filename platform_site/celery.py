@@ -16,6 +16,8 @@ from typing import Any
 from celery.signals import beat_init, setup_logging, worker_init, worker_process_init
 from tenant_schemas_celery.app import CeleryApp
 
+from apps.core.metrics.celery import worker_metrics_connect
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.local")
 
 app = CeleryApp("platform")
@@ -23,6 +25,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Event consumers' tasks live beside their receivers (apps/<app>/consumers.py).
 app.autodiscover_tasks(related_name="consumers")
+# A worker's metrics: its own multiprocess directory, and its port (METRICS_WORKER_PORT).
+worker_metrics_connect()
 
 
 @setup_logging.connect

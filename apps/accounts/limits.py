@@ -47,7 +47,7 @@ from django.http import HttpRequest
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from apps.core import ratelimit
+from apps.core import metrics, ratelimit
 from apps.core.errors import RateLimitedError, ServiceUnavailableError
 from apps.core.net import client_ip
 from apps.core.tenancy import current_schema
@@ -181,6 +181,7 @@ def count_and_check(request: HttpRequest, rate_name: str, value: str) -> None:
     except RedisError as exc:
         raise _unavailable(rate_name, exc) from None
     if int(wait_ms) > 0:
+        metrics.ratelimit_refused(rate_name)
         raise RateLimitedError(TOO_MANY, retry_after=_seconds(int(wait_ms)))
 
 
@@ -194,6 +195,7 @@ def login_check(request: HttpRequest, account: str) -> None:
     Call `login_succeeded` once the password checked out; whatever else happens (a wrong
     password, an unknown account, an error) the failure stays counted."""
     if not _enabled():
+        metrics.signin_attempted()
         return
     address = _limit("login_ip", ip_of(request))
     failures = _limit("login_account", account)
@@ -213,12 +215,17 @@ def login_check(request: HttpRequest, account: str) -> None:
     except RedisError as exc:
         raise _unavailable("login", exc) from None
     if int(verdict) != 0:
+        metrics.ratelimit_refused("login_ip" if int(verdict) == 1 else "login_account")
+        if int(verdict) == 2:
+            metrics.signin_locked_out()
         raise RateLimitedError(TOO_MANY, retry_after=_seconds(int(wait_ms)))
+    metrics.signin_attempted()
 
 
 def login_succeeded(request: HttpRequest, account: str) -> None:
     """Give back the failure `login_check` counted in advance. A sign-in that succeeded is
     not refused when this cannot reach Redis: the failure then stays counted (stricter)."""
+    metrics.signin_succeeded()
     if not _enabled():
         return
     try:

@@ -82,6 +82,8 @@ TENANT_APPS = [
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 MIDDLEWARE = [
+    # First: times the whole chain, and answers /metrics on any host (METRICS_ENABLED).
+    "apps.core.metrics.middleware.MetricsMiddleware",
     "apps.core.middleware.RequestContextMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "apps.tenants.middleware.TenantMiddleware",
@@ -171,6 +173,7 @@ from platform_site.settings.jobs import *
 from platform_site.settings.keys import *
 from platform_site.settings.logging import *
 from platform_site.settings.mail import *
+from platform_site.settings.metrics import *
 from platform_site.settings.notifications import *
 from platform_site.settings.sso import *
 from platform_site.settings.telemetry import *
