@@ -48,6 +48,7 @@ SHARED_APPS = [
     "apps.accounts",
     "apps.audit",  # operators' changes in public are audited like users' in a tenant
     "apps.keys",  # token signing keys: public schema only
+    "apps.mfa",  # operators' second factors in public, users' in each tenant
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -78,6 +79,7 @@ TENANT_APPS = [
     "apps.notifications",
     "apps.sso",
     "apps.invitations",
+    "apps.mfa",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -174,6 +176,7 @@ from platform_site.settings.keys import *
 from platform_site.settings.logging import *
 from platform_site.settings.mail import *
 from platform_site.settings.metrics import *
+from platform_site.settings.mfa import *
 from platform_site.settings.notifications import *
 from platform_site.settings.sso import *
 from platform_site.settings.telemetry import *
