@@ -18,20 +18,18 @@ benchmark's report: tokens bound to a tenant, revocation on the next request, gr
 """
 
 from datetime import timedelta
+from typing import Any
 
 from bench.settings_scale import *  # noqa: F403
 from bench.settings_scale import DATABASES
 
 _UNSET = ("server_side_binding", "prepare_threshold")  # the platform's, not Django's defaults
+_OPTIONS: dict[str, Any] = DATABASES["default"].get("OPTIONS") or {}  # type: ignore[assignment]
 DATABASES = {
     "default": {
         **DATABASES["default"],
         "ENGINE": "django_tenants.postgresql_backend",
-        "OPTIONS": {
-            key: value
-            for key, value in dict(DATABASES["default"].get("OPTIONS") or {}).items()
-            if key not in _UNSET
-        },
+        "OPTIONS": {key: value for key, value in _OPTIONS.items() if key not in _UNSET},
     }
 }
 MIDDLEWARE = [

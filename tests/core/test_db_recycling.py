@@ -6,10 +6,18 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.db import connections
+
+from apps.core.dbbackend.base import DatabaseWrapper
 
 
-def _backend_pid(wrapper) -> int:
+def _wrapper() -> DatabaseWrapper:
+    """A connection of its own, outside the test's transaction."""
+    wrapper = _wrapper()
+    assert isinstance(wrapper, DatabaseWrapper)
+    return wrapper
+
+
+def _backend_pid(wrapper: DatabaseWrapper) -> int:
     with wrapper.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         return int(cursor.fetchone()[0])
@@ -17,7 +25,7 @@ def _backend_pid(wrapper) -> int:
 
 @pytest.mark.django_db
 def test_a_connection_is_recycled_after_max_schemas_distinct_schemas(tenant_a, tenant_b) -> None:
-    wrapper = connections.create_connection("default")  # its own, outside the test transaction
+    wrapper = _wrapper()
     wrapper.settings_dict["MAX_SCHEMAS"] = 2
     wrapper.settings_dict["CONN_MAX_AGE"] = None  # else persistent connections are the rule
     try:
@@ -47,7 +55,7 @@ def test_a_connection_is_recycled_after_max_schemas_distinct_schemas(tenant_a, t
 
 @pytest.mark.django_db
 def test_no_limit_when_max_schemas_is_zero(tenant_a, tenant_b) -> None:
-    wrapper = connections.create_connection("default")
+    wrapper = _wrapper()
     wrapper.settings_dict["MAX_SCHEMAS"] = 0
     wrapper.settings_dict["CONN_MAX_AGE"] = None
     try:

@@ -1,4 +1,5 @@
 from django.db import migrations
+from django.db.migrations.operations.base import Operation
 
 
 class Migration(migrations.Migration):
@@ -9,4 +10,4 @@ class Migration(migrations.Migration):
         ("accounts", "0007_session_amr_session_auth_time"),
         ("accounts", "0007_user_email_verified"),
     ]
-    operations: list[migrations.operation.Operation] = []
+    operations: list[Operation] = []
