@@ -12,7 +12,7 @@ from apps.core.dbbackend.base import DatabaseWrapper
 
 def _wrapper() -> DatabaseWrapper:
     """A connection of its own, outside the test's transaction."""
-    wrapper = _wrapper()
+    wrapper = connections.create_connection("default")
     assert isinstance(wrapper, DatabaseWrapper)
     return wrapper
 
