@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import cbor2
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -16,6 +17,7 @@ from apps.mfa.models import Factor, MfaChallenge
 from apps.mfa.webauthn_flows import NOT_REGISTERED
 from tests.accounts.conftest import Api
 from tests.accounts.factories import make_user
+from tests.conftest import ADMIN_PASSWORD
 from tests.mfa.conftest import FACTORS, ME, VERIFY
 from tests.mfa.flows import claims, login, verify
 from tests.mfa.soft_authenticator import (
@@ -401,3 +403,18 @@ def test_step_up_names_why_a_key_is_refused(
     cloned = _step_up(api_a, access, clone)
     assert cloned.status_code == 401
     assert "sign count" in cloned.json()["error"]["message"]
+
+
+def test_an_operator_enrols_and_signs_in_on_the_public_host(api, operator) -> None:
+    public = Api(api, settings.PLATFORM_BASE_DOMAIN)
+    token = public.login(operator.email, ADMIN_PASSWORD)["access_token"]
+    created = public.call("post", FACTORS, {"type": "webauthn", "name": "Key"}, token=token)
+    assert created.status_code == 201, created.content
+    assert created.json()["data"]["options"]["rp"]["id"] == settings.PLATFORM_BASE_DOMAIN
+    enrolled = enrol_key(public, token)
+    pending = login(public, operator.email, ADMIN_PASSWORD)
+    options = sign_in_options(public, pending["mfa_token"])
+    credential = enrolled.key.get(options, origin(public))
+    answer = verify(public, pending["mfa_token"], "webauthn", credential=credential)
+    assert answer.status_code == 200, answer.content
+    assert claims(answer.json()["data"]["access_token"])["amr"] == ["pwd", "hwk"]
