@@ -236,7 +236,9 @@ def authentication_verify(
     """Check what `navigator.credentials.get()` returned against the challenge the server
     kept and the stored key (`public_key`, `sign_count`); the new sign count when it checks
     out, else UnauthorizedError. With `user_handle`, an assertion naming another user
-    (a discoverable key's `userHandle`) is refused too."""
+    (a discoverable key's `userHandle`) is refused too: a consistency check only, since the
+    signature does not cover the handle; what ties the key to the user is the caller
+    finding `public_key` among that user's own keys."""
     if not isinstance(credential, dict):
         raise UnauthorizedError(f"{ASSERTION_FAILED}: the credential must be a JSON object.")
     challenge = _challenge_bytes(expected_challenge)
