@@ -8,5 +8,7 @@ class MfaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the "webauthn" factor kind and verification method in the registries.
+        # Fills the method and enrolment registries (TOTP, recovery codes); WebAuthn's
+        # module registers itself the same way when imported here.
         from apps.mfa import webauthn_flows  # noqa: F401
+        from apps.mfa.services import factors  # noqa: F401
