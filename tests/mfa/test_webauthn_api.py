@@ -418,3 +418,44 @@ def test_an_operator_enrols_and_signs_in_on_the_public_host(api, operator) -> No
     answer = verify(public, pending["mfa_token"], "webauthn", credential=credential)
     assert answer.status_code == 200, answer.content
     assert claims(answer.json()["data"]["access_token"])["amr"] == ["pwd", "hwk"]
+
+
+def test_a_sign_in_that_must_enrol_can_enrol_a_key_and_finish_with_it(
+    api_a, member_a, tenant_a
+) -> None:
+    # The tenant requires a factor, and the user's grace period ended long ago.
+    owner = api_a.login(tenant_a.admin_email, ADMIN_PASSWORD)["access_token"]
+    policy = {"settings": {"mfa": {"mode": "required", "grace_days": 0}}}
+    assert api_a.call("patch", "/api/v1/tenant", policy, token=owner).status_code == 200
+    with tenant_context(tenant_a.tenant):
+        type(member_a).objects.filter(pk=member_a.pk).update(
+            created_at=timezone.now() - timedelta(days=30)
+        )
+    pending = login(api_a, member_a.email)
+    assert pending["enrolment_required"] is True
+    token = pending["mfa_token"]
+    # No key yet: no assertion options for this sign-in.
+    assert api_a.call("post", OPTIONS, {"mfa_token": token}).status_code == 409
+
+    created = api_a.call(
+        "post", "/api/v1/auth/mfa/enrol", {"mfa_token": token, "type": "webauthn", "name": "Key"}
+    )
+    assert created.status_code == 201, created.content
+    setup = created.json()["data"]
+    key = SoftAuthenticator()
+    confirmed = api_a.call(
+        "post",
+        "/api/v1/auth/mfa/enrol/confirm",
+        {
+            "mfa_token": token,
+            "factor_id": setup["id"],
+            "credential": key.create(setup["options"], origin(api_a)),
+        },
+    )
+    assert confirmed.status_code == 200, confirmed.content
+    assert len(confirmed.json()["data"]["recovery_codes"]) == 10
+
+    options = sign_in_options(api_a, token)
+    done = verify(api_a, token, "webauthn", credential=key.get(options, origin(api_a)))
+    assert done.status_code == 200, done.content
+    assert claims(done.json()["data"]["access_token"])["amr"] == ["pwd", "hwk"]
