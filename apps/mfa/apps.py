@@ -10,4 +10,5 @@ class MfaConfig(AppConfig):
     def ready(self) -> None:
         # Fills the method and enrolment registries (TOTP, recovery codes); WebAuthn's
         # module registers itself the same way when imported here.
+        from apps.mfa import webauthn_flows  # noqa: F401
         from apps.mfa.services import factors  # noqa: F401

@@ -36,6 +36,11 @@ class FactorCreatedOutput(serializers.Serializer[Any]):
     secret = serializers.CharField(
         required=False, help_text="TOTP: the secret (base32) for typing in; shown this once."
     )
+    options = serializers.JSONField(
+        required=False,
+        help_text="WebAuthn: PublicKeyCredentialCreationOptions for "
+        "navigator.credentials.create() (binary members in base64url).",
+    )
 
 
 class FactorConfirmInput(InputSerializer):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.mfa import apis
+from apps.mfa import apis, webauthn_flows
 
 # On every host: one's own factors and the sign-in steps.
 auth_urlpatterns = [
@@ -13,6 +13,11 @@ auth_urlpatterns = [
     ),
     path("auth/mfa/recovery-codes", apis.RecoveryCodesApi.as_view(), name="mfa-recovery-codes"),
     path("auth/mfa/verify", apis.VerifyApi.as_view(), name="mfa-verify"),
+    path(
+        "auth/mfa/webauthn/options",
+        webauthn_flows.WebauthnOptionsApi.as_view(),
+        name="mfa-webauthn-options",
+    ),
     path("auth/mfa/enrol", apis.EnrolApi.as_view(), name="mfa-enrol"),
     path("auth/mfa/enrol/confirm", apis.EnrolConfirmApi.as_view(), name="mfa-enrol-confirm"),
 ]

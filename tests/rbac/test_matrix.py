@@ -51,6 +51,7 @@ def test_every_endpoint_declares_what_it_needs() -> None:
         "/api/v1/auth/mfa/verify",  # the sign-in's mfa_token, or a step-up's access token
         "/api/v1/auth/mfa/enrol",  # the sign-in's mfa_token
         "/api/v1/auth/mfa/enrol/confirm",
+        "/api/v1/auth/mfa/webauthn/options",  # the sign-in's mfa_token, or an access token
     }
 
 
