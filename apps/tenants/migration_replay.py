@@ -140,6 +140,10 @@ def tenants_migrate(
     outcome = ReplayOutcome()
     conn = _database_connection()
 
+    if not schemas:  # a new database: nothing to replay into, nothing to collect
+        migrate_normally([template])
+        return outcome
+
     executor, plan = _template_plan(template)
     before = fingerprint_of(template)
     outcome.not_replayable = plan_not_replayable_reason(plan) if plan else None
@@ -155,7 +159,10 @@ def tenants_migrate(
     after_applied = set(MigrationRecorder(conn).applied_migrations())  # type: ignore[arg-type]
     conn.set_schema_to_public()
     after = fingerprint_of(template)
-    planned = {(migration.app_label, migration.name) for migration, _ in plan}
+    # What Django records for the plan: each migration, and what a squashed one replaces.
+    planned = {(migration.app_label, migration.name) for migration, _ in plan} | {
+        tuple(replaced) for migration, _ in plan for replaced in migration.replaces
+    }
     if plan and outcome.not_replayable is None and after_applied != pre_applied | planned:
         outcome.not_replayable = "the template did not end at the planned state"
 

@@ -78,7 +78,10 @@ def _replay_once(job: ReplayJob, schema: str) -> None:
         if fingerprint_of(schema) != job.before:
             raise _SchemaChanged
         if job.sql.strip():
-            cursor.execute(job.sql)
+            # Several statements in one string: psycopg sends them in one round trip (simple
+            # query protocol), as long as it is never asked to prepare them, which it would
+            # after DB_PREPARE_THRESHOLD runs of the same text on one connection.
+            cursor.cursor.execute(job.sql, prepare=False)
         now = timezone.now()
         recorder = MigrationRecorder(conn)
         recorder.migration_qs.bulk_create(

@@ -10,9 +10,12 @@ migration is rolled back and replayed with it.
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +24,7 @@ from django.core.management.base import CommandError
 from django.db import connection, connections
 from django.test import override_settings
 
+import apps.accounts.migrations
 from apps.core.tenancy import tenant_connection
 from apps.tenants.models import Domain, Tenant
 from apps.tenants.schemas import template_schema_name
@@ -97,6 +101,56 @@ def migrate(*args: str, verbosity: int = 1) -> None:
     committed(
         lambda: call_command("migrate_schemas", *args, interactive=False, verbosity=verbosity)
     )
+
+
+ADDITIVE_MIGRATION = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("accounts", "{leaf}")]
+
+    operations = [
+        migrations.AddField(
+            model_name="user",
+            name="replay_note",
+            field=models.CharField(max_length=64, null=True, blank=True),
+        ),
+        migrations.AddIndex(
+            model_name="user",
+            index=models.Index(fields=["replay_note"], name="accounts_user_replay_note"),
+        ),
+    ]
+"""
+
+
+def accounts_leaf() -> str:
+    source = Path(apps.accounts.migrations.__file__).parent
+    return max(file.stem for file in source.glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+@contextmanager
+def additive_migration(directory: Path) -> Iterator[str]:
+    """accounts' migrations plus one more, the example of an additive migration: a nullable
+    column and an index on users. Every schema it reached is rolled back at the end."""
+    source = Path(apps.accounts.migrations.__file__).parent
+    package = directory / "replay_accounts_migrations"
+    package.mkdir()
+    for file in source.glob("*.py"):
+        shutil.copy(file, package / file.name)
+    leaf = accounts_leaf()
+    (package / "9001_user_replay_note.py").write_text(ADDITIVE_MIGRATION.format(leaf=leaf))
+    sys.path.insert(0, str(directory))
+    try:
+        with override_settings(MIGRATION_MODULES={"accounts": package.name}):
+            try:
+                yield "9001_user_replay_note"
+            finally:
+                migrate("--tenant", "accounts", leaf, verbosity=0)
+    finally:
+        sys.path.remove(str(directory))
+        for name in [m for m in sys.modules if m.startswith(package.name)]:
+            del sys.modules[name]
 
 
 def migrate_back(schema: str, app: str = "accounts", target: str = ACCOUNTS_BEFORE) -> None:
@@ -305,3 +359,25 @@ def test_no_replay_flag_migrates_every_schema_the_normal_way(
     output = capsys.readouterr().out
     assert "replayed" not in output
     assert has_migration(tenant, "accounts", "0006_user_pending_email")
+
+
+def test_a_new_column_and_index_are_replayed_as_the_normal_path_makes_them(
+    unblocked: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference, replayed = unblocked[0], unblocked[1:]
+    with additive_migration(tmp_path) as name:
+        migrate("--schema", reference)
+        capsys.readouterr()
+
+        migrate("--tenant")
+
+        counts = summary_of(capsys.readouterr().out)
+        expected = shape_of(reference)
+        shapes = {schema: shape_of(schema) for schema in [template_schema_name(), *replayed]}
+    assert counts["replayed"] >= len(replayed)  # and the session's tenants
+    assert counts["normal"] == counts["failed"] == 0
+    assert ("accounts", name) in expected["migrations"]
+    assert any("accounts_user_replay_note" in index for index in map(str, expected["indexes"]))
+    for schema, shape in shapes.items():
+        assert shape == expected, schema
+    assert "replay_note" not in columns_of(reference, "accounts_user")  # rolled back after
