@@ -149,7 +149,7 @@ def tenants_migrate(
     outcome.not_replayable = plan_not_replayable_reason(plan) if plan else None
     sql: list[str] = []
     if plan and outcome.not_replayable is None:
-        sql = executor.loader.collect_sql(plan)
+        sql = executor.loader.collect_sql(plan)  # type: ignore[attr-defined]  # not in the stubs
     pre_applied = set(executor.loader.applied_migrations)
     conn.set_schema_to_public()
 
@@ -161,7 +161,7 @@ def tenants_migrate(
     after = fingerprint_of(template)
     # What Django records for the plan: each migration, and what a squashed one replaces.
     planned = {(migration.app_label, migration.name) for migration, _ in plan} | {
-        tuple(replaced) for migration, _ in plan for replaced in migration.replaces
+        (app, name) for migration, _ in plan for app, name in migration.replaces
     }
     if plan and outcome.not_replayable is None and after_applied != pre_applied | planned:
         outcome.not_replayable = "the template did not end at the planned state"
