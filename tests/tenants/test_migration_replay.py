@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import override_settings
 
 import apps.accounts.migrations
@@ -381,3 +381,41 @@ def test_a_new_column_and_index_are_replayed_as_the_normal_path_makes_them(
     for schema, shape in shapes.items():
         assert shape == expected, schema
     assert "replay_note" not in columns_of(reference, "accounts_user")  # rolled back after
+
+
+def test_a_schema_whose_table_stays_locked_is_given_up_and_the_others_go_on(
+    unblocked: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = template_schema_name()
+    locked, free = unblocked[0], unblocked[1]
+    for schema in (template, locked, free):
+        migrate_back(schema)
+    # A long transaction reading the tenant's users: the replay's ALTER TABLE would queue
+    # behind it, and every request to that table behind the ALTER TABLE.
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f'LOCK TABLE "{locked}".accounts_user IN ACCESS SHARE MODE')
+            holding.set()
+            release.wait(120)
+
+    holder = threading.Thread(target=lambda: committed(hold))
+    holder.start()
+    assert holding.wait(30)
+    capsys.readouterr()
+    try:
+        with override_settings(TENANT_MIGRATION_LOCK_TIMEOUT=1):
+            with pytest.raises(CommandError, match=locked):
+                migrate("--tenant")
+    finally:
+        release.set()
+        holder.join()
+
+    output = capsys.readouterr().out
+    assert "lock timeout" in output
+    assert summary_of(output)["failed"] == 1
+    assert "pending_email" not in columns_of(locked, "accounts_user")
+    assert "pending_email" in columns_of(free, "accounts_user")
+    migrate("--tenant")  # once the lock is gone: the schema now lags, the normal path takes it
+    assert shape_of(locked) == shape_of(free)
