@@ -1,6 +1,7 @@
 """gunicorn settings for the web process (environment variables override the defaults)."""
 
 import os
+from typing import Any
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -25,6 +26,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # gunicorn's own lines (start, worker boot and exit, timeouts) in the same JSON shape as the app's.
 from apps.core.logging import logging_config  # noqa: E402
+from platform_site.telemetry import post_fork  # noqa: E402, F401  (tracing: the SDK per worker)
 
 logconfig_dict = logging_config(
     json=os.environ.get("LOG_FORMAT", "json") != "console", level=loglevel.upper()
@@ -44,3 +46,26 @@ def pre_fork(server: object, worker: object) -> None:
     import gc
 
     gc.freeze()
+
+
+# Prometheus metrics (apps/core/metrics): the workers keep their values in files of one
+# directory that /metrics adds up. Emptied (or made) here, in the master, before any worker
+# starts. With preload_app the app is loaded already, but without prometheus_client, which
+# picks its mode when imported: it is imported here, once the directory is set.
+def on_starting(server: object) -> None:
+    from apps.core.metrics.processes import metrics_preload, multiprocess_directory_prepare
+
+    multiprocess_directory_prepare()
+    metrics_preload()
+
+
+def child_exit(server: object, worker: Any) -> None:
+    from apps.core.metrics.processes import process_dead
+
+    process_dead(worker.pid)
+
+
+def on_exit(server: object) -> None:
+    from apps.core.metrics.processes import multiprocess_directory_remove
+
+    multiprocess_directory_remove()

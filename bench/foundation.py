@@ -59,6 +59,15 @@ What it measures (the acceptance text of the issue):
    same PostgreSQL), what a plain Django service starts from. Both are printed
    against the target.
 
+5. Tracing (OpenTelemetry). The platform server above runs with tracing off (no
+   OTEL_* variable: nothing installed), so its figures are the cost of tracing
+   off; compare them with the run-to-run spread printed beside them. A second
+   platform gunicorn, the same in all else, runs with tracing on: every request
+   sampled (`OTEL_TRACES_SAMPLER=always_on`), spans exported by the real OTLP
+   exporter to a collector in this process that reads and discards them. Its
+   endpoint takes its turn in the interleaved rounds ("traced"); its requests
+   per second and worker CPU per request are reported against tracing off.
+
 The summary (figures, targets, PASS/FAIL) is printed and written to
 `bench/results/foundation.json`. The exit status is 0 whenever the measurement
 ran, whether or not the targets are met.
@@ -164,7 +173,9 @@ def process_env(
 ) -> dict[str, str]:
     """Production's defaults: only the variables the benchmark must set, nothing from the
     caller's shell that could change the platform's behaviour (LOG_LEVEL, DB_CONN_MAX_AGE...)."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "XDG_RUNTIME_DIR")
+    # METRICS_ENABLED: on (the default) or off, to measure what the metrics cost.
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER", "XDG_RUNTIME_DIR",
+            "METRICS_ENABLED")  # fmt: skip
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(
         {
@@ -437,6 +448,54 @@ def start_server(stack: contextlib.ExitStack, *args: Any, **kwargs: Any) -> Serv
     return server
 
 
+class OtlpSink:
+    """An OTLP/HTTP collector that reads what it is sent and drops it: the traced server's
+    exporter does all of its work (protobuf, HTTP), and nothing is kept."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        sink = self
+        self.spans = 0
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                request = ExportTraceServiceRequest.FromString(body)
+                count = sum(
+                    len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans
+                )
+                with sink._lock:
+                    sink.spans += count
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def tracing_env(self) -> dict[str, str]:
+        """Tracing on, by the standard variables only: every request, OTLP to this sink."""
+        return {
+            "OTEL_SERVICE_NAME": "platform-bench",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.port}",
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 # ------------------------------------------------------------------ measurements
 
 
@@ -678,12 +737,23 @@ def run(plan: Plan) -> dict[str, Any]:
         server = start_server(stack, environment, "platform", app, PLATFORM_CONFIG)
         if http_get(server.port, "/api/v1/info", tenant_host) != 200:
             raise RuntimeError(f"GET /api/v1/info on {tenant_host} failed; see {server.log}")
+        say("the same platform with tracing on (every request sampled, OTLP to a sink)")
+        sink = OtlpSink()
+        stack.callback(sink.stop)
+        traced = start_server(
+            stack, environment, "platform-traced", app, PLATFORM_CONFIG, sink.tracing_env()
+        )
         endpoints = [
             Endpoint("bare", server, "/bench/bare", "localhost"),
             Endpoint("drf", server, "/bench/drf", "localhost"),
             Endpoint("platform", server, "/api/v1/info", tenant_host),
+            Endpoint("traced", traced, "/api/v1/info", tenant_host),
         ]
         report["load"] = {"rounds": load_rounds(endpoints, plan)}
+        traced.stop()
+        time.sleep(1)  # the last batches (exported every 5 s, and at the workers' exit)
+        report["tracing"] = {"spans_exported": sink.spans}
+        endpoints = endpoints[:3]
         say("Redis MONITOR while the platform server answers requests")
         report["redis_monitor"] = redis_monitor(environment, endpoints[2], plan.monitor_requests)
         platform_memory = settled_memory(endpoints[:3])
@@ -778,7 +848,27 @@ def summarize(report: dict[str, Any]) -> list[Check]:
             rss_ratio <= TARGET_MEMORY_RATIO,
         )
 
+    platform_rounds = [r["rps"] for r in rounds["platform"]]
+    spread = (max(platform_rounds) - min(platform_rounds)) / rps["platform"]
+    tracing = [
+        Check(
+            "tracing off: platform rps across rounds (the run-to-run spread)",
+            f"{min(platform_rounds):.0f} to {max(platform_rounds):.0f}, "
+            f"spread {spread:.1%} of the median",
+        ),
+        Check(
+            "tracing on, every request sampled, OTLP to a discarding collector: rps",
+            f"{rps['traced']:.0f} = {rps['traced'] / rps['platform']:.2f} of tracing off "
+            f"({report['tracing']['spans_exported']} spans exported)",
+        ),
+        Check(
+            "tracing on: gunicorn worker CPU per request",
+            f"{cpu['traced']:.0f} us against {cpu['platform']:.0f} us off "
+            f"(+{cpu['traced'] - cpu['platform']:.0f} us)",
+        ),
+    ]
     return [
+        *tracing,
         Check("rps bare Django JsonResponse", f"{rps['bare']:.0f}"),
         Check("rps DRF alone", f"{rps['drf']:.0f} = {rps['drf'] / rps['bare']:.2f} of bare"),
         Check("rps platform GET /api/v1/info", f"{rps['platform']:.0f}"),

@@ -118,7 +118,7 @@ class _Conn:
 
 def _worker(
     address: tuple[str, int],
-    request: bytes,
+    requests: list[bytes],
     connections: int,
     start_at: float,
     duration: float,
@@ -132,6 +132,10 @@ def _worker(
     latencies: list[float] = []
     errors = 0
     perf = time.perf_counter
+    # Each new connection sends the next request of the list, in turn (one request when
+    # every request is the same; several spread the load over hosts or tokens).
+    turn = 0
+    count = len(requests)
 
     while time.time() < start_at:
         time.sleep(min(0.01, max(0.0, start_at - time.time())))
@@ -162,7 +166,8 @@ def _worker(
             sock = conn.sock
             if events & selectors.EVENT_WRITE:
                 try:
-                    sock.send(request)
+                    sock.send(requests[turn])
+                    turn = turn + 1 if turn + 1 < count else 0
                 except OSError:
                     errors += 1
                     selector.unregister(sock)
@@ -224,11 +229,14 @@ def run(
     method: str = "GET",
     headers: Headers = (),
     body: bytes = b"",
+    variants: list[tuple[str, Headers]] | None = None,
 ) -> LoadResult:
     """Load http://url_host:port/path for `duration` seconds; wrk when installed, else Python.
 
-    Every request is the same `method` with the same extra `headers` and `body`."""
-    if shutil.which("wrk"):
+    Every request is the same `method` with the same extra `headers` and `body`; or, with
+    `variants` (pairs of Host header and extra headers), each new connection takes the next
+    pair in turn (always the Python generator: wrk sends one request only)."""
+    if shutil.which("wrk") and not variants:
         return _run_wrk(
             url_host, port, path, host_header, duration, connections, processes,
             method=method, headers=headers, body=body,
@@ -236,13 +244,16 @@ def run(
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     start_at = time.time() + 0.3  # once every process has started
-    request = build_request(path, host_header, method=method, headers=headers, body=body)
+    requests = [
+        build_request(path, host, method=method, headers=extra, body=body)
+        for host, extra in (variants or [(host_header, headers)])
+    ]
     workers = [
         context.Process(
             target=_worker,
             args=(
                 (url_host, port),
-                request,
+                requests[index::processes] or requests,
                 max(1, connections // processes),
                 start_at,
                 duration,
@@ -251,7 +262,7 @@ def run(
             ),
             daemon=True,
         )
-        for _ in range(processes)
+        for index in range(processes)
     ]
     for process in workers:
         process.start()

@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery.signals import setup_logging
+from celery.signals import beat_init, setup_logging, worker_init, worker_process_init
 from tenant_schemas_celery.app import CeleryApp
+
+from apps.core.metrics.celery import worker_metrics_connect
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.local")
 
@@ -23,6 +25,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Event consumers' tasks live beside their receivers (apps/<app>/consumers.py).
 app.autodiscover_tasks(related_name="consumers")
+# A worker's metrics: its own multiprocess directory, and its port (METRICS_WORKER_PORT).
+worker_metrics_connect()
 
 
 @setup_logging.connect
@@ -37,3 +41,29 @@ def _log_as_django_does(**kwargs: Any) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+# Tracing (apps/core/tracing.py): Celery sets Django up in the worker's main process,
+# which only forks; each pool process starts the SDK of its own. With another pool
+# (solo, threads) the main process runs the tasks and starts it; beat starts its own.
+# Nothing happens with tracing off.
+@worker_process_init.connect
+def _tracing_start_in_pool_process(**kwargs: Any) -> None:
+    from apps.core.tracing import tracing_start_in_child
+
+    tracing_start_in_child()
+
+
+@worker_init.connect
+def _tracing_start_without_prefork(sender: Any = None, **kwargs: Any) -> None:
+    if "prefork" not in str(getattr(sender, "pool_cls", "prefork")):
+        from apps.core.tracing import tracing_start_in_child
+
+        tracing_start_in_child()
+
+
+@beat_init.connect
+def _tracing_start_in_beat(**kwargs: Any) -> None:
+    from apps.core.tracing import tracing_start_in_child
+
+    tracing_start_in_child()

@@ -32,6 +32,9 @@ from apps.tenants.resolution import tenant_cache_clear_local
 from apps.tenants.services import tenant_create
 from tests.jobs import processes
 
+# `--pgbouncer`: the tests through a real PgBouncer (tests/pgbouncer/plugin.py).
+pytest_plugins = ["tests.pgbouncer.plugin"]
+
 ADMIN_PASSWORD = "correct-horse-battery-staple"
 
 

@@ -83,10 +83,10 @@ class UserAdmin(ServiceAdminMixin, DjangoUserAdmin):
     search_fields = ["email", "username", "full_name"]
     readonly_fields = [
         "created_at", "updated_at", "last_login", "deleted_at", "is_deleted", "tokens_valid_after",
-        "pending_email", "roles", "organizations", "sessions",
+        "pending_email", "email_verified", "roles", "organizations", "sessions",
     ]  # fmt: skip
     fieldsets = (
-        (None, {"fields": ("email", "pending_email", "username", "password")}),
+        (None, {"fields": ("email", "pending_email", "email_verified", "username", "password")}),
         ("Profile", {"fields": ("full_name",)}),
         # Permissions come from roles (Roles and role assignments), not Django's groups.
         ("Access", {"fields": ("is_active", "is_staff", "is_superuser")}),

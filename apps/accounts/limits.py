@@ -47,7 +47,7 @@ from django.http import HttpRequest
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from apps.core import ratelimit
+from apps.core import metrics, ratelimit
 from apps.core.errors import RateLimitedError, ServiceUnavailableError
 from apps.core.net import client_ip
 from apps.core.tenancy import current_schema
@@ -181,6 +181,7 @@ def count_and_check(request: HttpRequest, rate_name: str, value: str) -> None:
     except RedisError as exc:
         raise _unavailable(rate_name, exc) from None
     if int(wait_ms) > 0:
+        metrics.ratelimit_refused(rate_name)
         raise RateLimitedError(TOO_MANY, retry_after=_seconds(int(wait_ms)))
 
 
@@ -194,6 +195,7 @@ def login_check(request: HttpRequest, account: str) -> None:
     Call `login_succeeded` once the password checked out; whatever else happens (a wrong
     password, an unknown account, an error) the failure stays counted."""
     if not _enabled():
+        metrics.signin_attempted()
         return
     address = _limit("login_ip", ip_of(request))
     failures = _limit("login_account", account)
@@ -213,15 +215,60 @@ def login_check(request: HttpRequest, account: str) -> None:
     except RedisError as exc:
         raise _unavailable("login", exc) from None
     if int(verdict) != 0:
+        metrics.ratelimit_refused("login_ip" if int(verdict) == 1 else "login_account")
+        if int(verdict) == 2:
+            metrics.signin_locked_out()
         raise RateLimitedError(TOO_MANY, retry_after=_seconds(int(wait_ms)))
+    metrics.signin_attempted()
 
 
 def login_succeeded(request: HttpRequest, account: str) -> None:
     """Give back the failure `login_check` counted in advance. A sign-in that succeeded is
     not refused when this cannot reach Redis: the failure then stays counted (stricter)."""
+    metrics.signin_succeeded()
     if not _enabled():
         return
     try:
         _run(_SIGN_IN_SUCCEEDED, [_limit("login_account", account).key], [])
+    except RedisError as exc:
+        logger.warning("auth_rate_limit_not_given_back", error=type(exc).__name__)
+
+
+# ------------------------------------------------------------------ second factor
+
+# KEYS[1]: the log. ARGV[1]: the member to take out again.
+_GIVE_BACK = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+return {}
+"""
+
+
+def mfa_check(request: HttpRequest, account: str) -> str | None:
+    """Before a second factor is checked: log the attempt against `account` in its sliding
+    log (`AUTH_RATE_LIMITS["mfa"]`), as a failure until `mfa_succeeded` takes it out; 429
+    once the log is full. The log is the account's, not the sign-in challenge's: a new
+    password sign-in does not reset it. Returns the entry to give back (None when off)."""
+    if not _enabled():
+        return None
+    limit = _limit("mfa", account)
+    member = _member()
+    try:
+        (wait_ms,) = _run(
+            _COUNT_AND_CHECK, [limit.key], [_now_ms(), limit.window_ms, limit.rate.limit, member]
+        )
+    except RedisError as exc:
+        raise _unavailable("mfa", exc) from None
+    if int(wait_ms) > 0:
+        raise RateLimitedError(TOO_MANY, retry_after=_seconds(int(wait_ms)))
+    return member
+
+
+def mfa_succeeded(account: str, member: str | None) -> None:
+    """Take the attempt `mfa_check` logged out again: it was right. Not reachable: it stays
+    (stricter)."""
+    if member is None or not _enabled():
+        return
+    try:
+        _run(_GIVE_BACK, [_limit("mfa", account).key], [member])
     except RedisError as exc:
         logger.warning("auth_rate_limit_not_given_back", error=type(exc).__name__)

@@ -105,6 +105,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # it (services/email_change.py); `email` changes only then. Empty: none.
     pending_email = models.EmailField(max_length=254, blank=True, default="", db_default="")
     pending_email_requested_at = models.DateTimeField(null=True, blank=True)
+    # False only for a self-signed-up account whose owner has not yet followed the link mailed
+    # to the address (apps/invitations/signup.py): it cannot sign in until then.
+    email_verified = models.BooleanField(default=True, db_default=True)
     # Kept by PostgreSQL itself from the row, so it can never be stale: username
     # (weight A), full name (B), the e-mail's local part split at dots (B), its
     # domain split at dots (C) and the whole address (C), tokenised without
@@ -250,6 +253,11 @@ class Session(models.Model):
     rotated_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoke_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True)
+    # How the user proved who they are (RFC 8176 values: "pwd", "otp", "hwk", "rc", "ext"),
+    # and when they last did (sign-in, or the latest second factor): the access tokens'
+    # `amr` and `auth_time`, kept across refreshes.
+    amr = models.JSONField(default=list, blank=True)
+    auth_time = models.DateTimeField(null=True, blank=True)
 
     objects = SessionQuerySet.as_manager()
 

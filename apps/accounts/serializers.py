@@ -30,6 +30,11 @@ class UserOutput(OutputSerializer[User]):
         help_text="A new address asked for, not in effect until confirmed by a link sent to it; "
         "empty when none.",
     )
+    email_verified = serializers.BooleanField(
+        read_only=True,
+        help_text="False for a self-signed-up account until its address is verified by the "
+        "mailed link: it cannot sign in until then.",
+    )
 
 
 class UserCreateInput(InputSerializer):
@@ -104,6 +109,12 @@ class TokenPairOutput(serializers.Serializer[Any]):
     refresh_token = serializers.CharField()
     token_type = serializers.CharField(help_text='Always "bearer".')
     expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
+    mfa_enrolment_required = serializers.BooleanField(
+        required=False,
+        help_text="Sign-in only: the tenant requires a second factor; enrol one by "
+        "`mfa_enrol_by` (POST /api/v1/auth/mfa/factors) or sign-in will ask for it.",
+    )
+    mfa_enrol_by = serializers.DateTimeField(required=False)
 
 
 class RevokedOutput(serializers.Serializer[Any]):

@@ -4,7 +4,10 @@ Claims of both tokens: `sub` (the user id, a string as RFC 7519 wants),
 `tenant` (the schema that issued it), `sid` (the session, i.e. the refresh
 family), `jti`, `type` (access / refresh), `iat`, `exp`, and `iss` / `aud`
 (checked on every decode). Access tokens also carry `email` and `roles`
-(informational: permissions are checked on every request, not read from here).
+(informational: permissions are checked on every request, not read from here), and
+`amr` (how the user proved who they are, RFC 8176: ["pwd"], ["pwd", "otp"], ["ext"], ...)
+and `auth_time` (epoch seconds of the latest proof: the sign-in, or the latest second
+factor), both kept on the session so a refresh carries them on.
 
 Tokens are signed with the active Ed25519 key of `apps.keys` (EdDSA, header
 `kid`), whose public half is published at /.well-known/jwks.json so other
@@ -24,7 +27,8 @@ import binascii
 import json
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +60,8 @@ class TokenPair:
     refresh_token: str
     refresh_jti: str
     expires_in: int  # seconds until the access token expires
+    # More for the client beside the tokens (e.g. "mfa_enrolment_required").
+    notices: Mapping[str, Any] = field(default_factory=dict)
 
     def as_response(self) -> dict[str, Any]:
         return {
@@ -63,6 +69,7 @@ class TokenPair:
             "refresh_token": self.refresh_token,
             "token_type": "bearer",
             "expires_in": self.expires_in,
+            **self.notices,
         }
 
 
@@ -141,6 +148,8 @@ def token_pair_draft(
     access["sid"] = str(session.id)
     access["email"] = user.email
     access["roles"] = user_roles(user) if roles is None else roles
+    access["amr"] = list(session.amr or ["pwd"])
+    access["auth_time"] = int((session.auth_time or session.created_at or now).timestamp())
 
     return TokenPairDraft(
         access_claims=dict(access.payload),

@@ -27,12 +27,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from structlog.dev import plain_traceback
 from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 
+
+def add_trace_ids(logger: Any, method_name: str, event_dict: Any) -> Any:
+    """structlog processor: the trace and span ids of the span being recorded (tracing on,
+    apps/core/tracing.py), so that a log line leads to its trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
 SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
+    add_trace_ids,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -106,9 +119,11 @@ def _replace_shape(match: re.Match[str]) -> str:
 
 
 def _replace_name_value(match: re.Match[str]) -> str:
-    if not is_secret_name(match.group("name")):
-        return match.group()
     value = match.group("value")
+    if not is_secret_name(match.group("name")):
+        # The value may be a pair of its own: in "failed: password=x" it is "password=x".
+        inner = _NAME_VALUE_RE.sub(_replace_name_value, value) if "=" in value else value
+        return f"{match.group('name')}{match.group('sep')}{inner}"
     quote = value[0] if value[:1] in ("'", '"') else ""
     return f"{match.group('name')}{match.group('sep')}{quote}{REDACTED}{quote}"
 
@@ -267,6 +282,7 @@ def log_rendered(logger: logging.Logger, level: int, event: str, **fields: Any) 
     event_dict: dict[str, Any] = {**fields, "event": event}
     event_dict.update(structlog.contextvars.get_contextvars())
     event_dict = redact_value(event_dict)  # what the caller gave; the rest is ours
+    add_trace_ids(None, "", event_dict)
     event_dict["level"] = logging.getLevelName(level).lower()
     event_dict["logger"] = logger.name
     event_dict["timestamp"] = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")

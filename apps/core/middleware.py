@@ -34,7 +34,7 @@ def new_request_id() -> str:
     return f"req_{uuid.uuid4().hex}"
 
 
-def _user_id(request: HttpRequest) -> int | str | None:
+def request_user_id(request: HttpRequest) -> int | str | None:
     """The authenticated user's id, without forcing a lazy (session) lookup."""
     user = request.__dict__.get("user")
     if user is None:
@@ -69,7 +69,7 @@ class RequestContextMiddleware:
                 logging.INFO,
                 "request",
                 tenant=getattr(tenant, "schema_name", None),
-                user=_user_id(request),
+                user=request_user_id(request),
                 method=request.method,
                 path=request.path,
                 status=response.status_code,

@@ -73,6 +73,10 @@ ERROR_STATUSES: dict[int, ErrorStatus] = {
 OPERATION_ERROR_CODES: dict[str, int] = {
     "SSO_REQUIRED": 403,  # password sign-in where the tenant requires SSO
     "SSO_STATE_INVALID": 400,  # an OIDC callback with an invalid, expired or used state
+    "EMAIL_NOT_VERIFIED": 403,  # sign-in of a self-signed-up account not yet verified
+    "SIGNUP_DISABLED": 403,  # self sign-up where the tenant has it off
+    "INVITATION_INVALID": 422,  # a token that opens no pending invitation
+    "INVITATION_STALE": 409,  # the inviter can no longer grant what the invitation offers
 }
 
 ERROR_CODES: tuple[str, ...] = (

@@ -48,3 +48,10 @@ def tenant_schema_names(*, active_only: bool = True) -> list[str]:
     if active_only:
         tenants = tenants.runnable()
     return list(tenants.order_by("id").values_list("schema_name", flat=True))
+
+
+def tenant_schemas_after(after_id: int, limit: int) -> list[tuple[int, str]]:
+    """The next `limit` active, undeleted customer schemas after tenant id `after_id`, in
+    creation order, with their ids: a walk over every tenant, one page at a time."""
+    tenants = get_tenant_model().objects.customers().runnable().filter(id__gt=after_id)
+    return list(tenants.order_by("id").values_list("id", "schema_name")[:limit])

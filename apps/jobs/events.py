@@ -31,6 +31,7 @@ from django_tenants.utils import schema_context
 
 from apps.core.context import current_request_id
 from apps.core.tenancy import current_schema
+from apps.core.tracing import trace_context_capture, trace_context_continued
 from apps.jobs.models import ConsumedEvent, OutboxEvent
 
 logger = structlog.get_logger("apps.jobs.events")
@@ -76,6 +77,7 @@ def event_record(
         version=version,
         data=dict(data),
         metadata={"tenant": schema, "request_id": current_request_id(), **(metadata or {})},
+        trace_context=trace_context_capture(),
     )
     transaction.on_commit(functools.partial(_dispatch_after_commit, event, schema))
     return event
@@ -90,7 +92,25 @@ def _dispatch_after_commit(event: OutboxEvent, schema: str) -> None:
 
 
 def event_dispatch(event: OutboxEvent) -> bool:
-    """Send the event's signals; mark it dispatched only if every receiver succeeded."""
+    """Send the event's signals; mark it dispatched only if every receiver succeeded.
+
+    The receivers run in the trace the event was recorded in (tasks they enqueue carry
+    it on), also when the relay sends the event long after."""
+    with trace_context_continued(
+        event.trace_context,
+        f"outbox.dispatch {event.event_type}",
+        {"event.id": str(event.event_id), "event.type": event.event_type},
+    ):
+        failures = _signals_send(event)
+    pending = OutboxEvent.objects.filter(pk=event.pk, dispatched_at__isnull=True)
+    if failures:
+        pending.update(attempts=F("attempts") + 1, last_error="\n".join(failures)[:4000])
+        return False
+    pending.update(attempts=F("attempts") + 1, dispatched_at=timezone.now(), last_error="")
+    return True
+
+
+def _signals_send(event: OutboxEvent) -> list[str]:
     envelope = event.envelope()
     failures: list[str] = []
     for signal in (event_signal(event.event_type), any_event):
@@ -105,12 +125,7 @@ def event_dispatch(event: OutboxEvent) -> bool:
                     receiver=name,
                     exc_info=result,
                 )
-    pending = OutboxEvent.objects.filter(pk=event.pk, dispatched_at__isnull=True)
-    if failures:
-        pending.update(attempts=F("attempts") + 1, last_error="\n".join(failures)[:4000])
-        return False
-    pending.update(attempts=F("attempts") + 1, dispatched_at=timezone.now(), last_error="")
-    return True
+    return failures
 
 
 def outbox_relay(*, min_age: timedelta = timedelta(seconds=30), batch_size: int = 200) -> int:

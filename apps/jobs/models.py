@@ -32,6 +32,9 @@ class OutboxEvent(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # The W3C trace context (traceparent, tracestate) the event was recorded in, continued
+    # when it is dispatched, by the relay too (apps/core/tracing.py). Empty: not traced.
+    trace_context = models.JSONField(default=dict, blank=True)
 
     class Meta:
         db_table = "core_outboxevent"

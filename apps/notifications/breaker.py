@@ -181,6 +181,19 @@ def breaker_state(provider: str) -> str:
     return str(provider_breaker(provider).current_state)
 
 
+def breaker_states_by_channel() -> dict[str, str]:
+    """The state of the breaker in front of each channel's provider (metrics, at scrape time)."""
+    from apps.notifications.channels.registry import SETTING_PER_CHANNEL, provider_for
+
+    states: dict[str, str] = {}
+    for channel in SETTING_PER_CHANNEL:
+        try:
+            states[channel] = breaker_state(provider_for(channel).name)
+        except Exception:  # noqa: BLE001, S112  (a provider that cannot load: no sample, not none at all)
+            continue
+    return states
+
+
 def breaker_reset(provider: str) -> None:
     """Forget the provider's state (closed, no failures): for operators and tests."""
     redis = get_redis_connection("default")

@@ -34,6 +34,7 @@ import structlog
 from django.conf import settings
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.notifications.breaker import BreakerOpen, breaker_call
 from apps.notifications.channels.base import (
     NoAddress,
@@ -148,6 +149,7 @@ def deliveries_send_now(
                     if delivery in unsent:
                         unsent.remove(delivery)
                     outcomes[delivery.pk] = _attempt_unsaved(delivery, now, send)
+                    metrics.delivery_recorded(channel, outcomes[delivery.pk].status)
                     attempted = delivery
                 if attempted is not None:
                     _step(record=attempted, claim=None, now=timezone.now(), lease=lease)

@@ -32,6 +32,7 @@ ADMIN_PERMISSIONS: dict[str, tuple[str, str]] = {
     "notifications.notification": ("notifications.send", "notifications.send"),
     "notifications.delivery": ("notifications.send", "notifications.send"),
     "notifications.notificationbatch": ("notifications.send", "notifications.send"),
+    "invitations.invitation": ("users.manage", "users.manage"),
     # Users' own settings and devices, identity providers and the job machinery have no
     # API for anyone else: their pages are the owners'.
     "notifications.preference": ("tenant.manage", "tenant.manage"),

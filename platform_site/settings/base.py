@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dj_database_url
 import django_stubs_ext
-from django.core.exceptions import ImproperlyConfigured
 
 from platform_site.env import (
     debug_enabled,
-    env_bool,
     env_int,
     env_list,
     env_str,
@@ -51,6 +48,7 @@ SHARED_APPS = [
     "apps.accounts",
     "apps.audit",  # operators' changes in public are audited like users' in a tenant
     "apps.keys",  # token signing keys: public schema only
+    "apps.mfa",  # operators' second factors in public, users' in each tenant
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -80,10 +78,14 @@ TENANT_APPS = [
     "apps.audit",
     "apps.notifications",
     "apps.sso",
+    "apps.invitations",
+    "apps.mfa",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 MIDDLEWARE = [
+    # First: times the whole chain, and answers /metrics on any host (METRICS_ENABLED).
+    "apps.core.metrics.middleware.MetricsMiddleware",
     "apps.core.middleware.RequestContextMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "apps.tenants.middleware.TenantMiddleware",
@@ -120,33 +122,7 @@ TEMPLATES = [
 CSRF_FAILURE_VIEW = "apps.core.error_handling.csrf_failure"
 
 # ------------------------------------------------------------------ database
-DATABASE_URL = env_str("DATABASE_URL")
-if not DATABASE_URL:
-    raise ImproperlyConfigured(
-        "DATABASE_URL is not set. `python3 run.py` starts an embedded PostgreSQL and sets it for you."
-    )
-DATABASES = {
-    "default": {
-        **dj_database_url.parse(
-            DATABASE_URL,
-            conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-            conn_health_checks=True,
-        ),
-        "ENGINE": "apps.core.dbbackend",
-    }
-}
-if env_bool("DB_PREPARED_STATEMENTS", True):
-    # Server-side parameters and psycopg's prepared statements: a statement run a few times
-    # on a connection is parsed and planned once, not on every request. Django turns them
-    # off by default for connection poolers: behind PgBouncer in transaction mode (before
-    # 1.21, or without max_prepared_statements) set DB_PREPARED_STATEMENTS=false.
-    DATABASES["default"]["OPTIONS"] = {
-        **dict(DATABASES["default"].get("OPTIONS") or {}),  # type: ignore[call-overload]
-        "server_side_binding": True,
-        "prepare_threshold": env_int("DB_PREPARE_THRESHOLD", 5),
-    }
-DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# DATABASE_URL, DATABASE_POOLER, DATABASES: platform_site/settings/database.py
 
 # ------------------------------------------------------------------ auth
 AUTH_USER_MODEL = "accounts.User"
@@ -191,12 +167,17 @@ from platform_site.settings.accounts import *
 from platform_site.settings.api import *
 from platform_site.settings.cache import *
 from platform_site.settings.celery import *
+from platform_site.settings.database import *
 from platform_site.settings.gateway import *
 from platform_site.settings.health import *
+from platform_site.settings.invitations import *
 from platform_site.settings.jobs import *
 from platform_site.settings.keys import *
 from platform_site.settings.logging import *
 from platform_site.settings.mail import *
+from platform_site.settings.metrics import *
+from platform_site.settings.mfa import *
 from platform_site.settings.notifications import *
 from platform_site.settings.sso import *
+from platform_site.settings.telemetry import *
 from platform_site.settings.tenants import *

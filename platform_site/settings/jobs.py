@@ -12,5 +12,8 @@ JOBS_RETRY_BACKOFF_MAX = env_int("JOBS_RETRY_BACKOFF_MAX", 300)
 # the next fan-out skips that tenant meanwhile. The flag expires after this long
 # (a lost worker never blocks a tenant for longer).
 JOBS_FANOUT_LOCK_SECONDS = env_int("JOBS_FANOUT_LOCK_SECONDS", 3600)
+# The fan-out walks the tenants a page at a time: at most 1.5 pages of one job's runs
+# are queued or running at once (apps/jobs/periodic.py).
+JOBS_FAN_OUT_BATCH = env_int("JOBS_FAN_OUT_BATCH", 100)
 # The cleanup job deletes dispatched outbox events and consumed-event marks older than this.
 JOBS_EVENT_RETENTION_DAYS = env_int("JOBS_EVENT_RETENTION_DAYS", 30)

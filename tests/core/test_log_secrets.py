@@ -150,6 +150,17 @@ def _submit_secrets_everywhere(
         ("e-mail change confirm", lambda: api.post(
             "/api/v1/auth/email/confirm", {"token": secrets.new("email-change-token")},
             format="json", **host)),
+        ("invitation accept", lambda: api.post(
+            "/api/v1/invitations/accept",
+            {"token": secrets.new("invitation-token"), "password": secrets.new("invitee-pw")},
+            format="json", **host)),
+        ("sign-up", lambda: api.post(
+            "/api/v1/auth/signup",
+            {"email": "someone@alpha.test", "password": secrets.new("signup-password")},
+            format="json", **host)),
+        ("address verification", lambda: api.post(
+            "/api/v1/auth/email/verify", {"token": secrets.new("verify-token")},
+            format="json", **host)),
         ("sso authorize", lambda: api.get(
             "/api/v1/auth/oidc/corp/authorize",
             {"redirect_uri": "https://app.example.test/done"}, **host)),

@@ -232,7 +232,11 @@ def test_each_status_documents_the_codes_it_carries(api: APIClient, tenant_a) ->
         response = doc["paths"][path][method]["responses"][status]
         return _documented_codes(doc, response["content"]["application/json"]["schema"])
 
-    assert codes("/api/v1/auth/login", "post", "403") == {"FORBIDDEN", "SSO_REQUIRED"}
+    assert codes("/api/v1/auth/login", "post", "403") == {
+        "FORBIDDEN",
+        "SSO_REQUIRED",
+        "EMAIL_NOT_VERIFIED",
+    }
     assert codes("/api/v1/auth/oidc/{provider}/callback", "get", "400") == {
         "BAD_REQUEST",
         "SSO_STATE_INVALID",

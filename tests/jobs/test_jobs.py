@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_redis import get_redis_connection
@@ -24,7 +25,7 @@ from apps.accounts.tasks import (
 from apps.core.tenancy import tenant_schema_names
 from apps.jobs.events import events_prune
 from apps.jobs.models import ConsumedEvent, OutboxEvent
-from apps.jobs.periodic import job_fan_out, tenant_job_task
+from apps.jobs.periodic import FAN_OUT, job_fan_out, job_fan_out_continue, tenant_job_task
 from apps.jobs.run_flags import run_flag_key, run_flag_release
 from apps.jobs.schedules import DEFAULT_SCHEDULES, schedules_ensure
 from apps.rbac.grants import grants_for_user, grants_key
@@ -285,6 +286,65 @@ def test_fan_out_queues_once_per_active_tenant_and_never_floods(
     finally:
         redis = get_redis_connection("default")
         redis.delete(*[run_flag_key(job, schema) for schema in active])
+
+
+def _continuation(queue: str) -> dict | None:
+    """The kwargs of the fan-out continuation waiting in `queue` (taken off it), if any."""
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        kept, found = [], None
+        while (message := channel.basic_get(queue, no_ack=False)) is not None:
+            if message.headers["task"] == "core.jobs_fan_out" and found is None:
+                found = message.decode()[1]  # protocol 2 body: (args, kwargs, embed)
+                message.ack()
+            else:
+                kept.append(message)
+        for message in kept:
+            message.requeue()
+    return found
+
+
+@pytest.mark.django_db
+def test_fan_out_walks_the_tenants_a_page_at_a_time(tenant_a, tenant_b, fan_out_queue) -> None:
+    """A page of one tenant: the next page waits until the previous run is over, and a
+    second beat tick during the walk queues nothing."""
+    job = "sync_user_data"
+    active = tenant_schema_names(active_only=True)
+    assert len(active) >= 2
+    redis = get_redis_connection("default")
+    try:
+        with override_settings(JOBS_FAN_OUT_BATCH=1):
+            queued = job_fan_out(job, queue=fan_out_queue)
+            assert queued == active[:1]
+            assert job_fan_out(job, queue=fan_out_queue) == []  # the walk goes on: nothing
+            step = _continuation(fan_out_queue)
+            assert step is not None and step["after_id"] > 0 and step["previous"] == active[:1]
+
+            # The first run is still pending: the continuation only sends itself again.
+            assert job_fan_out_continue(job, **step) == []
+            again = _continuation(fan_out_queue)
+            assert again == step
+            assert len(_queued(fan_out_queue)) == 1  # still only the first tenant's run
+
+            for index, schema in enumerate(active[1:], start=1):
+                run_id = redis.get(run_flag_key(job, active[index - 1])).decode()
+                run_flag_release(job, active[index - 1], run_id)  # the previous run ended
+                assert job_fan_out_continue(job, **step) == [schema]
+                step = _continuation(fan_out_queue)
+                assert step is not None  # a full page: the walk goes on
+            # The page after the last tenant is empty: the walk ends, its flag goes.
+            assert redis.get(run_flag_key(job, FAN_OUT)) is not None
+            run_id = redis.get(run_flag_key(job, active[-1])).decode()
+            run_flag_release(job, active[-1], run_id)
+            assert job_fan_out_continue(job, **step) == []
+            assert _continuation(fan_out_queue) is None
+            assert redis.get(run_flag_key(job, FAN_OUT)) is None
+            headers = _queued(fan_out_queue)
+            assert sorted(h["_schema_name"] for h in headers) == sorted(active)
+            # A lost walk (its flag expired or taken over) stops instead of going on twice.
+            assert job_fan_out_continue(job, **{**step, "walk": "another"}) == []
+    finally:
+        redis.delete(*[run_flag_key(job, schema) for schema in [*active, FAN_OUT]])
 
 
 @pytest.mark.django_db

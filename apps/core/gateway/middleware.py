@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from apps.core import ratelimit
+from apps.core import metrics, ratelimit
 from apps.core.envelope import error_response
 from apps.core.gateway.identity import identify
 from apps.core.gateway.state import GatewayState, gateway_state_set
@@ -56,6 +56,7 @@ class GatewayMiddleware:
 
 
 def _rate_limited(request: HttpRequest, result: ratelimit.RateLimitResult) -> HttpResponse:
+    metrics.ratelimit_refused("api")
     response = error_response(
         429, "RATE_LIMITED", "Rate limit exceeded", {"retry_after": result.reset}, request=request
     )

@@ -22,6 +22,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import make_msgid
 
+from apps.core.tracing import mail_send_span
 from apps.notifications.channels.base import (
     NoAddress,
     OutboundMessage,
@@ -65,11 +66,12 @@ def build_email(
 def send_classified(mail: EmailMultiAlternatives, connection: Any = None) -> str:
     """Send one message; returns its id or raises a typed provider error."""
     try:
-        if connection is None:
-            sent = mail.send()
-        else:
-            connection.open()  # reused across calls (a bulk send's chunk) once open
-            sent = connection.send_messages([mail])
+        with mail_send_span(connection, recipients=len(mail.recipients())):
+            if connection is None:
+                sent = mail.send()
+            else:
+                connection.open()  # reused across calls (a bulk send's chunk) once open
+                sent = connection.send_messages([mail])
     except smtplib.SMTPRecipientsRefused as exc:
         raise PermanentProviderError(f"recipient refused: {exc.recipients}") from exc
     except smtplib.SMTPAuthenticationError as exc:

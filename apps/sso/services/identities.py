@@ -15,6 +15,7 @@ from apps.accounts.models import User, normalize_email
 from apps.accounts.services.users import user_create, username_from_email
 from apps.audit.services import audit_record
 from apps.core.errors import ConflictError, PlatformError, ValidationError
+from apps.invitations.services import invitation_sso_accept
 from apps.organizations.services import member_add
 from apps.rbac.models import RoleAssignment
 from apps.sso import oidc
@@ -51,6 +52,8 @@ def user_for(provider: IdentityProvider, claims: dict[str, Any]) -> User:
         if not existing.is_active:
             raise oidc.ProviderError("user_inactive")
         user, how = existing, "linked"
+    elif email and email_verified and (invited := _invited(claims, provider, email)):
+        user, how = invited, "invited"
     elif provider.jit_enabled:
         if not email:
             raise oidc.ProviderError("email_missing")
@@ -72,6 +75,16 @@ def user_for(provider: IdentityProvider, claims: dict[str, Any]) -> User:
         actor=user,
     )
     return user
+
+
+def _invited(claims: dict[str, Any], provider: IdentityProvider, email: str) -> User | None:
+    """The user a pending invitation of the (verified) address makes, if there is one."""
+    try:
+        return invitation_sso_accept(
+            email=email, full_name=_claim_str(claims, provider.claim_name)[:255]
+        )
+    except PlatformError as exc:
+        raise oidc.ProviderError("invitation_not_honoured", exc.message) from None
 
 
 def _provision(provider: IdentityProvider, claims: dict[str, Any], email: str) -> User:
