@@ -15,6 +15,16 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 # New tenant schemas are clones of this one (kept migrated by migrate_schemas).
 TENANT_TEMPLATE_SCHEMA = "tenant_template"
 GET_EXECUTOR_FUNCTION = "apps.tenants.migration_executor.get_executor"
+# migrate_schemas collects the template's plan as SQL once and replays it into every tenant
+# at the template's state, by this many threads; each schema's DDL waits this many seconds
+# for a table lock before it retries (apps/tenants/migration_replay.py).
+TENANT_MIGRATION_REPLAY = env_bool("TENANT_MIGRATION_REPLAY", True)
+TENANT_MIGRATION_WORKERS = env_int("TENANT_MIGRATION_WORKERS", 2)
+TENANT_MIGRATION_LOCK_TIMEOUT = env_int("TENANT_MIGRATION_LOCK_TIMEOUT", 5)
+if TENANT_MIGRATION_WORKERS < 1 or TENANT_MIGRATION_LOCK_TIMEOUT < 0:
+    raise ImproperlyConfigured(
+        "TENANT_MIGRATION_WORKERS must be 1 or more, TENANT_MIGRATION_LOCK_TIMEOUT 0 or more."
+    )
 # Issue `SET search_path` only when the schema changes, not before every query.
 TENANT_LIMIT_SET_CALLS = True
 TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 300)
