@@ -110,12 +110,14 @@ def _own_memory() -> float:
 def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
     """Serve `GET /api/v1/users?page_size=20` (it reads each tenant's tables: the relation
     caches of the backend grow per schema) for the first 1, 100, 1000... tenants, in this one
-    process through the platform's WSGI application, on one persistent database connection;
-    after each step, the PostgreSQL backend's memory, this process's, and the sizes of the
-    per-process caches a gunicorn worker keeps (tenants by host, verified tokens)."""
+    process through the platform's WSGI application, with persistent database connections
+    (CONN_MAX_AGE None) closed only by DB_MAX_SCHEMAS_PER_CONNECTION; after every request the
+    memory of the PostgreSQL backend serving it (its peak is kept), and after each step this
+    process's memory and the sizes of the per-process caches a gunicorn worker keeps
+    (tenants by host, verified tokens)."""
     from django.conf import settings
 
-    settings.DATABASES["default"]["CONN_MAX_AGE"] = None  # one connection, kept throughout
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = None  # kept until the schema bound
     from django.core.wsgi import get_wsgi_application
     from django.db import connection
 
@@ -126,36 +128,45 @@ def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
     tenants = [json.loads(line) for line in Path(args.tokens).read_text().splitlines() if line]
     steps = sorted({min(int(step), len(tenants)) for step in args.steps.split(",")})
     app = get_wsgi_application()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = int(cursor.fetchone()[0])
-    rows = [{"schemas": 0, "backend": _backend_memory(pid), "process_uss": _own_memory()}]
+    connection.ensure_connection()
+    start_pid = connection.connection.info.backend_pid
+    rows = [{"schemas": 0, "backend": _backend_memory(start_pid), "process_uss": _own_memory()}]
+    pids = {start_pid}
+    peak = {"rss": 0.0, "uss": 0.0, "anon": 0.0}
     served = 0
     failures = 0
     for step in steps:
         for tenant in tenants[served:step]:
-            status = _request(
-                app,
-                "/api/v1/users",
-                tenant["host"],
-                {"QUERY_STRING": "page_size=20", "HTTP_AUTHORIZATION": f"Bearer {tenant['token']}"},
-            )
+            live = connection.connection  # before the request: it may be closed at its end
+            extra = {
+                "QUERY_STRING": "page_size=20",
+                "HTTP_AUTHORIZATION": f"Bearer {tenant['token']}",
+            }
+            status = _request(app, "/api/v1/users", tenant["host"], extra)
             failures += status != 200
+            if live is not None and live is not connection.connection:
+                continue  # closed at the end of this request: its memory went with it
+            if connection.connection is not None:
+                pid = connection.connection.info.backend_pid
+                pids.add(pid)
+                memory = _backend_memory(pid)
+                peak = {key: max(peak[key], memory[key]) for key in peak}
         served = step
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            same = int(cursor.fetchone()[0]) == pid
+        connection.ensure_connection()
+        pid = connection.connection.info.backend_pid
         rows.append(
             {
                 "schemas": step,
-                "same_connection": same,
                 "backend": _backend_memory(pid),
+                "backend_peak": dict(peak),
+                "connections": len(pids | {pid}),
                 "process_uss": _own_memory(),
                 "tenant_cache_entries": len(resolution._local),
                 "verified_token_entries": len(verified_tokens._verified),
             }
         )
     return {
+        "max_schemas_per_connection": settings.DATABASES["default"].get("MAX_SCHEMAS"),
         "steps": rows,
         "failures": failures,
         "tenant_cache_max": resolution._LOCAL_MAX_ENTRIES,
