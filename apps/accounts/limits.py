@@ -225,3 +225,43 @@ def login_succeeded(request: HttpRequest, account: str) -> None:
         _run(_SIGN_IN_SUCCEEDED, [_limit("login_account", account).key], [])
     except RedisError as exc:
         logger.warning("auth_rate_limit_not_given_back", error=type(exc).__name__)
+
+
+# ------------------------------------------------------------------ second factor
+
+# KEYS[1]: the log. ARGV[1]: the member to take out again.
+_GIVE_BACK = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+return {}
+"""
+
+
+def mfa_check(request: HttpRequest, account: str) -> str | None:
+    """Before a second factor is checked: log the attempt against `account` in its sliding
+    log (`AUTH_RATE_LIMITS["mfa"]`), as a failure until `mfa_succeeded` takes it out; 429
+    once the log is full. The log is the account's, not the sign-in challenge's: a new
+    password sign-in does not reset it. Returns the entry to give back (None when off)."""
+    if not _enabled():
+        return None
+    limit = _limit("mfa", account)
+    member = _member()
+    try:
+        (wait_ms,) = _run(
+            _COUNT_AND_CHECK, [limit.key], [_now_ms(), limit.window_ms, limit.rate.limit, member]
+        )
+    except RedisError as exc:
+        raise _unavailable("mfa", exc) from None
+    if int(wait_ms) > 0:
+        raise RateLimitedError(TOO_MANY, retry_after=_seconds(int(wait_ms)))
+    return member
+
+
+def mfa_succeeded(account: str, member: str | None) -> None:
+    """Take the attempt `mfa_check` logged out again: it was right. Not reachable: it stays
+    (stricter)."""
+    if member is None or not _enabled():
+        return
+    try:
+        _run(_GIVE_BACK, [_limit("mfa", account).key], [member])
+    except RedisError as exc:
+        logger.warning("auth_rate_limit_not_given_back", error=type(exc).__name__)

@@ -250,6 +250,11 @@ class Session(models.Model):
     rotated_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoke_reason = models.CharField(max_length=32, choices=RevokeReason.choices, blank=True)
+    # How the user proved who they are (RFC 8176 values: "pwd", "otp", "hwk", "rc", "ext"),
+    # and when they last did (sign-in, or the latest second factor): the access tokens'
+    # `amr` and `auth_time`, kept across refreshes.
+    amr = models.JSONField(default=list, blank=True)
+    auth_time = models.DateTimeField(null=True, blank=True)
 
     objects = SessionQuerySet.as_manager()
 

@@ -4,7 +4,10 @@ Claims of both tokens: `sub` (the user id, a string as RFC 7519 wants),
 `tenant` (the schema that issued it), `sid` (the session, i.e. the refresh
 family), `jti`, `type` (access / refresh), `iat`, `exp`, and `iss` / `aud`
 (checked on every decode). Access tokens also carry `email` and `roles`
-(informational: permissions are checked on every request, not read from here).
+(informational: permissions are checked on every request, not read from here), and
+`amr` (how the user proved who they are, RFC 8176: ["pwd"], ["pwd", "otp"], ["ext"], ...)
+and `auth_time` (epoch seconds of the latest proof: the sign-in, or the latest second
+factor), both kept on the session so a refresh carries them on.
 
 Tokens are signed with the active Ed25519 key of `apps.keys` (EdDSA, header
 `kid`), whose public half is published at /.well-known/jwks.json so other
@@ -141,6 +144,8 @@ def token_pair_draft(
     access["sid"] = str(session.id)
     access["email"] = user.email
     access["roles"] = user_roles(user) if roles is None else roles
+    access["amr"] = list(session.amr or ["pwd"])
+    access["auth_time"] = int((session.auth_time or session.created_at or now).timestamp())
 
     return TokenPairDraft(
         access_claims=dict(access.payload),

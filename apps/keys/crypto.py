@@ -26,21 +26,27 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _fernet() -> MultiFernet:
+def fernet_for(purpose: bytes) -> MultiFernet:
+    """Fernet keys for one purpose (the HKDF `info`), derived from JWT_KEY_ENCRYPTION_KEYS
+    when set, else from SECRET_KEY and its fallbacks: the first encrypts, all decrypt."""
     secrets: list[str] = [str(secret) for secret in settings.JWT_KEY_ENCRYPTION_KEYS] or [
         str(secret) for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
     ]
     if not secrets or not secrets[0]:
         raise ImproperlyConfigured(
-            "Set JWT_KEY_ENCRYPTION_KEYS or SECRET_KEY to store signing keys."
+            "Set JWT_KEY_ENCRYPTION_KEYS or SECRET_KEY to store secrets at rest."
         )
     fernets = []
     for secret in secrets:
-        derived = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"platform.keys.signing-key"
-        ).derive(secret.encode())
+        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
+            secret.encode()
+        )
         fernets.append(Fernet(base64.urlsafe_b64encode(derived)))
     return MultiFernet(fernets)
+
+
+def _fernet() -> MultiFernet:
+    return fernet_for(b"platform.keys.signing-key")
 
 
 def private_key_encrypt(private_key: Ed25519PrivateKey) -> str:

@@ -54,4 +54,7 @@ AUTH_RATE_LIMITS = {
     "reset_ip": env_str("AUTH_RATE_RESET_IP", "10/h"),
     "reset_account": env_str("AUTH_RATE_RESET_ACCOUNT", "3/h"),
     "sso_ip": env_str("AUTH_RATE_SSO_IP", "30/m"),
+    # Second-factor attempts per account that did not succeed, across sign-in challenges
+    # and step-ups (a new password sign-in does not reset them).
+    "mfa": env_str("AUTH_RATE_MFA", "5/5m"),
 }

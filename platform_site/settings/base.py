@@ -51,6 +51,7 @@ SHARED_APPS = [
     "apps.accounts",
     "apps.audit",  # operators' changes in public are audited like users' in a tenant
     "apps.keys",  # token signing keys: public schema only
+    "apps.mfa",  # operators' second factors in public, users' in each tenant
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -80,6 +81,7 @@ TENANT_APPS = [
     "apps.audit",
     "apps.notifications",
     "apps.sso",
+    "apps.mfa",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -197,6 +199,7 @@ from platform_site.settings.jobs import *
 from platform_site.settings.keys import *
 from platform_site.settings.logging import *
 from platform_site.settings.mail import *
+from platform_site.settings.mfa import *
 from platform_site.settings.notifications import *
 from platform_site.settings.sso import *
 from platform_site.settings.tenants import *

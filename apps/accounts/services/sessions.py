@@ -54,21 +54,29 @@ class ClientInfo:
         )
 
 
-def _session_new(*, user: User, client: ClientInfo, now: datetime) -> Session:
+def _session_new(*, user: User, client: ClientInfo, now: datetime, amr: list[str]) -> Session:
     return Session(
         user=user,
         last_used_at=now,
         expires_at=now + settings.SESSION_MAX_AGE,
         ip_address=client.ip_address,
         user_agent=client.user_agent,
+        amr=amr,
+        auth_time=now,
     )
 
 
 def _session_start(
-    *, user: User, client: ClientInfo, now: datetime, roles: list[str] | None = None
+    *,
+    user: User,
+    client: ClientInfo,
+    now: datetime,
+    roles: list[str] | None = None,
+    amr: list[str] | None = None,
 ) -> TokenPair:
-    """Store a new session (a refresh-token family) and the pair that opens it."""
-    session = _session_new(user=user, client=client, now=now)
+    """Store a new session (a refresh-token family) and the pair that opens it. `amr`: how
+    the user proved who they are (default: a password)."""
+    session = _session_new(user=user, client=client, now=now, amr=amr or ["pwd"])
     pair = token_pair_issue(user=user, session=session, now=now, roles=roles)
     session.refresh_jti = pair.refresh_jti
     session.save()
@@ -266,9 +274,12 @@ def session_revoke(*, user: User, session_id: str) -> None:
     )
 
 
-def session_start(*, user: User, client: ClientInfo) -> TokenPair:
-    """A new session for a user who just proved who they are (after a password change)."""
-    return _session_start(user=user, client=client, now=timezone.now())
+def session_start(
+    *, user: User, client: ClientInfo, amr: list[str] | None = None, roles: list[str] | None = None
+) -> TokenPair:
+    """A new session for a user who just proved who they are (after a password change,
+    a single sign-on, a second factor); `amr` says how (default ["pwd"])."""
+    return _session_start(user=user, client=client, now=timezone.now(), amr=amr, roles=roles)
 
 
 def auth_records_cleanup(*, now: datetime | None = None, keep_days: int = 7) -> dict[str, int]:

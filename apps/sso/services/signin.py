@@ -250,7 +250,7 @@ def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair:
         sso_failed_record(provider=row.provider.slug, reason="user_inactive", client=client)
         raise UnauthorizedError(CODE_INVALID)
     with transaction.atomic():
-        pair = session_start(user=user, client=client)
+        pair = session_start(user=user, client=client, amr=["ext"])
         user.last_login = now
         user.save(update_fields=["last_login"])
         event_record(
