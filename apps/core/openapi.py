@@ -73,6 +73,7 @@ ERROR_STATUSES: dict[int, ErrorStatus] = {
 OPERATION_ERROR_CODES: dict[str, int] = {
     "SSO_REQUIRED": 403,  # password sign-in where the tenant requires SSO
     "SSO_STATE_INVALID": 400,  # an OIDC callback with an invalid, expired or used state
+    "MFA_REQUIRED": 403,  # a sensitive write without a recent second factor (step-up)
 }
 
 ERROR_CODES: tuple[str, ...] = (

