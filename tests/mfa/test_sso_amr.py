@@ -1,0 +1,182 @@
+"""Sign-ins through an identity provider and MFA: the session's `amr`, the tenant's
+`sso_amr_exempt`, the platform's second factor when the provider's is not trusted, and the
+same rules in the admin. Over a real OpenID provider on loopback (tests/sso/op.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+import pytest
+import requests
+from django_tenants.utils import tenant_context
+
+from apps.jobs.models import OutboxEvent
+from apps.rbac.models import Role, RoleAssignment
+from apps.sso.models import ExternalIdentity
+from apps.tenants.services import tenant_update
+from tests.accounts.factories import make_user
+from tests.mfa.factories import code_at, totp_factor
+from tests.sso.conftest import SignIn
+
+pytestmark = pytest.mark.django_db
+
+SECOND = "/admin/login/second-factor/"
+
+
+def _policy(tenant_a, **mfa: Any) -> None:
+    tenant_update(
+        tenant=tenant_a.tenant,
+        tenant_settings={**tenant_a.tenant.settings, "mfa": {"mode": "optional", **mfa}},
+    )
+
+
+@pytest.fixture
+def pat(tenant_a, op, make_provider):
+    """The provider's user, linked, holding the tenant's admin role."""
+    provider = make_provider()
+    with tenant_context(tenant_a.tenant):
+        user = make_user(email="pat@corp.test", username="pat", is_staff=True)
+        RoleAssignment.objects.create(user=user, role=Role.objects.get(system_key="admin"))
+        ExternalIdentity.objects.create(
+            provider=provider, issuer=op.issuer, subject="op-user-1", user=user
+        )
+    return user
+
+
+def _exchanged(sign_in: SignIn) -> dict[str, Any]:
+    response = sign_in.exchange(sign_in.run()["code"])
+    assert response.status_code == 200, response.content
+    return dict(response.json()["data"])
+
+
+def _claims(access_token: str) -> dict[str, Any]:
+    return dict(jwt.decode(access_token, options={"verify_signature": False}))
+
+
+def _grant(api_a, token: str, tenant_a) -> Any:
+    with tenant_context(tenant_a.tenant):
+        other = make_user(email="grantee@alpha.test", username="grantee")
+        role = Role.objects.create(name="Viewers", permissions=["users.view"])
+    return api_a.call("post", f"/api/v1/users/{other.pk}/roles", {"role_id": role.pk}, token=token)
+
+
+def test_a_trusted_provider_mfa_lets_the_user_in_and_counts_for_step_up(
+    tenant_a,
+    api_a,
+    op,
+    pat,
+    sign_in,
+):
+    # given a tenant that trusts its provider's MFA, a user with a platform factor, and a
+    # provider that says it did MFA
+    _policy(tenant_a, sso_amr_exempt=True)
+    with tenant_context(tenant_a.tenant):
+        totp_factor(pat)
+    op.claims["amr"] = ["pwd", "mfa"]
+    # when they sign in through it
+    pair = _exchanged(sign_in)
+    # then a session at once, whose token says how, and a sensitive write needs no step-up
+    assert "mfa_required" not in pair
+    claims = _claims(pair["access_token"])
+    assert claims["amr"] == ["ext", "pwd", "mfa"]
+    assert _grant(api_a, pair["access_token"], tenant_a).status_code == 201
+    with tenant_context(tenant_a.tenant):
+        event = OutboxEvent.objects.filter(event_type="auth.sso_login").latest("occurred_at")
+    assert event.data["provider_amr"] == ["pwd", "mfa"]
+
+
+@pytest.mark.parametrize("value", ["otp", "hwk", "swk", "fpt", "face", "sc"])
+def test_each_second_factor_value_of_the_provider_counts(
+    tenant_a,
+    op,
+    pat,
+    sign_in,
+    value,
+):
+    _policy(tenant_a, sso_amr_exempt=True)
+    with tenant_context(tenant_a.tenant):
+        totp_factor(pat)
+    op.claims["amr"] = ["pwd", value]
+    assert "mfa_required" not in _exchanged(sign_in)
+
+
+def test_an_untrusted_provider_mfa_is_not_carried_and_does_not_pass_step_up(
+    tenant_a,
+    api_a,
+    op,
+    pat,
+    sign_in,
+):
+    # the tenant does not exempt SSO; the user has no platform factor, none is required
+    _policy(tenant_a, sso_amr_exempt=False)
+    op.claims["amr"] = ["pwd", "mfa"]
+    pair = _exchanged(sign_in)
+    assert _claims(pair["access_token"])["amr"] == ["ext"]
+    # once they have a factor, a sensitive write wants it (the provider's "mfa" is not it)
+    with tenant_context(tenant_a.tenant):
+        totp_factor(pat)
+    refused = _grant(api_a, pair["access_token"], tenant_a)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "MFA_REQUIRED"
+
+
+def test_a_provider_without_mfa_values_gives_ext_alone(tenant_a, op, pat, sign_in):
+    _policy(tenant_a, sso_amr_exempt=True)
+    op.claims["amr"] = ["pwd", "<script>", 7, "x" * 100]
+    pair = _exchanged(sign_in)
+    assert _claims(pair["access_token"])["amr"] == ["ext", "pwd"]
+
+
+# ------------------------------------------------------------------ the admin
+
+
+def _admin_through_the_provider(client: Any, host: str) -> Any:
+    started = client.get("/admin/sso/corp/login?next=/admin/", HTTP_HOST=host)
+    assert started.status_code == 302, started.content
+    answer = requests.get(started["Location"], allow_redirects=False, timeout=5)
+    back = urlsplit(answer.headers["Location"])
+    return client.get(f"{back.path}?{back.query}", HTTP_HOST=host)
+
+
+def test_admin_sso_of_staff_with_a_factor_asks_for_it_unless_trusted(
+    tenant_a,
+    api,
+    op,
+    pat,
+):
+    with tenant_context(tenant_a.tenant):
+        _, secret = totp_factor(pat)
+    op.claims["amr"] = ["pwd", "mfa"]
+    # not trusted: the code is asked before the admin session exists
+    _policy(tenant_a, sso_amr_exempt=False)
+    done = _admin_through_the_provider(api, tenant_a.host)
+    assert done.status_code == 302 and done["Location"] == SECOND
+    assert api.get("/admin/", HTTP_HOST=tenant_a.host).status_code == 302
+    finished = api.post(
+        SECOND, {"code": code_at(secret)}, format="multipart", HTTP_HOST=tenant_a.host
+    )
+    assert finished.status_code == 302 and finished["Location"] == "/admin/"
+    assert api.get("/admin/", HTTP_HOST=tenant_a.host).status_code == 200
+    api.post("/admin/logout/", HTTP_HOST=tenant_a.host)
+    # trusted: the provider's MFA is enough
+    _policy(tenant_a, sso_amr_exempt=True)
+    again = _admin_through_the_provider(api, tenant_a.host)
+    assert again.status_code == 302 and again["Location"] == "/admin/"
+    assert api.get("/admin/", HTTP_HOST=tenant_a.host).status_code == 200
+
+
+def test_admin_sso_trusted_but_without_provider_mfa_asks_for_the_code(
+    tenant_a,
+    api,
+    op,
+    pat,
+):
+    with tenant_context(tenant_a.tenant):
+        totp_factor(pat)
+    _policy(tenant_a, sso_amr_exempt=True)
+    op.claims["amr"] = ["pwd"]
+    done = _admin_through_the_provider(api, tenant_a.host)
+    assert done["Location"] == SECOND
+    assert api.get("/admin/", HTTP_HOST=tenant_a.host).status_code == 302
