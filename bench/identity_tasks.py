@@ -116,6 +116,7 @@ def cmd_setup(args: argparse.Namespace) -> dict[str, Any]:
     from apps.accounts.models import User
     from apps.accounts.selectors import search_query
     from apps.accounts.services.sessions import ClientInfo, session_login
+    from apps.accounts.tokens import TokenPair
     from apps.tenants.services import tenant_create
     from bench.django_tasks import ADMIN_PASSWORD
 
@@ -179,6 +180,8 @@ def cmd_setup(args: argparse.Namespace) -> dict[str, Any]:
             password=args.password,
             client=ClientInfo(ip_address="127.0.0.1", user_agent="bench-identity"),
         )
+        if not isinstance(pair, TokenPair):
+            raise SystemExit("the bench's staff user has a second factor: no tokens")
     return {
         "slug": tenant.slug,
         "schema": tenant.schema_name,

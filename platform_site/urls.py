@@ -27,6 +27,7 @@ api_v1_groups: list[Sequence[URLPattern | URLResolver]] = [
         path("", include("apps.audit.urls")),
         path("", include("apps.notifications.urls")),
         path("", include("apps.sso.urls")),
+        path("", include("apps.mfa.urls")),
     ],
 ]
 

@@ -18,6 +18,7 @@ urlpatterns = [
     api_v1(
         # Platform operators sign in on the public host with the same endpoints.
         auth_urlpatterns,
+        [path("", include("apps.mfa.urls"))],
         [path("", include("apps.tenants.urls"))],
         audit_urlpatterns,
     ),

@@ -15,6 +15,7 @@ from apps.accounts.tokens import role_names, user_roles
 from apps.core.errors import ForbiddenError, NotFoundError, ValidationError
 from apps.core.sql import column, table
 from apps.core.tenancy import current_schema
+from apps.mfa.selectors import has_confirmed_factor
 from apps.rbac.grants import user_grants
 from apps.rbac.selectors import users_within
 from apps.sso.selectors import password_refused
@@ -150,19 +151,26 @@ class SignInCandidate:
     user: User
     password_refused: bool  # single sign-on is required of this user (apps.sso.selectors)
     roles: list[str]  # the token's `roles` claim (apps.accounts.tokens.user_roles)
+    has_mfa: bool = False  # a confirmed second factor (apps.mfa.selectors.user_has_mfa)
 
 
 def sign_in_candidate_get(*, email: str) -> SignInCandidate | None:
     """The live user with address `email`, with what sign-in decides on after the password:
-    whether single sign-on is required of them and their roles. One query (the rules are
-    the SSO selector's and the token's, as subquery expressions)."""
-    users = User.objects.with_email(email)
+    whether single sign-on is required of them, whether they have a second factor, and their
+    roles. One query (the rules are the SSO selector's, MFA's and the token's, as subquery
+    expressions)."""
+    users = User.objects.with_email(email).annotate(has_mfa=has_confirmed_factor())
     if current_schema() == get_public_schema_name():
         # Platform operators: no tenant, so no providers and no roles to read.
         operator = users.first()
         if operator is None:
             return None
-        return SignInCandidate(user=operator, password_refused=False, roles=user_roles(operator))
+        return SignInCandidate(
+            user=operator,
+            password_refused=False,
+            roles=user_roles(operator),
+            has_mfa=bool(operator.has_mfa),  # type: ignore[attr-defined]
+        )
     user = users.annotate(
         sso_refused=ExpressionWrapper(password_refused(), output_field=BooleanField()),
         held_roles=role_names(),
@@ -173,4 +181,5 @@ def sign_in_candidate_get(*, email: str) -> SignInCandidate | None:
         user=user,
         password_refused=bool(user.sso_refused),  # type: ignore[attr-defined]
         roles=user_roles(user, held=list(user.held_roles)),  # type: ignore[attr-defined]
+        has_mfa=bool(user.has_mfa),  # type: ignore[attr-defined]
     )

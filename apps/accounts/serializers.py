@@ -104,6 +104,12 @@ class TokenPairOutput(serializers.Serializer[Any]):
     refresh_token = serializers.CharField()
     token_type = serializers.CharField(help_text='Always "bearer".')
     expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
+    mfa_enrolment_required = serializers.BooleanField(
+        required=False,
+        help_text="Sign-in only: the tenant requires a second factor; enrol one by "
+        "`mfa_enrol_by` (POST /api/v1/auth/mfa/factors) or sign-in will ask for it.",
+    )
+    mfa_enrol_by = serializers.DateTimeField(required=False)
 
 
 class RevokedOutput(serializers.Serializer[Any]):

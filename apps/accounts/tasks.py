@@ -18,6 +18,7 @@ from apps.accounts.services.user_sync import user_data_sync
 from apps.accounts.services.users import users_purge
 from apps.jobs.bases import tenant_task
 from apps.jobs.events import events_prune
+from apps.mfa.services.factors import mfa_records_cleanup
 from apps.sso.services.signin import sso_records_cleanup
 
 
@@ -59,7 +60,8 @@ def email_changed_notice_send_task(user_id: int, old_email: str, new_email: str)
 @tenant_task(name="accounts.cleanup_expired_sessions")
 def cleanup_expired_sessions_task() -> dict[str, int]:
     """Ended sessions, spent or expired reset tokens, users past the retention, old event rows,
-    used or expired single sign-on states and one-time codes."""
+    unconfirmed second factors and expired MFA challenges, used or expired single sign-on
+    states and one-time codes."""
     counts = _records_cleanup()
     counts.update({f"sso_{name}": n for name, n in sso_records_cleanup().items()})
     return counts
@@ -79,6 +81,7 @@ def _records_cleanup() -> dict[str, int]:
     with transaction.atomic():
         counts["users_purged"] = users_purge(older_than_days=settings.USER_RETENTION_DAYS)
     counts.update(events_prune(older_than_days=settings.JOBS_EVENT_RETENTION_DAYS))
+    counts.update(mfa_records_cleanup())  # unconfirmed factors, expired sign-in challenges
     return counts
 
 

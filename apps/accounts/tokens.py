@@ -27,7 +27,8 @@ import binascii
 import json
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,8 @@ class TokenPair:
     refresh_token: str
     refresh_jti: str
     expires_in: int  # seconds until the access token expires
+    # More for the client beside the tokens (e.g. "mfa_enrolment_required").
+    notices: Mapping[str, Any] = field(default_factory=dict)
 
     def as_response(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class TokenPair:
             "refresh_token": self.refresh_token,
             "token_type": "bearer",
             "expires_in": self.expires_in,
+            **self.notices,
         }
 
 

@@ -23,6 +23,11 @@ def factor_list(*, user: User) -> QuerySet[Factor]:
     return Factor.objects.filter(user=user).order_by("created_at")
 
 
+def has_confirmed_factor() -> Exists:
+    """`user_has_mfa` as an expression on users: `User.objects.annotate(has_mfa=...)`."""
+    return Exists(Factor.objects.filter(user=OuterRef("pk"), confirmed_at__isnull=False))
+
+
 def user_has_mfa(user: User) -> bool:
     """Whether sign-in asks `user` for a second factor. One query."""
     return factors_confirmed(user).exists()

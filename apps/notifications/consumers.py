@@ -4,6 +4,7 @@ once per event.
     user.created           -> the welcome notification (in-app and e-mail)
     user.updated           -> the user's cached auth state and grants are dropped
     auth.password_changed  -> a security notice (cannot be turned off)
+    auth.mfa_*             -> a security notice each (MFA_NOTICES; cannot be turned off)
 
 Only tenants' events are consumed: notifications live in tenant schemas, and a
 platform operator's events (public schema) are left alone. A receiver runs on
@@ -23,6 +24,8 @@ from django_tenants.utils import get_public_schema_name
 from apps.core.tenancy import current_schema
 from apps.jobs.events import event_receiver
 from apps.notifications.tasks import (
+    MFA_NOTICES,
+    mfa_notice_task,
     password_changed_notice_task,
     user_caches_refresh_task,
     welcome_send_task,
@@ -58,3 +61,13 @@ def on_password_changed(sender: Any, event: dict[str, Any], **kwargs: Any) -> No
     password_changed_notice_task.delay(
         event["event_id"], data["user_id"], data.get("how", "change")
     )
+
+
+def on_mfa_event(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
+    if not _in_a_tenant():
+        return
+    mfa_notice_task.delay(event["event_id"], event["event_type"], dict(event["data"]))
+
+
+for _event_type in MFA_NOTICES:
+    event_receiver(_event_type, dispatch_uid=f"notifications.{_event_type}")(on_mfa_event)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import structlog
 from celery import Task
@@ -137,4 +137,37 @@ def password_changed_notice_task(event_id: str, user_id: int, how: str = "change
 
     return bool(
         consume_once(consumer="notifications.password_changed", event_id=event_id, handle=handle)
+    )
+
+
+# The MFA events (apps/mfa) and the security notice each one sends.
+MFA_NOTICES: dict[str, str] = {
+    "auth.mfa_factor_added": "security.mfa_factor_added",
+    "auth.mfa_factor_removed": "security.mfa_factor_removed",
+    "auth.mfa_failed": "security.mfa_failed",
+    "auth.mfa_recovery_code_used": "security.mfa_recovery_code_used",
+    "auth.mfa_recovery_codes_regenerated": "security.mfa_recovery_codes_regenerated",
+}
+
+
+@tenant_task(name="notifications.mfa_notice")
+def mfa_notice_task(event_id: str, event_type: str, data: dict[str, Any]) -> bool:
+    """auth.mfa_*: a security notice (cannot be turned off)."""
+    notice_type = MFA_NOTICES[event_type]
+
+    def handle() -> bool:
+        user = live_active_user(int(data["user_id"]))
+        if user is None:
+            return False
+        notification_send(
+            user=user,
+            type=notice_type,
+            is_security=True,
+            source_event_id=event_id,
+            data={k: v for k, v in data.items() if k in ("kind", "method", "remaining")},
+        )
+        return True
+
+    return bool(
+        consume_once(consumer=f"notifications.{notice_type}", event_id=event_id, handle=handle)
     )

@@ -32,6 +32,31 @@ _TYPES: tuple[NotificationType, ...] = (
         "A sign-in to your account from a new device or place (cannot be turned off).",
         security=True,
     ),
+    NotificationType(
+        "security.mfa_factor_added",
+        "A second factor was added to your account (cannot be turned off).",
+        security=True,
+    ),
+    NotificationType(
+        "security.mfa_factor_removed",
+        "A second factor was removed from your account (cannot be turned off).",
+        security=True,
+    ),
+    NotificationType(
+        "security.mfa_failed",
+        "Someone got your password right but not your second factor (cannot be turned off).",
+        security=True,
+    ),
+    NotificationType(
+        "security.mfa_recovery_code_used",
+        "A recovery code of your account was used to sign in (cannot be turned off).",
+        security=True,
+    ),
+    NotificationType(
+        "security.mfa_recovery_codes_regenerated",
+        "New recovery codes were made for your account (cannot be turned off).",
+        security=True,
+    ),
 )
 
 NOTIFICATION_TYPES: dict[str, NotificationType] = {t.key: t for t in _TYPES}

@@ -12,6 +12,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django_tenants.utils import schema_exists, tenant_context
 
 from apps.accounts.models import User, normalize_email
@@ -20,6 +21,7 @@ from apps.audit.services import audit_record
 from apps.core.errors import ConflictError, NotFoundError, ValidationError
 from apps.core.tenancy import current_schema
 from apps.jobs.events import event_record
+from apps.mfa.policy import settings_stamped
 from apps.rbac.services import owner_grant
 from apps.tenants.domains import tenant_hostname
 from apps.tenants.lifecycle import pending_deletion_message
@@ -128,7 +130,9 @@ def tenant_create(
     try:
         with transaction.atomic():
             tenant, domain = tenant_rows_and_schema(
-                name=name, slug=slug, tenant_settings=dict(raw_settings)
+                name=name,
+                slug=slug,
+                tenant_settings=settings_stamped(raw_settings, old=None, now=timezone.now()),
             )
             with tenant_context(tenant):
                 admin = user_create(
@@ -236,8 +240,10 @@ def tenant_update(
             problems := loosening_errors(tenant_settings, current=tenant.settings)
         ):
             errors["settings"] = problems
-        elif dict(tenant_settings) != tenant.settings:
-            changes["settings"] = dict(tenant_settings)
+        elif (
+            stamped := settings_stamped(tenant_settings, old=tenant.settings, now=timezone.now())
+        ) != tenant.settings:
+            changes["settings"] = stamped
     if errors:
         raise ValidationError(details=errors)
     if not changes:

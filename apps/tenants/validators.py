@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http.request import validate_host
 
 from apps.core.ratelimit import InvalidRate, Rate, parse_rate
+from apps.mfa.policy import policy_errors
 
 # A slug is one DNS label (the tenant's host is <slug>.<base domain>), so:
 # lower-case letters, digits and single hyphens, starting with a letter.
@@ -94,6 +95,8 @@ def settings_errors(value: Any) -> list[str]:
             parse_rate(rate)
         except InvalidRate as exc:
             errors.append(f"rate_limit: {exc}")
+    if "mfa" in value:
+        errors.extend(policy_errors(value["mfa"]))
     return errors
 
 

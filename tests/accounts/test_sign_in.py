@@ -12,7 +12,7 @@ from apps.accounts.models import Session, User
 from apps.accounts.selectors import SignInCandidate, sign_in_candidate_get
 from apps.accounts.services import sessions
 from apps.accounts.services.sessions import ClientInfo, session_login
-from apps.accounts.tokens import user_roles
+from apps.accounts.tokens import TokenPair, user_roles
 from apps.keys.services import signer_get
 from apps.sso.models import IdentityProvider
 from apps.sso.selectors import password_refused_for
@@ -125,6 +125,7 @@ def test_the_user_is_read_in_one_query_and_written_only_after_the_password(
         writes = [s for s in after if s.startswith(("INSERT", "UPDATE"))]
         assert len(writes) == 2, after  # the last sign-in, the session
         session = Session.objects.get(user=user)
+        assert isinstance(pair, TokenPair)
         assert session.refresh_jti == pair.refresh_jti and session.ip_address == CLIENT.ip_address
         assert User.objects.get(pk=user.pk).last_login is not None
 

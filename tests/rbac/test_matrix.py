@@ -45,6 +45,9 @@ def test_every_endpoint_declares_what_it_needs() -> None:
         "/api/v1/auth/oidc/exchange",
         "/api/v1/auth/oidc/{provider}/authorize",
         "/api/v1/auth/oidc/{provider}/callback",
+        "/api/v1/auth/mfa/verify",  # the sign-in's mfa_token, or a step-up's access token
+        "/api/v1/auth/mfa/enrol",  # the sign-in's mfa_token
+        "/api/v1/auth/mfa/enrol/confirm",
     }
 
 
@@ -99,7 +102,7 @@ def fill(path: str, world: dict) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         before = path[: match.start()]
-        if name == "session_id":
+        if name in ("session_id", "factor_id"):
             return str(uuid.uuid4())
         if name == "batch_id":
             return str(world["batch"])

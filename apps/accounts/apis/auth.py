@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -30,6 +30,7 @@ from apps.accounts.services.sessions import ClientInfo
 from apps.accounts.tokens import Claims, InvalidToken, refresh_token_decode
 from apps.core.openapi import documented_error
 from apps.core.serializers import validated
+from apps.mfa.serializers import MfaRequiredOutput
 from apps.mfa.step_up import step_up_require, step_up_response
 
 RESET_REQUESTED = (
@@ -51,13 +52,20 @@ class LoginApi(APIView):
         operation_id="auth_login",
         request=LoginInput,
         responses={
-            200: TokenPairOutput,
+            200: PolymorphicProxySerializer(
+                component_name="LoginOutput",
+                serializers=[TokenPairOutput, MfaRequiredOutput],
+                resource_type_field_name=None,
+            ),
             401: OpenApiResponse(description="Invalid email or password"),
             403: documented_error(
                 "The tenant requires single sign-on: sign in through its identity provider",
                 codes=["SSO_REQUIRED"],
             ),
         },
+        description="The token pair; or, when a second factor is due, no tokens yet but "
+        '`{"mfa_required": true, "mfa_token", "factors", "expires_in"}`: answer it at '
+        "POST /api/v1/auth/mfa/verify.",
         tags=_tag,
     )
     def post(self, request: Request) -> Response:
@@ -66,11 +74,13 @@ class LoginApi(APIView):
         # Every attempt counts against the address, and against the account as a failure
         # until it succeeds: a guessing run locks the account for a while.
         limits.login_check(request._request, account)
-        pair = sessions.session_login(
+        answer = sessions.session_login(
             email=account, password=data["password"], client=ClientInfo.of(request._request)
         )
+        # The password was right, also when a second factor is still due (its attempts are
+        # counted apart: limits.mfa_check).
         limits.login_succeeded(request._request, account)
-        return Response(pair.as_response())
+        return Response(answer.as_response())
 
 
 class RefreshApi(APIView):

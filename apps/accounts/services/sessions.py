@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -27,6 +27,8 @@ from apps.audit.services import audit_record
 from apps.core.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from apps.core.net import client_ip
 from apps.jobs.events import event_record
+from apps.mfa.services.challenges import MfaPending, challenge_start
+from apps.mfa.services.requirement import sign_in_mfa
 
 logger = structlog.get_logger("apps.accounts.sessions")
 
@@ -92,7 +94,7 @@ def _password_check(user: User, password: str) -> tuple[bool, bool]:
     return correct, bool(outdated)
 
 
-def session_login(*, email: str, password: str, client: ClientInfo) -> TokenPair:
+def session_login(*, email: str, password: str, client: ClientInfo) -> TokenPair | MfaPending:
     """Start a session: read the user, check the password, then write.
 
     Unknown address, wrong password, inactive or deleted user: the same 401 after the same
@@ -102,6 +104,12 @@ def session_login(*, email: str, password: str, client: ClientInfo) -> TokenPair
     which accounts are break-glass). Only then, in one transaction: the password re-hashed
     if its hash has outdated parameters (not a change of password: no event, no
     revocation), the last sign-in, the new session. The tokens leave once that committed.
+
+    When a second factor is due (the user has one, or the tenant's policy requires one and
+    its grace period is over: apps/mfa/services/requirement.py), no session and no last
+    sign-in: only a sign-in challenge is stored, and its `MfaPending` answered; POST
+    /auth/mfa/verify completes it. Within a grace period the session starts and the answer
+    says by when to enrol.
 
     The brute-force limits are the caller's (apps/accounts/limits.py: counted before this
     runs, given back once it succeeded)."""
@@ -115,17 +123,32 @@ def session_login(*, email: str, password: str, client: ClientInfo) -> TokenPair
         raise UnauthorizedError(INVALID_CREDENTIALS)
     if candidate.password_refused:
         raise ForbiddenError(SSO_REQUIRED, code="SSO_REQUIRED")
+    mfa = sign_in_mfa(user, has_mfa=candidate.has_mfa)
     now = timezone.now()
     with transaction.atomic():
-        user.last_login = now
+        fields = ["last_login"]
         if outdated:
             user.set_password(password)
             user._password = None  # type: ignore[attr-defined]  # no password_changed signal
-            user.save(update_fields=["password", "last_login"])
-        else:
-            # The cached state (GET /users/me) is dropped after commit (accounts/signals.py).
-            user.save(update_fields=["last_login"])
-        return _session_start(user=user, client=client, now=now, roles=candidate.roles)
+            fields.append("password")
+        if mfa is not None and mfa.challenge:
+            if outdated:
+                user.save(update_fields=["password"])
+            return challenge_start(
+                user=user,
+                ip_address=client.ip_address,
+                user_agent=client.user_agent,
+                enrolment_required=mfa.enrolment_required,
+                now=now,
+            )
+        user.last_login = now
+        # The cached state (GET /users/me) is dropped after commit (accounts/signals.py).
+        user.save(update_fields=fields)
+        pair = _session_start(user=user, client=client, now=now, roles=candidate.roles)
+    if mfa is not None and mfa.enrol_by is not None:
+        notices = {"mfa_enrolment_required": True, "mfa_enrol_by": mfa.enrol_by.isoformat()}
+        return replace(pair, notices=notices)
+    return pair
 
 
 def sessions_revoke(sessions: QuerySet[Session], *, reason: str) -> int:
@@ -280,6 +303,35 @@ def session_start(
     """A new session for a user who just proved who they are (after a password change,
     a single sign-on, a second factor); `amr` says how (default ["pwd"])."""
     return _session_start(user=user, client=client, now=timezone.now(), amr=amr, roles=roles)
+
+
+def session_second_factor(*, user: User, session_id: str, amr: str) -> TokenPair:
+    """Record on `user`'s live session a second factor they have just verified (a step-up):
+    its `amr` gains the method, `auth_time` becomes now, and a new token pair of the SAME
+    session is returned (the refresh token rotated as a refresh would: the old one is then
+    a replay)."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = Session.objects.select_for_update().filter(pk=session_id, user=user).first()
+        if session is None or not session.is_live:
+            raise UnauthorizedError("Session has ended")
+        methods = list(session.amr or ["pwd"])
+        if amr not in methods:
+            methods.append(amr)
+        session.amr = methods
+        session.auth_time = now
+        pair = token_pair_issue(user=user, session=session, now=now)
+        session.previous_refresh_jti = session.refresh_jti
+        session.refresh_jti = pair.refresh_jti
+        session.rotated_at = now
+        session.last_used_at = now
+        session.save(
+            update_fields=[
+                "amr", "auth_time", "previous_refresh_jti", "refresh_jti", "rotated_at",
+                "last_used_at",
+            ]
+        )  # fmt: skip
+    return pair
 
 
 def auth_records_cleanup(*, now: datetime | None = None, keep_days: int = 7) -> dict[str, int]:

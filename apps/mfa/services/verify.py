@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyotp
 import structlog
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from apps.audit.services import audit_record
@@ -180,6 +180,27 @@ def _code_of(payload: Mapping[str, Any]) -> str:
     return code
 
 
+def method_verify(
+    *,
+    user: User,
+    method: str,
+    payload: Mapping[str, Any],
+    challenge: MfaChallenge | None = None,
+) -> str:
+    """Check `user`'s answer by `method`; its `amr` value when right, the factor stamped as
+    used. UnauthorizedError when wrong (nothing written: the caller records the failure,
+    see `second_factor_failed`); 422 for an unknown method or a missing field."""
+    registered = METHODS.get(method)
+    if registered is None:
+        raise ValidationError.for_field("method", f"Use one of: {', '.join(sorted(METHODS))}.")
+    with transaction.atomic():
+        factor = registered.verify(user=user, payload=payload, challenge=challenge)
+        if factor is not None:
+            factor.last_used_at = timezone.now()
+            factor.save(update_fields=["last_used_at"])
+    return registered.amr
+
+
 def second_factor_verify(
     *,
     user: User,
@@ -187,31 +208,28 @@ def second_factor_verify(
     payload: Mapping[str, Any],
     challenge: MfaChallenge | None = None,
 ) -> str:
-    """Check `user`'s answer by `method`; its `amr` value when right. UnauthorizedError when
-    wrong (the failure audited, the user notified at most once per period); 422 for an
-    unknown method or a missing field."""
-    registered = METHODS.get(method)
-    if registered is None:
-        raise ValidationError.for_field("method", f"Use one of: {', '.join(sorted(METHODS))}.")
+    """`method_verify`, and a wrong answer recorded (audited; the user notified at most once
+    per period) before the UnauthorizedError is raised. Call it outside a transaction that
+    the error would roll back."""
     try:
-        with transaction.atomic():
-            factor = registered.verify(user=user, payload=payload, challenge=challenge)
-            if factor is not None:
-                factor.last_used_at = timezone.now()
-                factor.save(update_fields=["last_used_at"])
+        return method_verify(user=user, method=method, payload=payload, challenge=challenge)
     except UnauthorizedError:
         second_factor_failed(user=user, method=method)
         raise
-    return registered.amr
 
 
 def _failure_notice_due(user: User) -> bool:
     """Whether this failure should send the user a notice: the first in
-    MFA_FAILED_NOTICE_MINUTES (an atomic add of a key that expires after that long). When
-    Redis cannot say, the notice is sent: better twice than never."""
-    key = f"mfa:failed-notice:{current_schema()}:{user.pk}"
+    MFA_FAILED_NOTICE_MINUTES. A Redis key per user is set only if absent (SET NX) and
+    expires after that long, so concurrent failures cannot both win. When Redis cannot say,
+    the notice is sent: better twice than never."""
+    key = f"{settings.RATE_LIMIT_KEY_PREFIX}:auth:{current_schema()}:mfa_notice:{user.pk}"
     try:
-        return bool(cache.add(key, 1, timeout=settings.MFA_FAILED_NOTICE_MINUTES * 60))
+        return bool(
+            get_redis_connection("default").set(
+                key, 1, nx=True, ex=int(settings.MFA_FAILED_NOTICE_MINUTES) * 60
+            )
+        )
     except RedisError:
         return True
 

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from apps.mfa import apis
+
+urlpatterns = [
+    path("auth/mfa/factors", apis.FactorsApi.as_view(), name="mfa-factors"),
+    path("auth/mfa/factors/<uuid:factor_id>", apis.FactorDetailApi.as_view(), name="mfa-factor"),
+    path(
+        "auth/mfa/factors/<uuid:factor_id>/confirm",
+        apis.FactorConfirmApi.as_view(),
+        name="mfa-factor-confirm",
+    ),
+    path("auth/mfa/recovery-codes", apis.RecoveryCodesApi.as_view(), name="mfa-recovery-codes"),
+    path("auth/mfa/verify", apis.VerifyApi.as_view(), name="mfa-verify"),
+    path("auth/mfa/enrol", apis.EnrolApi.as_view(), name="mfa-enrol"),
+    path("auth/mfa/enrol/confirm", apis.EnrolConfirmApi.as_view(), name="mfa-enrol-confirm"),
+]
