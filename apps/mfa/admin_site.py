@@ -44,6 +44,7 @@ from apps.core.errors import (
 )
 from apps.core.tenancy import current_schema
 from apps.mfa.selectors import user_has_mfa
+from apps.mfa.services.requirement import sign_in_mfa
 from apps.mfa.services.verify import second_factor_verify
 from apps.mfa.step_up import PROVIDER_SECOND_FACTOR_AMR
 
@@ -53,6 +54,11 @@ OPERATOR_ENROL = (
     "Platform operators must use a second factor. Enrol one first: sign in to the API on "
     "this host (POST /api/v1/auth/login), add an authenticator app "
     "(POST /api/v1/auth/mfa/factors), confirm it with its first code, then sign in here."
+)
+TENANT_ENROL = (
+    "Your organization requires a second factor and the time to enrol one is over. Sign in "
+    "to the API (POST /api/v1/auth/login answers with an mfa_token), enrol a factor with it "
+    "(POST /api/v1/auth/mfa/enrol), then sign in here."
 )
 EXPIRED = "The sign-in has expired or had too many wrong codes; sign in again."
 WRONG = "The code is not correct, or it has been used already."
@@ -112,14 +118,20 @@ class MfaAdminSite(PlatformAdminSite):
     def first_factor_accepted(
         self, request: HttpRequest, user: Any, *, redirect_to: str, amr: list[str]
     ) -> HttpResponse | None:
+        if "ext" in amr and PROVIDER_SECOND_FACTOR_AMR.intersection(amr):
+            # The tenant trusts its identity provider's MFA (apps/sso/amr.py keeps the
+            # provider's values only then), as the API's SSO sign-in does.
+            return None
         if user_has_mfa(user):
-            if "ext" in amr and PROVIDER_SECOND_FACTOR_AMR.intersection(amr):
-                # The tenant trusts its identity provider's MFA (apps/sso/amr.py keeps the
-                # provider's values only then).
-                return None
             return self._second_factor_begin(request, user, redirect_to=redirect_to, amr=amr)
-        if current_schema() == get_public_schema_name() and settings.MFA_REQUIRED_FOR_OPERATORS:
-            raise AdminSignInRefused(OPERATOR_ENROL)
+        if current_schema() == get_public_schema_name():
+            if settings.MFA_REQUIRED_FOR_OPERATORS:
+                raise AdminSignInRefused(OPERATOR_ENROL)
+            return None
+        required = sign_in_mfa(user, has_mfa=False)
+        if required is not None and required.enrolment_required:
+            # The tenant's policy requires a factor of them and the grace period is over.
+            raise AdminSignInRefused(TENANT_ENROL)
         return None
 
     def _second_factor_begin(

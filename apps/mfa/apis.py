@@ -36,6 +36,7 @@ from apps.mfa.serializers import (
 from apps.mfa.services import factors, signin
 from apps.mfa.services.challenges import challenge_get
 from apps.mfa.services.factors import Confirmed
+from apps.mfa.step_up import step_up_require, step_up_response
 
 _tag = ["mfa"]
 
@@ -88,8 +89,13 @@ class FactorsApi(APIView):
 class FactorDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(operation_id="mfa_factors_delete", responses={204: None}, tags=_tag)
+    @extend_schema(
+        operation_id="mfa_factors_delete",
+        responses={204: None, 403: step_up_response("No recent second factor")},
+        tags=_tag,
+    )
     def delete(self, request: Request, factor_id: str) -> Response:
+        step_up_require(request)
         factors.factor_delete(user=request_user(request), factor_id=str(factor_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 

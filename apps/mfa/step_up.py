@@ -25,6 +25,7 @@ from apps.accounts.tokens import Claims
 from apps.core.errors import ForbiddenError
 from apps.core.openapi import documented_error
 from apps.mfa.selectors import user_has_mfa
+from apps.mfa.services.requirement import sign_in_mfa
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -93,8 +94,9 @@ def mfa_recent(
 
 
 def mfa_required_of(user: User) -> bool:
-    """Whether the tenant's policy requires a second factor of `user`. TODO(mfa-core policy)."""
-    return False
+    """Whether the tenant's policy requires a second factor of `user` (within its grace
+    period too; never of its break-glass accounts)."""
+    return sign_in_mfa(user, has_mfa=False) is not None
 
 
 def step_up_needed(user: User) -> bool:

@@ -7,6 +7,11 @@ provider-asserted second factor ("mfa", "otp", "hwk", ... apps.mfa.step_up.
 PROVIDER_SECOND_FACTOR_AMR) lets the user in without a platform factor, and counts as a
 recent second factor for step-up until MFA_STEP_UP_SECONDS after the sign-in.
 
+Otherwise the sign-in asks what a password sign-in would (apps/mfa/services/requirement.py):
+a user with a platform factor, or whom the policy requires one of past the grace period,
+answers the platform's challenge (POST /api/v1/auth/mfa/verify), and the session's `amr`
+becomes ["ext", "otp"] (or "hwk", "rc").
+
 Where the tenant does not trust them, the session's `amr` is ["ext"] alone: a provider's
 "mfa" must not pass a step-up the tenant wants done with the platform's own factor. (The
 values are still in the `auth.sso_login` event.)
@@ -15,9 +20,15 @@ values are still in the `auth.sso_login` event.)
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from apps.mfa.policy import tenant_policy
+from apps.mfa.selectors import user_has_mfa
+from apps.mfa.services.requirement import SignInMfa, sign_in_mfa
 from apps.mfa.step_up import PROVIDER_SECOND_FACTOR_AMR
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
 
 EXTERNAL = "ext"
 # An RFC 8176 value is a short token; anything else from a provider is dropped, and only
@@ -44,14 +55,18 @@ def asserts_second_factor(values: list[str]) -> bool:
 
 def provider_amr_trusted() -> bool:
     """Whether this tenant's MFA policy trusts its identity providers' `amr`."""
-    # TODO(merge mfa-core): apps.mfa.policy.tenant_policy().sso_amr_exempt
-    from django.db import connection
-
-    policy = (getattr(getattr(connection, "tenant", None), "settings", None) or {}).get("mfa")
-    return isinstance(policy, dict) and policy.get("sso_amr_exempt") is True
+    return tenant_policy().sso_amr_exempt
 
 
 def session_amr(values: list[str], *, trusted: bool) -> list[str]:
     """The `amr` of a session started by this sign-in: ["ext"], plus the provider's values
     when the tenant trusts them."""
     return [EXTERNAL, *(v for v in values if v != EXTERNAL)] if trusted else [EXTERNAL]
+
+
+def second_step(user: User, session_amr: list[str]) -> SignInMfa | None:
+    """What this sign-in asks of `user` beyond the provider: nothing when the session's
+    `amr` holds a (trusted) provider second factor; else what a password sign-in would."""
+    if asserts_second_factor(session_amr):
+        return None
+    return sign_in_mfa(user, has_mfa=user_has_mfa(user))

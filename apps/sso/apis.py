@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -18,6 +23,7 @@ from apps.accounts.services.sessions import ClientInfo
 from apps.core.errors import NotFoundError
 from apps.core.openapi import documented_error
 from apps.core.serializers import validated
+from apps.mfa.serializers import MfaRequiredOutput
 from apps.mfa.step_up import step_up_require, step_up_response
 from apps.rbac.drf import HasPermission
 from apps.sso import selectors
@@ -188,15 +194,22 @@ class OidcExchangeApi(APIView):
         operation_id="auth_oidc_exchange",
         request=ExchangeInput,
         responses={
-            200: TokenPairOutput,
+            200: PolymorphicProxySerializer(
+                component_name="OidcExchangeOutput",
+                serializers=[TokenPairOutput, MfaRequiredOutput],
+                resource_type_field_name=None,
+            ),
             401: OpenApiResponse(description="Invalid, expired or used code"),
         },
+        description="The token pair; or, when the platform's second factor is due (the "
+        "provider's MFA is not trusted, or it asserted none), "
+        '`{"mfa_required": true, "mfa_token", ...}` as POST /auth/login answers it.',
         tags=_auth,
     )
     def post(self, request: Request) -> Response:
         data = validated(ExchangeInput, request.data)
         limits.count_and_check(request._request, "sso_ip", limits.ip_of(request._request))
-        pair = signin.exchange_code_redeem(
+        answer = signin.exchange_code_redeem(
             code=data["code"], client=ClientInfo.of(request._request)
         )
-        return Response(pair.as_response())
+        return Response(answer.as_response())

@@ -17,6 +17,7 @@ from apps.rbac.models import Role, RoleAssignment
 from apps.sso.models import ExternalIdentity
 from apps.tenants.services import tenant_update
 from tests.accounts.factories import make_user
+from tests.mfa.conftest import VERIFY
 from tests.mfa.factories import code_at, totp_factor
 from tests.sso.conftest import SignIn
 
@@ -120,6 +121,64 @@ def test_an_untrusted_provider_mfa_is_not_carried_and_does_not_pass_step_up(
     refused = _grant(api_a, pair["access_token"], tenant_a)
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "MFA_REQUIRED"
+
+
+def test_an_untrusted_provider_sends_a_user_with_a_factor_through_the_platforms(
+    tenant_a, api_a, op, pat, sign_in, totp_clock
+):
+    _policy(tenant_a, sso_amr_exempt=False)
+    with tenant_context(tenant_a.tenant):
+        _, secret = totp_factor(pat)
+    op.claims["amr"] = ["pwd", "mfa"]
+    # the exchange answers with a challenge, not tokens
+    pending = _exchanged(sign_in)
+    assert pending["mfa_required"] is True and "access_token" not in pending
+    assert pending["factors"] == ["totp"]
+    wrong = api_a.call(
+        "post",
+        VERIFY,
+        {
+            "mfa_token": pending["mfa_token"],
+            "method": "totp",
+            "code": "000000" if totp_clock.code(secret) != "000000" else "111111",
+        },
+    )
+    assert wrong.status_code == 401
+    done = api_a.call(
+        "post",
+        VERIFY,
+        {"mfa_token": pending["mfa_token"], "method": "totp", "code": totp_clock.code(secret)},
+    )
+    assert done.status_code == 200, done.content
+    token = done.json()["data"]["access_token"]
+    assert _claims(token)["amr"] == ["ext", "otp"]
+    # and that counts as a recent second factor
+    assert _grant(api_a, token, tenant_a).status_code == 201
+
+
+def test_trusted_but_without_provider_mfa_the_platform_factor_is_asked(tenant_a, op, pat, sign_in):
+    _policy(tenant_a, sso_amr_exempt=True)
+    with tenant_context(tenant_a.tenant):
+        totp_factor(pat)
+    op.claims["amr"] = ["pwd"]
+    assert _exchanged(sign_in)["mfa_required"] is True
+
+
+def test_the_policy_requirement_is_met_by_a_trusted_provider_mfa(tenant_a, op, pat, sign_in):
+    # required of everyone, no grace left, the user has no platform factor
+    _policy(tenant_a, mode="required", grace_days=0, sso_amr_exempt=True)
+    op.claims["amr"] = ["mfa"]
+    pair = _exchanged(sign_in)
+    assert "mfa_required" not in pair and "mfa_enrolment_required" not in pair
+    assert _claims(pair["access_token"])["amr"] == ["ext", "mfa"]
+
+
+def test_the_policy_requirement_without_exemption_means_enrolling(tenant_a, op, pat, sign_in):
+    _policy(tenant_a, mode="required", grace_days=0, sso_amr_exempt=False)
+    op.claims["amr"] = ["mfa"]
+    pending = _exchanged(sign_in)
+    assert pending["mfa_required"] is True
+    assert pending["enrolment_required"] is True
 
 
 def test_a_provider_without_mfa_values_gives_ext_alone(tenant_a, op, pat, sign_in):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -31,6 +31,7 @@ from apps.accounts.services.sessions import ClientInfo, session_start
 from apps.accounts.tokens import TokenPair
 from apps.core.errors import BadRequestError, NotFoundError, UnauthorizedError, ValidationError
 from apps.jobs.events import event_record
+from apps.mfa.services.challenges import MfaPending, challenge_start
 from apps.sso import amr, oidc
 from apps.sso.crypto import secret_decrypt
 from apps.sso.models import ExchangeCode, IdentityProvider, LoginState
@@ -232,7 +233,10 @@ def _hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair:
+def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair | MfaPending:
+    """Trade the one-time code for our token pair; or, when a platform second factor is due
+    (apps/sso/amr.py `second_step`), for a sign-in challenge answered at
+    POST /auth/mfa/verify, as a password sign-in would be."""
     now = timezone.now()
     with transaction.atomic():
         row = (
@@ -255,10 +259,9 @@ def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair:
         sso_failed_record(provider=row.provider.slug, reason="user_inactive", client=client)
         raise UnauthorizedError(CODE_INVALID)
     session_amr = amr.session_amr(row.provider_amr, trusted=amr.provider_amr_trusted())
+    mfa = amr.second_step(user, session_amr)
+    challenge = mfa is not None and mfa.challenge
     with transaction.atomic():
-        pair = session_start(user=user, client=client, amr=session_amr)
-        user.last_login = now
-        user.save(update_fields=["last_login"])
         event_record(
             type="auth.sso_login",
             source="sso",
@@ -267,9 +270,25 @@ def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair:
                 "provider": row.provider.slug,
                 "provider_amr": list(row.provider_amr),
                 "amr": session_amr,
+                "mfa_required": challenge,
             },
             metadata={"security": True, "ip_address": client.ip_address},
         )
+        if mfa is not None and mfa.challenge:
+            return challenge_start(
+                user=user,
+                ip_address=client.ip_address,
+                user_agent=client.user_agent,
+                enrolment_required=mfa.enrolment_required,
+                amr_first=amr.EXTERNAL,
+                now=now,
+            )
+        pair = session_start(user=user, client=client, amr=session_amr)
+        user.last_login = now
+        user.save(update_fields=["last_login"])
+    if mfa is not None and mfa.enrol_by is not None:
+        notices = {"mfa_enrolment_required": True, "mfa_enrol_by": mfa.enrol_by.isoformat()}
+        return replace(pair, notices=notices)
     return pair
 
 
