@@ -13,6 +13,8 @@ from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.mfa.crypto import recovery_code_generate, recovery_code_hash
 from apps.mfa.models import RecoveryCode
+from apps.tenants.services import tenant_update
+from devtools.services import free_port
 from tests.accounts.factories import PASSWORD, make_user
 from tests.conftest import ADMIN_PASSWORD
 from tests.mfa.factories import code_at, totp_factor
@@ -231,5 +233,47 @@ def test_operators_without_a_factor_get_in_when_not_required(operator, settings)
 def test_tenant_staff_are_not_operators(tenant_a, staff, settings):
     # The operators' requirement is the public admin's; a tenant's staff follow its policy.
     settings.MFA_REQUIRED_FOR_OPERATORS = True
+    client = _client()
+    assert _password(client, tenant_a.host, staff.email)["Location"] == "/admin/"
+
+
+def test_the_code_step_with_redis_down_is_refused_with_a_clear_message(
+    tenant_a, staff, staff_secret, settings
+):
+    client = _client()
+    assert _password(client, tenant_a.host, staff.email)["Location"] == SECOND
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings.CACHES = {
+        name: {**config, "LOCATION": dead} for name, config in settings.CACHES.items()
+    }
+    response = _code(client, tenant_a.host, code_at(staff_secret))
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) >= 1
+    assert b"unavailable" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def _require_mfa(tenant_a, grace_days: int) -> None:
+    tenant_update(
+        tenant=tenant_a.tenant,
+        tenant_settings={
+            **tenant_a.tenant.settings,
+            "mfa": {"mode": "required", "grace_days": grace_days},
+        },
+    )
+
+
+def test_staff_whose_enrolment_is_overdue_are_refused(tenant_a, staff):
+    _require_mfa(tenant_a, grace_days=0)
+    client = _client()
+    refused = _password(client, tenant_a.host, staff.email)
+    assert refused.status_code == 200
+    errors = list(refused.context["form"].non_field_errors())
+    assert any("POST /api/v1/auth/mfa/enrol" in error for error in errors)
+    assert not _signed_in(client, tenant_a.host)
+
+
+def test_staff_within_the_grace_period_get_in(tenant_a, staff):
+    _require_mfa(tenant_a, grace_days=7)
     client = _client()
     assert _password(client, tenant_a.host, staff.email)["Location"] == "/admin/"
