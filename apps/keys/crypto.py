@@ -26,9 +26,9 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def fernet_for(purpose: bytes) -> MultiFernet:
-    """Fernet keys for one purpose (the HKDF `info`), derived from JWT_KEY_ENCRYPTION_KEYS
-    when set, else from SECRET_KEY and its fallbacks: the first encrypts, all decrypt."""
+def keys_for(purpose: bytes) -> list[bytes]:
+    """32-byte keys for one purpose (the HKDF `info`), derived from JWT_KEY_ENCRYPTION_KEYS
+    when set, else from SECRET_KEY and its fallbacks; the current one first."""
     secrets: list[str] = [str(secret) for secret in settings.JWT_KEY_ENCRYPTION_KEYS] or [
         str(secret) for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
     ]
@@ -36,13 +36,15 @@ def fernet_for(purpose: bytes) -> MultiFernet:
         raise ImproperlyConfigured(
             "Set JWT_KEY_ENCRYPTION_KEYS or SECRET_KEY to store secrets at rest."
         )
-    fernets = []
-    for secret in secrets:
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
-            secret.encode()
-        )
-        fernets.append(Fernet(base64.urlsafe_b64encode(derived)))
-    return MultiFernet(fernets)
+    return [
+        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret.encode())
+        for secret in secrets
+    ]
+
+
+def fernet_for(purpose: bytes) -> MultiFernet:
+    """Fernet keys for one purpose (`keys_for`): the first encrypts, all decrypt."""
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(key)) for key in keys_for(purpose)])
 
 
 def _fernet() -> MultiFernet:

@@ -1,15 +1,18 @@
 """TOTP secrets encrypted at rest, recovery codes and sign-in tokens hashed.
 
-TOTP secrets: Fernet, keys derived (HKDF-SHA256, their own `info`) from the secrets that
-encrypt the token signing keys (apps/keys/crypto.py: JWT_KEY_ENCRYPTION_KEYS, else
-SECRET_KEY and SECRET_KEY_FALLBACKS), so rotating them works the same way.
+Keys: derived (HKDF-SHA256, an `info` per purpose) from the secrets that encrypt the
+token signing keys (apps/keys/crypto.py: JWT_KEY_ENCRYPTION_KEYS, else SECRET_KEY and
+SECRET_KEY_FALLBACKS), so rotating them works the same way: the first one writes, every one
+is tried when reading.
 
-Recovery codes: HMAC-SHA256 with a key derived from SECRET_KEY (and one per fallback, so a
-rotation keeps codes working). Not a slow password hash on purpose: a code is 50 random
-bits, not a guessable password, so a slow hash adds nothing against an offline guess while
-a keyed hash lets a code be found with one indexed lookup (ten Argon2 checks per attempt
-would cost the server half a second and make recovery codes a way to load it). The
-per-account rate limit bounds online guessing.
+TOTP secrets: Fernet (MultiFernet over those keys).
+
+Recovery codes: HMAC-SHA256, looked up under every key. Not a slow password hash, on
+purpose: a code is about 50 random bits, not a guessable password, so a slow hash adds
+nothing against an offline guess (and without the key the hashes cannot even be tested),
+while a keyed hash lets a code be found with one indexed lookup (ten Argon2 checks per
+attempt would cost the server half a second and make recovery codes a way to load it).
+The per-account rate limit bounds online guessing.
 
 The sign-in challenge's token: 256 random bits, stored as its plain SHA-256.
 """
@@ -21,12 +24,9 @@ import hmac
 import secrets
 
 from cryptography.fernet import InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from apps.keys.crypto import fernet_for
+from apps.keys.crypto import fernet_for, keys_for
 
 _SECRET_PURPOSE = b"platform.mfa.totp-secret"
 _RECOVERY_PURPOSE = b"platform.mfa.recovery-code"
@@ -50,14 +50,7 @@ def secret_decrypt(token: str) -> str:
 
 
 def _recovery_keys() -> list[bytes]:
-    keys = []
-    for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS):
-        keys.append(
-            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_RECOVERY_PURPOSE).derive(
-                str(secret).encode()
-            )
-        )
-    return keys
+    return keys_for(_RECOVERY_PURPOSE)
 
 
 def recovery_code_normalize(code: str) -> str:

@@ -55,6 +55,10 @@ EXPORTED_MODELS: tuple[str, ...] = (
     "notifications.devicesubscription",
     "sso.identityprovider",
     "sso.externalidentity",
+    # Users keep their second factors (secrets encrypted, codes hashed: readable only with
+    # the same JWT_KEY_ENCRYPTION_KEYS / SECRET_KEY); dropping them would end MFA silently.
+    "mfa.factor",
+    "mfa.recoverycode",
 )
 
 _METADATA = "schema metadata every schema gets from its migrations; referred to by natural key"
@@ -74,6 +78,7 @@ EXCLUDED_MODELS: dict[str, str] = {
     "core.pendinginvalidation": "written in the public schema only",
     "sso.loginstate": _SIGN_IN_IN_PROGRESS,
     "sso.exchangecode": _SIGN_IN_IN_PROGRESS,
+    "mfa.mfachallenge": _SIGN_IN_IN_PROGRESS,
 }
 
 

@@ -85,6 +85,11 @@ def _live(challenge: MfaChallenge | None, now: datetime) -> MfaChallenge:
         or challenge.attempts >= settings.MFA_CHALLENGE_MAX_ATTEMPTS
         or not challenge.user.is_active
         or challenge.user.is_deleted
+        # Started before a logout-all or a password change: that ended it too.
+        or (
+            challenge.user.tokens_valid_after is not None
+            and challenge.created_at < challenge.user.tokens_valid_after
+        )
     ):
         raise UnauthorizedError(CHALLENGE_INVALID)
     return challenge
@@ -92,7 +97,8 @@ def _live(challenge: MfaChallenge | None, now: datetime) -> MfaChallenge:
 
 def challenge_get(*, mfa_token: str, now: datetime | None = None) -> MfaChallenge:
     """The live challenge `mfa_token` names, with its user; 401 when there is none (unknown,
-    used, expired, out of attempts, or its user since deactivated)."""
+    used, expired, out of attempts, its user since deactivated, or all their sign-ins ended
+    since: a password change or a logout-all)."""
     challenge = (
         MfaChallenge.objects.select_related("user")
         .filter(token_hash=challenge_token_hash(mfa_token))
