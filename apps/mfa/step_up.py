@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 MFA_REQUIRED = "MFA_REQUIRED"
 STEP_UP_MESSAGE = (
     "Confirm with your second factor (POST /api/v1/auth/mfa/verify) and retry; "
-    "a factor verified in the last {minutes} minutes is needed."
+    "a factor verified in the last {window} is needed."
 )
 ENROL_FIRST_MESSAGE = (
     "Your organization requires a second factor for this: enrol one "
@@ -93,16 +93,17 @@ def mfa_recent(
     return now - seconds <= auth_time <= now + _CLOCK_SKEW_SECONDS
 
 
+def _window_text(seconds: int) -> str:
+    if seconds % 60:
+        return f"{seconds} seconds"
+    minutes = seconds // 60
+    return "minute" if minutes == 1 else f"{minutes} minutes"
+
+
 def mfa_required_of(user: User) -> bool:
     """Whether the tenant's policy requires a second factor of `user` (within its grace
     period too; never of its break-glass accounts)."""
     return sign_in_mfa(user, has_mfa=False) is not None
-
-
-def step_up_needed(user: User) -> bool:
-    """Whether a sensitive write of `user` needs a recent second factor: they have a
-    confirmed factor, or the tenant's policy requires one of them."""
-    return user_has_mfa(user) or mfa_required_of(user)
 
 
 def step_up_require(request: Request | HttpRequest) -> None:
@@ -122,7 +123,7 @@ def step_up_require(request: Request | HttpRequest) -> None:
     if not has_factor:
         raise ForbiddenError(ENROL_FIRST_MESSAGE, code=MFA_REQUIRED, details={"enrol": True})
     raise ForbiddenError(
-        STEP_UP_MESSAGE.format(minutes=max(1, seconds // 60)),
+        STEP_UP_MESSAGE.format(window=_window_text(seconds)),
         code=MFA_REQUIRED,
         details={"max_age_seconds": seconds},
     )
