@@ -377,3 +377,14 @@ def test_the_schema_documents_mfa_required(api_a):
     ):
         assert "MFA_REQUIRED" in str(operations[operation_id]["responses"]["403"]), operation_id
     assert "MFA_REQUIRED" not in str(operations["users_roles_list"]["responses"].get("403", ""))
+
+
+def test_the_admins_session_cookie_carries_no_recent_factor(
+    tenant_a, api_a, member_a, member_enrolled
+):
+    # A request authenticated by the Django session (the admin's cookie) has no amr or
+    # auth_time to show: a user who needs a step-up is refused there too.
+    api_a.client.force_login(member_a)
+    response = api_a.call("post", CHANGE, {"old_password": PASSWORD, "new_password": NEW_PASSWORD})
+    _refused(response)
+    assert _password_is(tenant_a, member_a, PASSWORD)
