@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from apps.accounts.urls import auth_urlpatterns
 from apps.audit.urls import public_urlpatterns as audit_urlpatterns
+from apps.mfa.urls import auth_urlpatterns as mfa_auth_urlpatterns
 from platform_site.urls_common import (
     api_not_found_pattern,
     api_v1,
@@ -18,7 +19,7 @@ urlpatterns = [
     api_v1(
         # Platform operators sign in on the public host with the same endpoints.
         auth_urlpatterns,
-        [path("", include("apps.mfa.urls"))],
+        mfa_auth_urlpatterns,
         [path("", include("apps.tenants.urls"))],
         audit_urlpatterns,
     ),

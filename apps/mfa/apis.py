@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from apps.accounts import limits
 from apps.accounts.models import User
 from apps.accounts.requests import request_user
+from apps.accounts.selectors import user_get
 from apps.accounts.serializers import TokenPairOutput
 from apps.accounts.services.sessions import ClientInfo
 from apps.accounts.tokens import Claims
@@ -37,6 +38,7 @@ from apps.mfa.services import factors, signin
 from apps.mfa.services.challenges import challenge_get
 from apps.mfa.services.factors import Confirmed
 from apps.mfa.step_up import step_up_require, step_up_response
+from apps.rbac.drf import HasPermission
 
 _tag = ["mfa"]
 
@@ -228,3 +230,27 @@ class EnrolConfirmApi(APIView):
             mfa_token=data["mfa_token"], factor_id=str(data["factor_id"]), payload=_payload(data)
         )
         return Response(_confirmed(confirmed))
+
+
+class UserMfaResetApi(APIView):
+    permission_classes = [HasPermission]
+    required_permissions = {"DELETE": "users.manage"}
+
+    @extend_schema(
+        operation_id="mfa_user_reset",
+        responses={
+            204: None,
+            403: step_up_response(),
+            422: OpenApiResponse(description="Your own account"),
+        },
+        description="Remove every second factor and recovery code of a user who lost them "
+        "(users.manage for this user, and every permission they hold: 403 otherwise). The "
+        "user is told by a security notice.",
+        tags=_tag,
+    )
+    def delete(self, request: Request, user_id: int) -> Response:
+        actor = request_user(request)
+        user = user_get(actor=actor, user_id=user_id, permission="users.manage")
+        step_up_require(request)
+        factors.user_mfa_reset(user=user, by=actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -21,6 +21,7 @@ from apps.tenants.services import tenant_update
 from tests.accounts.conftest import Api
 from tests.accounts.factories import PASSWORD, make_user
 from tests.mfa.conftest import FACTORS, ME, VERIFY, TotpClock
+from tests.mfa.factories import totp_factor
 from tests.mfa.flows import Enrolled, claims, enrol_totp, login, verify
 
 pytestmark = pytest.mark.django_db
@@ -265,6 +266,23 @@ def test_removing_a_factor_wants_a_recent_one(
         assert not Factor.objects.filter(pk=member_enrolled.factor_id).exists()
 
 
+def test_resetting_another_users_factors_wants_a_recent_one(
+    tenant_a, api_a, staff_a, staff_enrolled, member_a, totp_clock
+):
+    with tenant_context(tenant_a.tenant):
+        victim_factor = totp_factor(member_a)[0]
+    tokens = _signed_in_with_code(api_a, staff_a, staff_enrolled, totp_clock)
+    stale = _aged(tenant_a, api_a, tokens, 11 * 60)
+    url = f"/api/v1/users/{member_a.pk}/mfa"
+    _refused(api_a.call("delete", url, token=stale["access_token"]))
+    with tenant_context(tenant_a.tenant):
+        assert Factor.objects.filter(pk=victim_factor.pk).exists()
+    stepped = _step_up(api_a, stale["access_token"], totp_clock.code(staff_enrolled.secret))
+    assert api_a.call("delete", url, token=stepped["access_token"]).status_code == 204
+    with tenant_context(tenant_a.tenant):
+        assert not Factor.objects.filter(pk=victim_factor.pk).exists()
+
+
 # ------------------------------------------------------------------ roles
 
 
@@ -369,6 +387,7 @@ def test_the_schema_documents_mfa_required(api_a):
     for operation_id in (
         "auth_password_change",
         "mfa_factors_delete",
+        "mfa_user_reset",
         "users_roles_assign",
         "roles_update",
         "identity_providers_create",

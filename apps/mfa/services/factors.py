@@ -36,6 +36,7 @@ from apps.jobs.events import event_record
 from apps.mfa import crypto
 from apps.mfa.models import Factor, MfaChallenge, RecoveryCode
 from apps.mfa.services.verify import TOTP_DIGITS, TOTP_INTERVAL, totp_matching_step
+from apps.rbac.grants import require_outranks
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -192,6 +193,31 @@ def factor_delete(*, user: User, factor_id: str) -> None:
         data={"user_id": user.pk, "factor_id": str(factor_id), "kind": changes["kind"]},
         metadata={"security": True},
     )
+
+
+@transaction.atomic
+def user_mfa_reset(*, user: User, by: User) -> int:
+    """Remove every factor, recovery code and pending sign-in of `user`, who lost them (an
+    administrator's act; the caller checked users.manage for this user). They sign in with
+    the password alone again, or enrol anew where the tenant's policy requires it. Not one's
+    own (422: the own endpoints are for that), nor a user who outranks `by` (403). Returns
+    the factors removed."""
+    if user.pk == by.pk:
+        raise ValidationError("Remove your own factors at /api/v1/auth/mfa/factors.")
+    require_outranks(by, user)
+    confirmed = Factor.objects.filter(user=user, confirmed_at__isnull=False).count()
+    removed, _ = Factor.objects.filter(user=user).delete()
+    RecoveryCode.objects.filter(user=user).delete()
+    MfaChallenge.objects.filter(user=user).delete()
+    audit_record(action="mfa.reset", target=user, changes={"factors_removed": removed})
+    if confirmed:
+        event_record(
+            type="auth.mfa_factor_removed",
+            source="mfa",
+            data={"user_id": user.pk, "kind": "all", "by_admin": True},
+            metadata={"security": True},
+        )
+    return removed
 
 
 # ------------------------------------------------------------------ recovery codes

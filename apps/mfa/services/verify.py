@@ -14,11 +14,12 @@ by `MfaConfig.ready`):
         ...  # raise UnauthorizedError when it does not check out; else the Factor used
     method_register("webauthn", amr="hwk", verify=webauthn_assertion_verify)
 
-A verifier runs inside the transaction `second_factor_verify` opens (so it may
-`select_for_update` its factor), gets the request's `payload` (a dict: "code", or
-"credential" for WebAuthn) and the sign-in's `MfaChallenge` (None for a step-up, when the
-user is already signed in), returns the factor it used (None for a recovery code) and
-raises UnauthorizedError on a wrong answer. `last_used_at` is stamped here.
+A verifier runs inside the transaction `method_verify` opens (so it may `select_for_update`
+its factor), gets the request's `payload` (a dict: "code", or "credential" for WebAuthn)
+and the sign-in's `MfaChallenge` (locked; None for a step-up, when the user is already
+signed in), returns the factor it used (None for a recovery code) and raises
+UnauthorizedError on a wrong answer, writing nothing then (`second_factor_failed` records
+the failure). `last_used_at` is stamped here.
 """
 
 from __future__ import annotations
