@@ -24,6 +24,7 @@ from django.conf import settings
 from apps.accounts.tokens import Claims
 from apps.core.errors import ForbiddenError
 from apps.core.openapi import documented_error
+from apps.mfa.policy import tenant_policy
 from apps.mfa.selectors import user_has_mfa
 from apps.mfa.services.requirement import sign_in_mfa
 
@@ -41,6 +42,12 @@ STEP_UP_MESSAGE = (
 ENROL_FIRST_MESSAGE = (
     "Your organization requires a second factor for this: enrol one "
     "(POST /api/v1/auth/mfa/factors), confirm it, and retry."
+)
+
+SSO_AGAIN_MESSAGE = (
+    "Sign in again through your organization's identity provider (its MFA counts for the "
+    "{window} after signing in), or enrol a second factor (POST /api/v1/auth/mfa/factors), "
+    "and retry."
 )
 
 
@@ -121,7 +128,13 @@ def step_up_require(request: Request | HttpRequest) -> None:
     if not has_factor and not mfa_required_of(user):  # type: ignore[arg-type]
         return
     if not has_factor:
-        raise ForbiddenError(ENROL_FIRST_MESSAGE, code=MFA_REQUIRED, details={"enrol": True})
+        amr = claims.raw.get("amr") if isinstance(claims, Claims) else None
+        if isinstance(amr, list) and "ext" in amr and tenant_policy().sso_amr_exempt:
+            # Let in on their provider's MFA: a new sign-in there is their step-up.
+            message = SSO_AGAIN_MESSAGE.format(window=_window_text(seconds))
+        else:
+            message = ENROL_FIRST_MESSAGE
+        raise ForbiddenError(message, code=MFA_REQUIRED, details={"enrol": True})
     raise ForbiddenError(
         STEP_UP_MESSAGE.format(window=_window_text(seconds)),
         code=MFA_REQUIRED,

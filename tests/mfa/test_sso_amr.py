@@ -4,14 +4,17 @@ same rules in the admin. Over a real OpenID provider on loopback (tests/sso/op.p
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 import pytest
 import requests
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from apps.accounts.models import Session
 from apps.jobs.models import OutboxEvent
 from apps.rbac.models import Role, RoleAssignment
 from apps.sso.models import ExternalIdentity
@@ -56,10 +59,12 @@ def _claims(access_token: str) -> dict[str, Any]:
     return dict(jwt.decode(access_token, options={"verify_signature": False}))
 
 
-def _grant(api_a, token: str, tenant_a) -> Any:
+def _grant(api_a, token: str, tenant_a, email: str = "grantee@alpha.test") -> Any:
     with tenant_context(tenant_a.tenant):
-        other = make_user(email="grantee@alpha.test", username="grantee")
-        role = Role.objects.create(name="Viewers", permissions=["users.view"])
+        other = make_user(email=email, username=email.split("@")[0])
+        role, _ = Role.objects.get_or_create(
+            name="Viewers", defaults={"permissions": ["users.view"]}
+        )
     return api_a.call("post", f"/api/v1/users/{other.pk}/roles", {"role_id": role.pk}, token=token)
 
 
@@ -239,3 +244,25 @@ def test_admin_sso_trusted_but_without_provider_mfa_asks_for_the_code(
     done = _admin_through_the_provider(api, tenant_a.host)
     assert done["Location"] == SECOND
     assert api.get("/admin/", HTTP_HOST=tenant_a.host).status_code == 302
+
+
+def test_the_providers_mfa_counts_for_step_up_only_within_the_window(
+    tenant_a, api_a, op, pat, sign_in
+):
+    _policy(tenant_a, mode="required", grace_days=0, sso_amr_exempt=True)
+    op.claims["amr"] = ["pwd", "mfa"]
+    pair = _exchanged(sign_in)
+    with tenant_context(tenant_a.tenant):
+        Session.objects.filter(pk=_claims(pair["access_token"])["sid"]).update(
+            auth_time=timezone.now() - timedelta(minutes=11)
+        )
+    refreshed = api_a.call("post", "/api/v1/auth/refresh", {"refresh_token": pair["refresh_token"]})
+    token = refreshed.json()["data"]["access_token"]
+    refused = _grant(api_a, token, tenant_a)
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["code"] == "MFA_REQUIRED"
+    assert "Sign in again through your organization's identity provider" in error["message"]
+    # a new sign-in through the provider is the step-up
+    fresh = _exchanged(sign_in)["access_token"]
+    assert _grant(api_a, fresh, tenant_a, email="second@alpha.test").status_code == 201
