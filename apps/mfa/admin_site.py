@@ -43,7 +43,7 @@ from apps.core.errors import (
     ValidationError,
 )
 from apps.core.tenancy import current_schema
-from apps.mfa.selectors import user_has_mfa
+from apps.mfa.selectors import RECOVERY_CODE, factor_kinds, user_has_mfa
 from apps.mfa.services.requirement import sign_in_mfa
 from apps.mfa.services.verify import second_factor_verify
 from apps.mfa.step_up import PROVIDER_SECOND_FACTOR_AMR
@@ -59,6 +59,10 @@ TENANT_ENROL = (
     "Your organization requires a second factor and the time to enrol one is over. Sign in "
     "to the API (POST /api/v1/auth/login answers with an mfa_token), enrol a factor with it "
     "(POST /api/v1/auth/mfa/enrol), then sign in here."
+)
+NO_CODE_FACTOR = (
+    "The admin takes a code of an authenticator app or a recovery code; your account has "
+    "neither. Add an authenticator app through the API (POST /api/v1/auth/mfa/factors)."
 )
 EXPIRED = "The sign-in has expired or had too many wrong codes; sign in again."
 WRONG = "The code is not correct, or it has been used already."
@@ -158,6 +162,10 @@ class MfaAdminSite(PlatformAdminSite):
             messages.error(request, EXPIRED)
             return HttpResponseRedirect(reverse("admin:login", current_app=self.name))
         if request.method != "POST":
+            kinds = factor_kinds(user)
+            if "totp" not in kinds and RECOVERY_CODE not in kinds:
+                # A security key alone (WebAuthn): the admin's step takes codes only.
+                return self._second_factor_page(request, error=NO_CODE_FACTOR)
             return self._second_factor_page(request)
         code = str(request.POST.get("code", "")).strip()[:64]
         if not code:

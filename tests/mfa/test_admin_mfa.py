@@ -7,12 +7,13 @@ import uuid
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django_tenants.utils import schema_context, tenant_context
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.mfa.crypto import recovery_code_generate, recovery_code_hash
-from apps.mfa.models import RecoveryCode
+from apps.mfa.models import Factor, RecoveryCode
 from apps.tenants.services import tenant_update
 from devtools.services import free_port
 from tests.accounts.factories import PASSWORD, make_user
@@ -277,3 +278,20 @@ def test_staff_within_the_grace_period_get_in(tenant_a, staff):
     _require_mfa(tenant_a, grace_days=7)
     client = _client()
     assert _password(client, tenant_a.host, staff.email)["Location"] == "/admin/"
+
+
+def test_a_security_key_alone_is_told_the_admin_takes_codes(tenant_a, staff):
+    with tenant_context(tenant_a.tenant):
+        Factor.objects.create(
+            user=staff,
+            kind=Factor.Kind.WEBAUTHN,
+            name="Key",
+            credential_id=b"credential-1",
+            public_key=b"key",
+            confirmed_at=timezone.now(),
+        )
+    client = _client()
+    assert _password(client, tenant_a.host, staff.email)["Location"] == SECOND
+    page = client.get(SECOND, HTTP_HOST=tenant_a.host)
+    assert b"authenticator app" in page.content and b"neither" in page.content
+    assert not _signed_in(client, tenant_a.host)
