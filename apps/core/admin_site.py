@@ -16,9 +16,13 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.admin import AdminSite
 from django.contrib.admin.apps import AdminConfig
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.db.models import Model
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
 from django_tenants.utils import get_public_schema_name
 
 from apps.core.errors import RateLimitedError, ServiceUnavailableError
@@ -63,6 +67,35 @@ def limited_login_form() -> type[Any]:
     return LimitedAdminAuthenticationForm
 
 
+class AdminSignInRefused(Exception):
+    """Raised by `PlatformAdminSite.first_factor_accepted`: this user may not enter the admin
+    (yet); the message says why and what to do."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+def admin_login_view(site: PlatformAdminSite) -> type[Any]:
+    """Django's LoginView, whose accepted password (or, for the SSO callback, identity) goes
+    to the site's `first_factor_accepted` before any session login: a second step may take
+    over, or the sign-in be refused with a message on the form."""
+    from django.contrib.auth.views import LoginView
+
+    class AdminLoginView(LoginView):
+        def form_valid(self, form: Any) -> HttpResponse:
+            try:
+                step = site.first_factor_accepted(
+                    self.request, form.get_user(), redirect_to=self.get_success_url(), amr=["pwd"]
+                )
+            except AdminSignInRefused as exc:
+                form.add_error(None, exc.message)
+                return self.form_invalid(form)
+            return step if step is not None else super().form_valid(form)
+
+    return AdminLoginView
+
+
 class PlatformAdminSite(AdminSite):
     site_header = "Platform administration"
     site_title = "Platform admin"
@@ -71,16 +104,51 @@ class PlatformAdminSite(AdminSite):
         super().__init__(name)
         self.login_form = limited_login_form()
 
+    def first_factor_accepted(
+        self, request: HttpRequest, user: Any, *, redirect_to: str, amr: list[str]
+    ) -> HttpResponse | None:
+        """A staff user proved who they are by `amr` (["pwd"]; ["ext", ...] through an
+        identity provider). None: sign them in now. A response: a further step (a second
+        factor, apps/mfa/admin_site.py) takes over, and signs them in itself. Raise
+        AdminSignInRefused to refuse with a message. Nothing is signed in before this."""
+        return None
+
+    @method_decorator(never_cache)
+    @method_decorator(login_not_required)
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        """Django's login view, with the form above: a refused sign-in is the form again, with
-        its message, answered 429 (a limit) or 503 (Redis unreachable) and Retry-After."""
-        response = super().login(request, extra_context)
+        """Django's login view (its `AdminSite.login`, with `admin_login_view`) and the form
+        above: a refused sign-in is the form again, with its message, answered 429 (a limit)
+        or 503 (Redis unreachable) and Retry-After."""
+        response = self._login(request, extra_context)
         form = (getattr(response, "context_data", None) or {}).get("form")
         refusal = getattr(form, "refusal", None)
         if isinstance(response, HttpResponse) and refusal is not None:
             response.status_code = refusal.status_code
             response["Retry-After"] = str(refusal.retry_after)
         return response
+
+    def _login(self, request: HttpRequest, extra_context: dict[str, Any] | None) -> Any:
+        # django.contrib.admin.sites.AdminSite.login (Django 5.2), with our LoginView.
+        from django.contrib.auth import REDIRECT_FIELD_NAME
+
+        if request.method == "GET" and self.has_permission(request):
+            return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
+        context = {
+            **self.each_context(request),
+            "title": "Log in",
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "username": request.user.get_username(),
+        }
+        if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+            context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=self.name)
+        context.update(extra_context or {})
+        request.current_app = self.name
+        return admin_login_view(self).as_view(
+            extra_context=context,
+            authentication_form=self.login_form,
+            template_name=self.login_template or "admin/login.html",
+        )(request)
 
     def titles(self, request: HttpRequest) -> dict[str, str]:
         """The header, the browser tab's title and the index page's title for this request:

@@ -77,6 +77,7 @@ OPERATION_ERROR_CODES: dict[str, int] = {
     "SIGNUP_DISABLED": 403,  # self sign-up where the tenant has it off
     "INVITATION_INVALID": 422,  # a token that opens no pending invitation
     "INVITATION_STALE": 409,  # the inviter can no longer grant what the invitation offers
+    "MFA_REQUIRED": 403,  # a sensitive write without a recent second factor (step-up)
 }
 
 ERROR_CODES: tuple[str, ...] = (

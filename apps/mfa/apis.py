@@ -37,6 +37,7 @@ from apps.mfa.serializers import (
 from apps.mfa.services import factors, signin
 from apps.mfa.services.challenges import challenge_get
 from apps.mfa.services.factors import Confirmed
+from apps.mfa.step_up import step_up_require, step_up_response
 from apps.rbac.drf import HasPermission
 
 _tag = ["mfa"]
@@ -90,8 +91,13 @@ class FactorsApi(APIView):
 class FactorDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(operation_id="mfa_factors_delete", responses={204: None}, tags=_tag)
+    @extend_schema(
+        operation_id="mfa_factors_delete",
+        responses={204: None, 403: step_up_response("No recent second factor")},
+        tags=_tag,
+    )
     def delete(self, request: Request, factor_id: str) -> Response:
+        step_up_require(request)
         factors.factor_delete(user=request_user(request), factor_id=str(factor_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -232,7 +238,11 @@ class UserMfaResetApi(APIView):
 
     @extend_schema(
         operation_id="mfa_user_reset",
-        responses={204: None, 422: OpenApiResponse(description="Your own account")},
+        responses={
+            204: None,
+            403: step_up_response(),
+            422: OpenApiResponse(description="Your own account"),
+        },
         description="Remove every second factor and recovery code of a user who lost them "
         "(users.manage for this user, and every permission they hold: 403 otherwise). The "
         "user is told by a security notice.",
@@ -241,5 +251,6 @@ class UserMfaResetApi(APIView):
     def delete(self, request: Request, user_id: int) -> Response:
         actor = request_user(request)
         user = user_get(actor=actor, user_id=user_id, permission="users.manage")
+        step_up_require(request)
         factors.user_mfa_reset(user=user, by=actor)
         return Response(status=status.HTTP_204_NO_CONTENT)

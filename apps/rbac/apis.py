@@ -15,6 +15,7 @@ from apps.accounts.requests import request_user
 from apps.core.errors import NotFoundError, ValidationError
 from apps.core.pagination import PagePagination, paginated
 from apps.core.serializers import validated
+from apps.mfa.step_up import step_up_require, step_up_response
 from apps.organizations.models import Organization
 from apps.rbac import selectors, services
 from apps.rbac.catalogue import CATALOGUE
@@ -89,11 +90,16 @@ class RoleDetailApi(APIView):
     @extend_schema(
         operation_id="roles_update",
         request=RoleUpdateInput,
-        responses={200: RoleOutput, 409: OpenApiResponse(description="Name taken")},
+        responses={
+            200: RoleOutput,
+            403: step_up_response(),
+            409: OpenApiResponse(description="Name taken"),
+        },
         description="The caller must hold every permission the role has and will have.",
         tags=_roles,
     )
     def patch(self, request: Request, role_id: int) -> Response:
+        step_up_require(request)
         data = validated(RoleUpdateInput, request.data)
         role = selectors.role_get(role_id=role_id)
         return Response(
@@ -124,7 +130,11 @@ class UserRolesApi(APIView):
     @extend_schema(
         operation_id="users_roles_assign",
         request=AssignmentInput,
-        responses={201: AssignmentOutput, 409: OpenApiResponse(description="Already assigned")},
+        responses={
+            201: AssignmentOutput,
+            403: step_up_response(),
+            409: OpenApiResponse(description="Already assigned"),
+        },
         description=(
             "Grant a role, everywhere or in an organization's subtree. Refused on yourself, "
             "and unless you hold roles.manage and every permission of the role there."
@@ -132,6 +142,7 @@ class UserRolesApi(APIView):
         tags=_roles,
     )
     def post(self, request: Request, user_id: int) -> Response:
+        step_up_require(request)
         data = validated(AssignmentInput, request.data)
         user = _target_user(user_id)
         role = Role.objects.filter(pk=data["role_id"]).first()

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from apps.accounts.models import User
 from apps.accounts.services.sessions import ClientInfo
+from apps.core.admin_site import AdminSignInRefused
 from apps.core.errors import PlatformError
 from apps.sso.models import IdentityProvider
 from apps.sso.services import signin
@@ -88,5 +89,16 @@ def callback(request: HttpRequest, provider: str) -> HttpResponse:
         messages.error(request, FAILED.format(provider=provider, reason=outcome.error))
         return HttpResponseRedirect(reverse("admin:login"))
     user = User.objects.get(pk=outcome.user_id)
+    user.backend = settings.AUTHENTICATION_BACKENDS[0]  # type: ignore[attr-defined]
+    try:
+        # The site's second step (a factor's code, apps/mfa/admin_site.py) may take over.
+        step = admin.site.first_factor_accepted(  # type: ignore[attr-defined]
+            request, user, redirect_to=outcome.redirect_to, amr=list(outcome.amr)
+        )
+    except AdminSignInRefused as exc:
+        messages.error(request, exc.message)
+        return HttpResponseRedirect(reverse("admin:login"))
+    if step is not None:
+        return step
     session_login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
     return HttpResponseRedirect(outcome.redirect_to)

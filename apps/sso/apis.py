@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -18,6 +23,8 @@ from apps.accounts.services.sessions import ClientInfo
 from apps.core.errors import NotFoundError
 from apps.core.openapi import documented_error
 from apps.core.serializers import validated
+from apps.mfa.serializers import MfaRequiredOutput
+from apps.mfa.step_up import step_up_require, step_up_response
 from apps.rbac.drf import HasPermission
 from apps.sso import selectors
 from apps.sso.models import IdentityProvider
@@ -59,6 +66,7 @@ class IdentityProvidersApi(APIView):
         request=ProviderCreateInput,
         responses={
             201: ProviderOutput,
+            403: step_up_response(),
             409: OpenApiResponse(description="The slug is taken"),
             422: OpenApiResponse(description="Invalid, or the issuer's discovery failed"),
         },
@@ -67,6 +75,7 @@ class IdentityProvidersApi(APIView):
         tags=_providers,
     )
     def post(self, request: Request) -> Response:
+        step_up_require(request)
         data = validated(ProviderCreateInput, request.data)
         provider = providers.provider_create(data=data)
         return Response(ProviderOutput(_provider(provider.pk)).data, status=status.HTTP_201_CREATED)
@@ -89,17 +98,27 @@ class IdentityProviderDetailApi(APIView):
     @extend_schema(
         operation_id="identity_providers_update",
         request=ProviderUpdateInput,
-        responses={200: ProviderOutput, 409: OpenApiResponse(description="The slug is taken")},
+        responses={
+            200: ProviderOutput,
+            403: step_up_response(),
+            409: OpenApiResponse(description="The slug is taken"),
+        },
         tags=_providers,
     )
     def patch(self, request: Request, provider_id: int) -> Response:
+        step_up_require(request)
         provider = _provider(provider_id)
         data = validated(ProviderUpdateInput, request.data)
         providers.provider_update(provider=provider, data=data)
         return Response(ProviderOutput(_provider(provider_id)).data)
 
-    @extend_schema(operation_id="identity_providers_delete", responses={204: None}, tags=_providers)
+    @extend_schema(
+        operation_id="identity_providers_delete",
+        responses={204: None, 403: step_up_response()},
+        tags=_providers,
+    )
     def delete(self, request: Request, provider_id: int) -> Response:
+        step_up_require(request)
         providers.provider_delete(provider=_provider(provider_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -175,15 +194,22 @@ class OidcExchangeApi(APIView):
         operation_id="auth_oidc_exchange",
         request=ExchangeInput,
         responses={
-            200: TokenPairOutput,
+            200: PolymorphicProxySerializer(
+                component_name="OidcExchangeOutput",
+                serializers=[TokenPairOutput, MfaRequiredOutput],
+                resource_type_field_name=None,
+            ),
             401: OpenApiResponse(description="Invalid, expired or used code"),
         },
+        description="The token pair; or, when the platform's second factor is due (the "
+        "provider's MFA is not trusted, or it asserted none), "
+        '`{"mfa_required": true, "mfa_token", ...}` as POST /auth/login answers it.',
         tags=_auth,
     )
     def post(self, request: Request) -> Response:
         data = validated(ExchangeInput, request.data)
         limits.count_and_check(request._request, "sso_ip", limits.ip_of(request._request))
-        pair = signin.exchange_code_redeem(
+        answer = signin.exchange_code_redeem(
             code=data["code"], client=ClientInfo.of(request._request)
         )
-        return Response(pair.as_response())
+        return Response(answer.as_response())

@@ -104,6 +104,8 @@ class ExchangeCode(models.Model):
     code_hash = models.CharField(max_length=64, unique=True)
     provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The ID token's `amr` (apps/sso/amr.py decides what the session keeps of it).
+    provider_amr = models.JSONField(default=list, blank=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

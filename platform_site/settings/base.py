@@ -53,7 +53,7 @@ SHARED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "apps.core.admin_site.PlatformAdminConfig",
+    "apps.mfa.admin_config.MfaAdminConfig",  # the admin asks staff for their second factor
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
@@ -69,7 +69,7 @@ TENANT_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
-    "apps.core.admin_site.PlatformAdminConfig",
+    "apps.mfa.admin_config.MfaAdminConfig",  # the admin asks staff for their second factor
     "apps.core",
     "apps.jobs",
     "apps.accounts",
@@ -179,5 +179,6 @@ from platform_site.settings.metrics import *
 from platform_site.settings.mfa import *
 from platform_site.settings.notifications import *
 from platform_site.settings.sso import *
+from platform_site.settings.step_up import *
 from platform_site.settings.telemetry import *
 from platform_site.settings.tenants import *

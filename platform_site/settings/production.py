@@ -35,6 +35,9 @@ CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# Operators' accounts reach every tenant: the public admin wants their second factor.
+MFA_REQUIRED_FOR_OPERATORS = env_bool("MFA_REQUIRED_FOR_OPERATORS", True)
+
 # gunicorn serves the admin's static files itself (collected into STATIC_ROOT at build time).
 MIDDLEWARE = [
     *MIDDLEWARE[: MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1],

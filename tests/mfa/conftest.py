@@ -7,6 +7,7 @@ import pyotp
 import pytest
 
 from tests.accounts.conftest import Api, api_a, api_b, member_a, staff_a  # noqa: F401  (fixtures)
+from tests.sso.conftest import make_provider, op, sign_in  # noqa: F401  (test_sso_amr.py)
 
 ME = "/api/v1/users/me"
 FACTORS = "/api/v1/auth/mfa/factors"

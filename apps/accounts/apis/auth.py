@@ -31,6 +31,7 @@ from apps.accounts.tokens import Claims, InvalidToken, refresh_token_decode
 from apps.core.openapi import documented_error
 from apps.core.serializers import validated
 from apps.mfa.serializers import MfaRequiredOutput
+from apps.mfa.step_up import step_up_require, step_up_response
 
 RESET_REQUESTED = (
     "If the address belongs to an account, a link to reset its password is on its way."
@@ -148,11 +149,12 @@ class PasswordChangeApi(APIView):
     @extend_schema(
         operation_id="auth_password_change",
         request=PasswordChangeInput,
-        responses={200: TokenPairOutput},
+        responses={200: TokenPairOutput, 403: step_up_response("No recent second factor")},
         description="Ends every session and access token, then signs this device in again.",
         tags=_tag,
     )
     def post(self, request: Request) -> Response:
+        step_up_require(request)
         data = validated(PasswordChangeInput, request.data)
         user = request_user(request)
         pair = passwords.password_change(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -31,7 +31,8 @@ from apps.accounts.services.sessions import ClientInfo, session_start
 from apps.accounts.tokens import TokenPair
 from apps.core.errors import BadRequestError, NotFoundError, UnauthorizedError, ValidationError
 from apps.jobs.events import event_record
-from apps.sso import oidc
+from apps.mfa.services.challenges import MfaPending, challenge_start
+from apps.sso import amr, oidc
 from apps.sso.crypto import secret_decrypt
 from apps.sso.models import ExchangeCode, IdentityProvider, LoginState
 from apps.sso.services.identities import user_for
@@ -103,6 +104,8 @@ class CallbackOutcome:
     redirect_to: str
     user_id: int | None = None
     error: str = ""
+    # For the admin: how the user authenticated (apps/sso/amr.py), for its second step.
+    amr: tuple[str, ...] = ()
 
 
 def _with_query(uri: str, **params: str) -> str:
@@ -176,17 +179,20 @@ def sso_login_complete(
             nonce=login.nonce,
         )
         claims = _claims_completed(provider, claims, access_token=tokens.access_token)
+        provider_amr = amr.provider_amr(claims)
         with transaction.atomic():
             user = user_for(provider, claims)
             if for_admin:
                 if not user.is_staff:
                     raise oidc.ProviderError("not_staff")  # and the link or user rolls back
-                return CallbackOutcome(login.redirect_uri, user_id=user.pk)
+                session_amr = amr.session_amr(provider_amr, trusted=amr.provider_amr_trusted())
+                return CallbackOutcome(login.redirect_uri, user_id=user.pk, amr=tuple(session_amr))
             one_time = secrets.token_urlsafe(32)
             ExchangeCode.objects.create(
                 code_hash=_hash(one_time),
                 provider=provider,
                 user=user,
+                provider_amr=provider_amr,
                 expires_at=timezone.now() + timedelta(seconds=settings.SSO_EXCHANGE_CODE_SECONDS),
             )
     except IntegrityError:
@@ -227,7 +233,10 @@ def _hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair:
+def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair | MfaPending:
+    """Trade the one-time code for our token pair; or, when a platform second factor is due
+    (apps/sso/amr.py `second_step`), for a sign-in challenge answered at
+    POST /auth/mfa/verify, as a password sign-in would be."""
     now = timezone.now()
     with transaction.atomic():
         row = (
@@ -249,16 +258,37 @@ def exchange_code_redeem(*, code: str, client: ClientInfo) -> TokenPair:
     if user.is_deleted or not user.is_active:
         sso_failed_record(provider=row.provider.slug, reason="user_inactive", client=client)
         raise UnauthorizedError(CODE_INVALID)
+    session_amr = amr.session_amr(row.provider_amr, trusted=amr.provider_amr_trusted())
+    mfa = amr.second_step(user, session_amr)
+    challenge = mfa is not None and mfa.challenge
     with transaction.atomic():
-        pair = session_start(user=user, client=client, amr=["ext"])
-        user.last_login = now
-        user.save(update_fields=["last_login"])
         event_record(
             type="auth.sso_login",
             source="sso",
-            data={"user_id": user.pk, "provider": row.provider.slug},
+            data={
+                "user_id": user.pk,
+                "provider": row.provider.slug,
+                "provider_amr": list(row.provider_amr),
+                "amr": session_amr,
+                "mfa_required": challenge,
+            },
             metadata={"security": True, "ip_address": client.ip_address},
         )
+        if mfa is not None and mfa.challenge:
+            return challenge_start(
+                user=user,
+                ip_address=client.ip_address,
+                user_agent=client.user_agent,
+                enrolment_required=mfa.enrolment_required,
+                amr_first=amr.EXTERNAL,
+                now=now,
+            )
+        pair = session_start(user=user, client=client, amr=session_amr)
+        user.last_login = now
+        user.save(update_fields=["last_login"])
+    if mfa is not None and mfa.enrol_by is not None:
+        notices = {"mfa_enrolment_required": True, "mfa_enrol_by": mfa.enrol_by.isoformat()}
+        return replace(pair, notices=notices)
     return pair
 
 
