@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.db import connections
 
 from apps.core.dbbackend.base import DatabaseWrapper
 
