@@ -27,7 +27,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import User
 from apps.core.tenancy import tenant_connection
-from apps.tenants.models import Tenant
+from apps.tenants.models import Domain, Tenant
 from apps.tenants.resolution import tenant_cache_clear_local
 from apps.tenants.services import tenant_create
 from tests.jobs import processes
@@ -69,6 +69,28 @@ def _provision(slug: str) -> TenantFixture:
         admin_password=ADMIN_PASSWORD,
     )
     return TenantFixture(result.tenant, result.domain.domain, result.admin.email)
+
+
+@contextmanager
+def committed_tenant(django_db_blocker: Any, prefix: str, name: str) -> Iterator[TenantFixture]:
+    """A tenant of its own, committed (worker and web processes must see its rows) and
+    dropped afterwards: schema, domain and tenant row."""
+    slug = f"{prefix}{uuid.uuid4().hex[:6]}"
+    with django_db_blocker.unblock():
+        tenant_connection().set_schema_to_public()
+        result = tenant_create(
+            name=name, slug=slug, admin_email=f"admin@{slug}.test", admin_password=ADMIN_PASSWORD
+        )
+    fixture = TenantFixture(result.tenant, result.domain.domain, result.admin.email)
+    try:
+        yield fixture
+    finally:
+        with django_db_blocker.unblock():
+            tenant_connection().set_schema_to_public()
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA IF EXISTS "{fixture.schema}" CASCADE')
+            Domain.objects.filter(tenant_id=result.tenant.pk).delete()
+            Tenant.objects.filter(pk=result.tenant.pk).delete()
 
 
 @pytest.fixture(scope="session")

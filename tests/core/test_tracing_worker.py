@@ -20,15 +20,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from django.db import connection, connections
+from django.db import connections
 from opentelemetry.trace import SpanKind
 from rest_framework.test import APIClient
 
-from apps.core.tenancy import tenant_connection
-from apps.tenants.models import Domain, Tenant
-from apps.tenants.services import tenant_create
-from tests.conftest import ADMIN_PASSWORD, TenantFixture, process_env
+from tests.conftest import ADMIN_PASSWORD, TenantFixture, committed_tenant, process_env
 from tests.core.tracing_support import (  # noqa: F401  (fixtures)
     CollectedSpan,
     OtlpCollector,
@@ -45,33 +41,14 @@ OTLP_SPAN_KIND_CONSUMER = 5
 
 @pytest.fixture(scope="module")
 def traced_tenant(django_db_setup, django_db_blocker) -> Iterator[TenantFixture]:
-    slug = f"trace{uuid.uuid4().hex[:6]}"
-    with django_db_blocker.unblock():
-        tenant_connection().set_schema_to_public()
-        result = tenant_create(
-            name="Tracing Ltd",
-            slug=slug,
-            admin_email=f"admin@{slug}.test",
-            admin_password=ADMIN_PASSWORD,
-        )
-    fixture = TenantFixture(result.tenant, result.domain.domain, result.admin.email)
-    yield fixture
-    with django_db_blocker.unblock():
-        tenant_connection().set_schema_to_public()
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{fixture.schema}" CASCADE')
-        Domain.objects.filter(tenant_id=result.tenant.pk).delete()
-        Tenant.objects.filter(pk=result.tenant.pk).delete()
+    with committed_tenant(django_db_blocker, "trace", "Tracing Ltd") as fixture:
+        yield fixture
 
 
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[processes.SmtpSink]:
-    sink = processes.SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=processes.free_port())
-    controller.start()
-    sink.port = controller.port
-    yield sink
-    controller.stop()
+    with processes.smtp_sink_running(processes.SmtpSink()) as sink:
+        yield sink
 
 
 def otel_env(collector: OtlpCollector, service: str) -> dict[str, str]:

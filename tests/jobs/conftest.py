@@ -12,52 +12,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.conf import settings
-from django.db import connection
 from django_redis import get_redis_connection
 
-from apps.core.tenancy import tenant_connection
 from apps.jobs.models import JobFailure, OutboxEvent
-from apps.tenants.models import Domain, Tenant
-from apps.tenants.services import tenant_create
-from tests.conftest import ADMIN_PASSWORD, TenantFixture
+from tests.conftest import TenantFixture, committed_tenant
 from tests.conftest import process_env as base_process_env
 from tests.jobs import processes
 
 
 @pytest.fixture(scope="package")
 def jobs_tenant(django_db_setup, django_db_blocker) -> Iterator[TenantFixture]:
-    slug = f"jobs{uuid.uuid4().hex[:6]}"
+    with committed_tenant(django_db_blocker, "jobs", "Jobs Testing Ltd") as fixture:
+        yield fixture
     with django_db_blocker.unblock():
-        tenant_connection().set_schema_to_public()
-        result = tenant_create(
-            name="Jobs Testing Ltd",
-            slug=slug,
-            admin_email=f"admin@{slug}.test",
-            admin_password=ADMIN_PASSWORD,
-        )
-    fixture = TenantFixture(result.tenant, result.domain.domain, result.admin.email)
-    yield fixture
-    with django_db_blocker.unblock():
-        tenant_connection().set_schema_to_public()
-        schema = fixture.schema
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        Domain.objects.filter(tenant_id=result.tenant.pk).delete()
-        Tenant.objects.filter(pk=result.tenant.pk).delete()
-        OutboxEvent.objects.filter(data__schema_name=schema).delete()
-        JobFailure.objects.filter(tenant_schema=schema).delete()
+        OutboxEvent.objects.filter(data__schema_name=fixture.schema).delete()
+        JobFailure.objects.filter(tenant_schema=fixture.schema).delete()
 
 
 @pytest.fixture(scope="package")
 def smtp() -> Iterator[processes.SmtpSink]:
-    sink = processes.SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=processes.free_port())
-    controller.start()
-    sink.port = controller.port
-    yield sink
-    controller.stop()
+    with processes.smtp_sink_running(processes.SmtpSink()) as sink:
+        yield sink
 
 
 def process_env(*, broker_url: str, queue: str, smtp_port: int | None) -> dict[str, str]:

@@ -15,13 +15,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from aiosmtpd.controller import Controller
 from kombu.exceptions import ChannelError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -341,3 +343,18 @@ class SmtpSink:
             return [
                 m for m, rcpt in zip(self.messages, self.recipients, strict=True) if address in rcpt
             ]
+
+
+_Sink = TypeVar("_Sink", bound=SmtpSink)
+
+
+@contextmanager
+def smtp_sink_running(sink: _Sink) -> Iterator[_Sink]:
+    """A real SMTP server (aiosmtpd) on a free local port, `sink` collecting what it accepts."""
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    sink.port = controller.port
+    try:
+        yield sink
+    finally:
+        controller.stop()

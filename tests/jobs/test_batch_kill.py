@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.conf import settings
 from django_tenants.utils import schema_context
 
@@ -50,12 +49,8 @@ def slow_smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlowSink]:
     # The killed worker's connection drops mid-session, which aiosmtpd's thread logs; the
     # test counts messages, not that line (and pytest may have closed the stream it holds).
     monkeypatch.setattr(logging.getLogger("mail.log"), "disabled", True)
-    sink = SlowSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=processes.free_port())
-    controller.start()
-    sink.port = controller.port
-    yield sink
-    controller.stop()
+    with processes.smtp_sink_running(SlowSink()) as sink:
+        yield sink
 
 
 def _batch(schema: str, batch_id: str) -> NotificationBatch:
