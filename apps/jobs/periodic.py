@@ -94,9 +94,8 @@ def job_fan_out_continue(
     if (redis.get(run_flag_key(job, FAN_OUT)) or b"").decode() != walk:
         logger.warning("job_fan_out_walk_lost", job=job)  # expired, or another walk's
         return []
-    pending = sum(
-        1 for value in redis.mget([run_flag_key(job, s) for s in previous]) if value is not None
-    ) if previous else 0  # fmt: skip
+    flags = redis.mget([run_flag_key(job, schema) for schema in previous]) if previous else []
+    pending = sum(1 for flag in flags if flag is not None)
     if pending > settings.JOBS_FAN_OUT_BATCH // 2:
         _continue_later(job, walk=walk, after_id=after_id, previous=previous, queue=queue)
         return []
