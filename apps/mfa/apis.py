@@ -37,7 +37,11 @@ from apps.mfa.serializers import (
 from apps.mfa.services import factors, signin
 from apps.mfa.services.challenges import challenge_get
 from apps.mfa.services.factors import Confirmed
-from apps.mfa.step_up import step_up_require, step_up_response
+from apps.mfa.step_up import (
+    step_up_require,
+    step_up_require_to_add_factor,
+    step_up_response,
+)
 from apps.rbac.drf import HasPermission
 
 _tag = ["mfa"]
@@ -74,6 +78,7 @@ class FactorsApi(APIView):
         request=FactorCreateInput,
         responses={
             201: FactorCreatedOutput,
+            403: step_up_response("A further factor without a recent second factor"),
             409: OpenApiResponse(description="Too many factors"),
             422: OpenApiResponse(description="Unsupported factor type"),
         },
@@ -82,6 +87,7 @@ class FactorsApi(APIView):
         tags=_tag,
     )
     def post(self, request: Request) -> Response:
+        step_up_require_to_add_factor(request)
         data = validated(FactorCreateInput, request.data)
         user = request_user(request)
         factor, setup = factors.factor_enrol(user=user, kind=data["type"], name=data["name"])
@@ -129,12 +135,14 @@ class RecoveryCodesApi(APIView):
         request=None,
         responses={
             200: RecoveryCodesOutput,
+            403: step_up_response("No recent second factor"),
             409: OpenApiResponse(description="No second factor yet"),
         },
         description="A new set of 10 recovery codes; the previous set stops working.",
         tags=_tag,
     )
     def post(self, request: Request) -> Response:
+        step_up_require(request)
         codes = factors.recovery_codes_regenerate(user=request_user(request))
         return Response({"recovery_codes": codes})
 

@@ -1,7 +1,8 @@
 """Step-up: a sensitive write wants a second factor verified a short while ago.
 
-Password change, factor removal, role grants and changes of a role's permissions, and
-identity-provider changes call `step_up_require(request)` first thing. It lets the request
+Password change, adding a further factor, factor removal, new recovery codes, role grants
+and changes of a role's permissions, and identity-provider changes call
+`step_up_require(request)` first thing. It lets the request
 through when the user has no confirmed factor and the tenant's policy does not require one
 of them (nothing to step up with), or when the access token says a second factor was
 verified within MFA_STEP_UP_SECONDS: `amr` holds a second-factor value and `auth_time` is
@@ -140,3 +141,13 @@ def step_up_require(request: Request | HttpRequest) -> None:
         code=MFA_REQUIRED,
         details={"max_age_seconds": seconds},
     )
+
+
+def step_up_require_to_add_factor(request: Request | HttpRequest) -> None:
+    """`step_up_require` for enrolling a factor once the user has one. The first factor is
+    enrolled with the session the user has (it is what they step up with later, and what
+    a tenant's policy tells them to enrol); a further one would let a stolen session add
+    an authenticator of its own and pass the second step with it from then on."""
+    user = request.user
+    if getattr(user, "is_authenticated", False) and user_has_mfa(user):  # type: ignore[arg-type]
+        step_up_require(request)

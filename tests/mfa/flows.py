@@ -46,3 +46,10 @@ def verify(api: Api, mfa_token: str, method: str = "totp", **answer: Any) -> Any
 def claims(access_token: str) -> dict[str, Any]:
     """The access token's claims (its signature is the API's business; this reads them)."""
     return dict(jwt.decode(access_token, options={"verify_signature": False}))
+
+
+def stepped_up(api: Api, access_token: str, method: str = "totp", **answer: Any) -> str:
+    """A step-up of a signed-in session: the new access token, its factor verified now."""
+    response = api.call("post", VERIFY, {"method": method, **answer}, token=access_token)
+    assert response.status_code == 200, response.content
+    return str(response.json()["data"]["access_token"])

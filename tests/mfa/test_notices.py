@@ -14,7 +14,7 @@ from apps.audit.models import AuditEvent
 from apps.mfa.models import Factor, MfaChallenge
 from apps.notifications.models import Notification
 from tests.mfa.conftest import FACTORS
-from tests.mfa.flows import enrol_totp, login, verify
+from tests.mfa.flows import enrol_totp, login, stepped_up, verify
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_tasks")]
 
@@ -82,8 +82,11 @@ def test_the_daily_cleanup_drops_unconfirmed_factors_and_expired_challenges(
     api_a, member_a, tenant_a, totp_clock
 ) -> None:
     token = api_a.login(member_a.email)["access_token"]
-    enrol_totp(api_a, token, totp_clock)
+    phone = enrol_totp(api_a, token, totp_clock)
+    totp_clock.advance(30)
+    token = stepped_up(api_a, token, code=totp_clock.code(phone.secret))
     pending = api_a.call("post", FACTORS, {"type": "totp", "name": "Left"}, token=token)
+    assert pending.status_code == 201, pending.content
     login(api_a, member_a.email)
     with tenant_context(tenant_a.tenant):
         Factor.objects.filter(pk=pending.json()["data"]["id"]).update(

@@ -11,7 +11,7 @@ from django_tenants.utils import tenant_context
 from apps.accounts.models import Session, User
 from apps.mfa.models import Factor, MfaChallenge
 from tests.mfa.conftest import FACTORS, ME, VERIFY
-from tests.mfa.flows import claims, enrol_totp, login, verify
+from tests.mfa.flows import claims, enrol_totp, login, stepped_up, verify
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +55,8 @@ def test_enrolment_shows_the_secret_once_and_the_first_code_confirms(
 
     again = api_a.call("post", f"{FACTORS}/{setup['id']}/confirm", {"code": "123456"}, token=token)
     assert again.status_code == 409
+    totp_clock.advance(30)
+    token = stepped_up(api_a, token, code=totp_clock.code(setup["secret"]))  # for a second one
     second = enrol_totp(api_a, token, totp_clock, name="Tablet")
     assert second.recovery_codes == []  # only the first factor brings codes
 

@@ -266,6 +266,53 @@ def test_removing_a_factor_wants_a_recent_one(
         assert not Factor.objects.filter(pk=member_enrolled.factor_id).exists()
 
 
+def test_adding_a_further_factor_wants_a_recent_one(
+    tenant_a, api_a, member_a, member_enrolled, totp_clock
+):
+    # A stolen session must not add an authenticator of its own to pass the second step
+    # with from then on.
+    tokens = _signed_in_with_code(api_a, member_a, member_enrolled, totp_clock)
+    stale = _aged(tenant_a, api_a, tokens, 11 * 60)
+    body = {"type": "totp", "name": "Attacker"}
+    _refused(api_a.call("post", FACTORS, body, token=stale["access_token"]))
+    with tenant_context(tenant_a.tenant):
+        assert list(Factor.objects.filter(user_id=member_a.pk).values_list("name", flat=True)) == [
+            "Phone"
+        ]
+    stepped = _step_up(api_a, stale["access_token"], totp_clock.code(member_enrolled.secret))
+    added = api_a.call("post", FACTORS, body, token=stepped["access_token"])
+    assert added.status_code == 201, added.content
+
+
+def test_the_first_factor_needs_no_step_up_even_where_the_policy_requires_one(
+    tenant_a, api_a, member_a, totp_clock
+):
+    tenant_update(
+        tenant=tenant_a.tenant,
+        tenant_settings={**tenant_a.tenant.settings, "mfa": {"mode": "required", "grace_days": 7}},
+    )
+    token = api_a.login(member_a.email)["access_token"]
+    enrolled = enrol_totp(api_a, token, totp_clock)
+    assert len(enrolled.recovery_codes) == 10
+
+
+def test_regenerating_recovery_codes_wants_a_recent_factor(
+    tenant_a, api_a, member_a, member_enrolled, totp_clock
+):
+    tokens = _signed_in_with_code(api_a, member_a, member_enrolled, totp_clock)
+    stale = _aged(tenant_a, api_a, tokens, 11 * 60)
+    codes_url = "/api/v1/auth/mfa/recovery-codes"
+    _refused(api_a.call("post", codes_url, token=stale["access_token"]))
+    # the old codes still work: nothing was replaced
+    pending = login(api_a, member_a.email)
+    code = member_enrolled.recovery_codes[0]
+    assert verify(api_a, pending["mfa_token"], "recovery_code", code=code).status_code == 200
+    stepped = _step_up(api_a, stale["access_token"], totp_clock.code(member_enrolled.secret))
+    regenerated = api_a.call("post", codes_url, token=stepped["access_token"])
+    assert regenerated.status_code == 200, regenerated.content
+    assert len(regenerated.json()["data"]["recovery_codes"]) == 10
+
+
 def test_resetting_another_users_factors_wants_a_recent_one(
     tenant_a, api_a, staff_a, staff_enrolled, member_a, totp_clock
 ):
@@ -386,7 +433,9 @@ def test_the_schema_documents_mfa_required(api_a):
     }
     for operation_id in (
         "auth_password_change",
+        "mfa_factors_create",
         "mfa_factors_delete",
+        "mfa_recovery_codes_regenerate",
         "mfa_user_reset",
         "users_roles_assign",
         "roles_update",

@@ -19,7 +19,7 @@ from tests.accounts.conftest import Api
 from tests.accounts.factories import make_user
 from tests.conftest import ADMIN_PASSWORD
 from tests.mfa.conftest import FACTORS, ME, VERIFY
-from tests.mfa.flows import claims, login, verify
+from tests.mfa.flows import claims, login, stepped_up, verify
 from tests.mfa.soft_authenticator import (
     AuthenticatorError,
     SoftAuthenticator,
@@ -117,7 +117,10 @@ def test_enrolment_answers_creation_options_and_the_credential_confirms(
         assert factor.pending_challenge == ""
         assert AuditEvent.objects.filter(action="mfa.factor_confirmed", target_id=str(factor.pk))
 
-    # The next enrolment excludes the key already there, and the browser refuses it.
+    # The next enrolment (a second factor wants a step-up) excludes the key already there,
+    # and the browser refuses it.
+    recovery_code = confirmed.json()["data"]["recovery_codes"][0]
+    token = stepped_up(api_a, token, "recovery_code", code=recovery_code)
     again = api_a.call("post", FACTORS, {"type": "webauthn", "name": "Same"}, token=token)
     excluded = again.json()["data"]["options"]["excludeCredentials"]
     assert excluded == [
