@@ -90,13 +90,14 @@ class TenantDetailApi(APIView):
         operation_id="tenants_update",
         request=TenantUpdateInput,
         responses={200: TenantOutput, 409: documented_error(_PENDING_DELETION)},
-        description="Change name, settings or `is_active` (false deactivates: its hosts answer 404).",
+        description="Change name, settings or `is_active` (false deactivates: its hosts answer "
+        "404). `settings` changes the keys it names, each one whole; null removes a key.",
         tags=["tenants"],
     )
     def patch(self, request: Request, tenant_id: int) -> Response:
         data = validated(TenantUpdateInput, request.data)
         tenant = selectors.tenant_get(tenant_id=tenant_id)
-        changes = {("tenant_settings" if k == "settings" else k): v for k, v in data.items()}
+        changes = {("settings_changes" if k == "settings" else k): v for k, v in data.items()}
         # Platform operators may set limits looser than the platform's (IsPlatformOperator).
         services.tenant_update(tenant=tenant, may_loosen_limits=True, **changes)
         return Response(TenantOutput(selectors.tenant_get(tenant_id=tenant_id)).data)
@@ -168,7 +169,8 @@ class OwnTenantApi(APIView):
         responses={200: TenantOutput},
         description=(
             "Rename the tenant or change its settings (e.g. its API rate limit, which owners "
-            "may set no looser than the platform's: 422 otherwise)."
+            "may set no looser than the platform's: 422 otherwise). `settings` changes the "
+            "keys it names, each one whole (`mfa` is one policy); null removes a key."
         ),
         tags=["tenant"],
     )
@@ -179,6 +181,6 @@ class OwnTenantApi(APIView):
         services.tenant_update(
             tenant=tenant,
             **({"name": data["name"]} if "name" in data else {}),
-            **({"tenant_settings": data["settings"]} if "settings" in data else {}),
+            **({"settings_changes": data["settings"]} if "settings" in data else {}),
         )
         return Response(TenantOutput(selectors.tenant_get(tenant_id=tenant.pk)).data)

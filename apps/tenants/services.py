@@ -191,6 +191,19 @@ def tenant_rows_and_schema(
 _UNSET: Any = object()
 
 
+def settings_merged(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`current` with the top-level keys of `changes`: each one given replaces the stored
+    value whole (`mfa` is one policy, validated as one), null removes it, and a key not
+    given is kept. What a PATCH of `settings` means (RFC 7396's merge, one level deep)."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _signup_role_errors(tenant: Tenant, tenant_settings: Mapping[str, Any]) -> list[str]:
     """The sign-up's default role must be one of the tenant's roles (read in its schema)."""
     if not isinstance(tenant_settings.get("signup"), dict):
@@ -206,9 +219,15 @@ def tenant_update(
     name: str = _UNSET,
     is_active: bool = _UNSET,
     tenant_settings: Mapping[str, Any] = _UNSET,
+    settings_changes: Mapping[str, Any] = _UNSET,
     may_loosen_limits: bool = False,
 ) -> Tenant:
     """Change a tenant's name, active flag or settings; `is_active=False` deactivates it.
+
+    `tenant_settings` replaces the settings whole (the admin's form edits the whole
+    document); `settings_changes` changes only the top-level keys it names
+    (`settings_merged`: null removes one), merged into the row as locked, so two changes
+    of different keys made at once both stay.
 
     A deactivated tenant's hosts answer 404 at once in this process and within
     TENANT_CACHE_LOCAL_SECONDS everywhere; its data is kept. A tenant pending deletion
@@ -233,6 +252,11 @@ def tenant_update(
         raise ConflictError(pending_deletion_message(stored))
     errors: dict[str, list[str]] = {}
     changes: dict[str, Any] = {}
+    if settings_changes is not _UNSET:
+        if not isinstance(settings_changes, Mapping):
+            raise ValidationError(details={"settings": ["Must be a JSON object."]})
+        tenant.settings = stored.settings
+        tenant_settings = settings_merged(stored.settings, settings_changes)
     if name is not _UNSET:
         if not str(name).strip():
             errors["name"] = ["This field is required."]

@@ -104,10 +104,47 @@ def test_an_operator_may_loosen_it_and_the_owner_keeps_or_lowers_the_grant(
     )
     raised = api_a.call("patch", OWN, {"settings": {"rate_limit": "6000/s"}}, token=owner_token)
     assert raised.status_code == 422
-    assert _stored(tenant_a) == {"rate_limit": "5000/s"}
-    # Dropping the key goes back to the platform's limit.
+    assert _stored(tenant_a) == {"rate_limit": "5000/s", "theme": "dark"}
+    # Settings no key of which is named change nothing; null drops the key, back to the
+    # platform's limit.
     assert api_a.call("patch", OWN, {"settings": {}}, token=owner_token).status_code == 200
-    assert _stored(tenant_a) == {}
+    assert _stored(tenant_a) == {"rate_limit": "5000/s", "theme": "dark"}
+    dropped = api_a.call("patch", OWN, {"settings": {"rate_limit": None}}, token=owner_token)
+    assert dropped.status_code == 200, dropped.content
+    assert _stored(tenant_a) == {"theme": "dark"}
+
+
+@pytest.mark.django_db
+def test_a_patch_of_settings_changes_only_the_keys_it_names(
+    operator_api: APIClient,
+    api_a,  # noqa: F811
+    tenant_a,
+    owner_token,
+) -> None:
+    # An operator's grant must survive the owners turning on an MFA policy.
+    granted = operator_api.patch(
+        f"/api/v1/tenants/{tenant_a.tenant.pk}",
+        {"settings": {"rate_limit": "6000/s", "theme": "dark"}},
+        format="json",
+        HTTP_HOST=PUBLIC,
+    )
+    assert granted.status_code == 200, granted.content
+    policy = {"mode": "required", "grace_days": 7}
+    response = api_a.call("patch", OWN, {"settings": {"mfa": policy}}, token=owner_token)
+    assert response.status_code == 200, response.content
+    stored = _stored(tenant_a)
+    assert stored["rate_limit"] == "6000/s" and stored["theme"] == "dark"
+    assert stored["mfa"]["mode"] == "required" and stored["mfa"]["grace_days"] == 7
+    # A key is replaced whole, and null removes one; a list is no settings object.
+    response = api_a.call(
+        "patch", OWN, {"settings": {"mfa": {"mode": "optional"}, "theme": None}}, token=owner_token
+    )
+    assert response.status_code == 200, response.content
+    stored = _stored(tenant_a)
+    assert "theme" not in stored and "grace_days" not in stored["mfa"]
+    refused = api_a.call("patch", OWN, {"settings": ["rate_limit"]}, token=owner_token)
+    assert refused.status_code == 422
+    assert _stored(tenant_a) == stored
 
 
 @pytest.mark.django_db
