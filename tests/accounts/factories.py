@@ -24,7 +24,8 @@ class UserFactory(factory.django.DjangoModelFactory[User]):
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     username = factory.Sequence(lambda n: f"user{n}")
-    full_name = factory.Faker("name")
+    # Not a random name: a search test must not find a made-up "Anna" it did not ask for.
+    full_name = factory.Sequence(lambda n: f"Person {n}")
     is_active = True
     password = factory.PostGeneration(_set_password)
 
