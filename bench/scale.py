@@ -34,9 +34,9 @@ What it measures, each figure printed beside its target:
    answered and failed are counted. Target: the default <= 60 s for 1,000
    tenants, and no failed request.
 2. Requests with many tenants: `GET /api/v1/users/me` with each request's
-   tenant and token taken in turn from 1, 100 and 1,000 tenants, in
-   interleaved rounds of the same run, after a warm-up long enough for every
-   token to reach both workers. Target: 1,000-tenant rps >= 0.9 of the
+   tenant and token taken in turn from 1, 100 and 1,000 tenants, in 5
+   interleaved rounds of the same run (2 with --quick), after a warm-up long
+   enough for every token to reach both workers. Target: 1,000-tenant rps >= 0.9 of the
    1-tenant rps, the median of the rounds' ratios (see 7). Printed beside
    it: the CPU time and SQL statements per request of the same requests made
    in one process through the platform's WSGI application (`scale_tasks
@@ -126,8 +126,8 @@ class Plan:
     spreads: tuple[int, ...] = (1, 100, 1000)
     provision_count: int = 10
     list_users: int = 10_000
-    rounds: int = 3
-    side_rounds: int = 5  # the stock stack side by side: ratios of adjacent runs
+    rounds: int = 5  # the spread over tenants
+    side_rounds: int = 5  # the stock stack side by side
     round_seconds: float = 5.0
     warmup_seconds: float = 2.0
     connections: int = 8
