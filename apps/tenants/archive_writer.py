@@ -120,6 +120,20 @@ def _model_queryset(model: type[models.Model]) -> models.QuerySet[Any]:
     return queryset.prefetch_related(*prefetch) if prefetch else queryset
 
 
+def _pages(queryset: models.QuerySet[Any], size: int) -> Iterator[models.Model]:
+    """The rows of `queryset` (ordered by pk) read `size` at a time, each page after the
+    last pk of the one before: the memory of one page whatever the table's size. Not
+    `.iterator()`: behind a pooler in transaction mode server-side cursors are off
+    (DISABLE_SERVER_SIDE_CURSORS), and it would read the whole table at once."""
+    last: Any = None
+    while True:
+        page = list((queryset if last is None else queryset.filter(pk__gt=last))[:size])
+        yield from page
+        if len(page) < size:
+            return
+        last = page[-1].pk
+
+
 def _model_write(archive: zipfile.ZipFile, label: str) -> ArchivedModel:
     model = django_apps.get_model(label)
     name = data_file(label)
@@ -136,7 +150,7 @@ def _model_write(archive: zipfile.ZipFile, label: str) -> ArchivedModel:
         buffered = io.BufferedWriter(hashing, buffer_size=65_536)
         with io.TextIOWrapper(buffered, encoding="utf-8", newline="\n") as text:
             ArchiveSerializer().serialize(
-                counted(_model_queryset(model).iterator(chunk_size=_CHUNK_ROWS)),
+                counted(_pages(_model_queryset(model), _CHUNK_ROWS)),
                 stream=text,
                 fields=serialized_fields(model),
             )
