@@ -37,11 +37,7 @@ from apps.mfa.serializers import (
 from apps.mfa.services import factors, signin
 from apps.mfa.services.challenges import challenge_get
 from apps.mfa.services.factors import Confirmed
-from apps.mfa.step_up import (
-    step_up_require,
-    step_up_require_to_add_factor,
-    step_up_response,
-)
+from apps.mfa.step_up import step_up_require, step_up_response
 from apps.rbac.drf import HasPermission
 
 _tag = ["mfa"]
@@ -87,7 +83,7 @@ class FactorsApi(APIView):
         tags=_tag,
     )
     def post(self, request: Request) -> Response:
-        step_up_require_to_add_factor(request)
+        step_up_require(request, enrolling=True)
         data = validated(FactorCreateInput, request.data)
         user = request_user(request)
         factor, setup = factors.factor_enrol(user=user, kind=data["type"], name=data["name"])

@@ -114,10 +114,15 @@ def mfa_required_of(user: User) -> bool:
     return sign_in_mfa(user, has_mfa=False) is not None
 
 
-def step_up_require(request: Request | HttpRequest) -> None:
+def step_up_require(request: Request | HttpRequest, *, enrolling: bool = False) -> None:
     """403 MFA_REQUIRED unless the request's user needs no step-up or its access token
     shows a second factor within MFA_STEP_UP_SECONDS. Call it before the write (after the
-    permission check, so someone without the permission still hears FORBIDDEN)."""
+    permission check, so someone without the permission still hears FORBIDDEN).
+
+    `enrolling`: the write adds a factor. The first one is enrolled with the session the
+    user has (it is what they step up with later, and what a tenant's policy tells them to
+    enrol); a further one wants the step-up, or a stolen session could add an
+    authenticator of its own and pass the second step with it from then on."""
     user = request.user
     if not getattr(user, "is_authenticated", False):
         return  # the view's permission class answers 401
@@ -126,7 +131,7 @@ def step_up_require(request: Request | HttpRequest) -> None:
     if isinstance(claims, Claims) and mfa_recent(claims, seconds):
         return  # no query: the common case of a client that just stepped up
     has_factor = user_has_mfa(user)  # type: ignore[arg-type]
-    if not has_factor and not mfa_required_of(user):  # type: ignore[arg-type]
+    if not has_factor and (enrolling or not mfa_required_of(user)):  # type: ignore[arg-type]
         return
     if not has_factor:
         amr = claims.raw.get("amr") if isinstance(claims, Claims) else None
@@ -141,13 +146,3 @@ def step_up_require(request: Request | HttpRequest) -> None:
         code=MFA_REQUIRED,
         details={"max_age_seconds": seconds},
     )
-
-
-def step_up_require_to_add_factor(request: Request | HttpRequest) -> None:
-    """`step_up_require` for enrolling a factor once the user has one. The first factor is
-    enrolled with the session the user has (it is what they step up with later, and what
-    a tenant's policy tells them to enrol); a further one would let a stolen session add
-    an authenticator of its own and pass the second step with it from then on."""
-    user = request.user
-    if getattr(user, "is_authenticated", False) and user_has_mfa(user):  # type: ignore[arg-type]
-        step_up_require(request)
