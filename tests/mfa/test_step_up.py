@@ -142,20 +142,21 @@ def _password_is(tenant_a, user: User, password: str) -> bool:
         return User.objects.get(pk=user.pk).check_password(password)
 
 
+def _enrolled(api: Api, user: User, clock: TotpClock) -> Enrolled:
+    """`user` signs in with the password and enrols a TOTP app (the clock then moves on)."""
+    enrolled = enrol_totp(api, api.login(user.email)["access_token"], clock)
+    clock.advance(30)
+    return enrolled
+
+
 @pytest.fixture
 def member_enrolled(api_a, member_a, totp_clock) -> Enrolled:
-    tokens = api_a.login(member_a.email)
-    enrolled = enrol_totp(api_a, tokens["access_token"], totp_clock)
-    totp_clock.advance(30)
-    return enrolled
+    return _enrolled(api_a, member_a, totp_clock)
 
 
 @pytest.fixture
 def staff_enrolled(api_a, staff_a, totp_clock) -> Enrolled:
-    tokens = api_a.login(staff_a.email)
-    enrolled = enrol_totp(api_a, tokens["access_token"], totp_clock)
-    totp_clock.advance(30)
-    return enrolled
+    return _enrolled(api_a, staff_a, totp_clock)
 
 
 # ------------------------------------------------------------------ password change
