@@ -253,10 +253,13 @@ def tenant_update(
     errors: dict[str, list[str]] = {}
     changes: dict[str, Any] = {}
     if settings_changes is not _UNSET:
-        if not isinstance(settings_changes, Mapping):
-            raise ValidationError(details={"settings": ["Must be a JSON object."]})
         tenant.settings = stored.settings
-        tenant_settings = settings_merged(stored.settings, settings_changes)
+        # Anything but an object is left for `settings_errors` to refuse, with the rest.
+        tenant_settings = (
+            settings_merged(stored.settings, settings_changes)
+            if isinstance(settings_changes, Mapping)
+            else settings_changes
+        )
     if name is not _UNSET:
         if not str(name).strip():
             errors["name"] = ["This field is required."]
