@@ -73,7 +73,7 @@ What it measures, each figure printed beside its target:
    with --quick) where each of ours runs right beside the stock stack's (every
    other round in the other order). The figure is the median of the rounds'
    ratios, printed with their range and with each server's worker CPU per
-   request (the least noisy part): the speed of a shared VM drifts by 10-20%
+   request (the least noisy part): the speed of a shared VM drifts by 10-30%
    within minutes, and moves two runs made back to back alike. Targets: ours /
    stock >= 3 on /users/me and >= 1.5 on the list. The guarantees the stock
    stack lacks are printed beside the figures.
