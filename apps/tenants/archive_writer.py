@@ -4,6 +4,7 @@ manifest last."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
@@ -20,6 +21,7 @@ from typing import IO, Any
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.serializers.jsonl import Serializer as JSONLSerializer
 from django.db import connection, models, transaction
 from django.db.migrations.recorder import MigrationRecorder
@@ -72,6 +74,17 @@ class ArchiveSerializer(JSONLSerializer):
     def handle_m2m_field(self, obj: models.Model, field: Any) -> None:
         self.use_natural_foreign_keys = issubclass(field.related_model, _BY_NATURAL_KEY)
         super().handle_m2m_field(obj, field)
+
+
+class _ArchiveJSONEncoder(DjangoJSONEncoder):
+    """Django's encoder, but times keep their microseconds (Django's writes milliseconds:
+    a row would come back from its archive a fraction of a millisecond older)."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime.datetime | datetime.time):
+            text = o.isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+        return super().default(o)
 
 
 class _Hashing(io.RawIOBase):
@@ -153,6 +166,7 @@ def _model_write(archive: zipfile.ZipFile, label: str) -> ArchivedModel:
                 counted(_pages(_model_queryset(model), _CHUNK_ROWS)),
                 stream=text,
                 fields=serialized_fields(model),
+                cls=_ArchiveJSONEncoder,
             )
     return ArchivedModel(label=label, file=name, count=count, sha256=hashing.sha256.hexdigest())
 

@@ -711,3 +711,21 @@ def test_an_export_being_written_is_not_written_twice_unless_its_run_was_lost(
     export.refresh_from_db()
     assert export.status == TenantExport.Status.DONE
     assert (exports.export_dir() / export.file_name).is_file()
+
+
+@pytest.mark.django_db
+def test_times_keep_their_microseconds(tmp_path: Path) -> None:
+    # Django's JSON encoder writes milliseconds: a row whose time has fewer than 1,000
+    # microseconds came back from its archive changed.
+    source = _source()
+    with tenant_context(source):
+        User.objects.filter(email="ann@source.test").update(
+            last_login=timezone.now().replace(microsecond=500)
+        )
+    copy = imports.tenant_import(archive_path=_export(source, tmp_path), slug="precise").tenant
+    with tenant_context(source):
+        before = User.objects.get(email="ann@source.test").last_login
+    with tenant_context(copy):
+        after = User.objects.get(email="ann@source.test").last_login
+    assert before is not None and before.microsecond == 500
+    assert after == before
